@@ -1,0 +1,1 @@
+"""An uptime monitor that tells the affected customers itself."""

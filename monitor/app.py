@@ -1,0 +1,224 @@
+"""The running monitor: every part built and wired in the order data flows through them.
+
+config -> store -> probes -> monitor (state) -> notifier (incidents, audience, composer) ->
+outbox -> delivery (channels); metrics and the HTTP server observe all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import ssl
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from monitor.channels import EmailChannel, SmsChannel, WebhookChannel
+from monitor.composer import Composer
+from monitor.config import Config, load_config
+from monitor.delivery import Channels, Delivery
+from monitor.incidents import Change, Correlator, Incident
+from monitor.logs import event
+from monitor.metrics import Metrics
+from monitor.model import Clock, SystemClock, SystemInfo
+from monitor.notifier import Notifier
+from monitor.probes import Prober, make_session
+from monitor.runtime import Monitor
+from monitor.scheduler import ProbeScheduler
+from monitor.store import OutboxItem, SQLiteStore, StoreUnavailable
+from monitor.web import build_web_app
+
+log = logging.getLogger("monitor.app")
+
+
+@dataclass(frozen=True)
+class Options:
+    """Where things are. Each has a ``MONITOR_*`` environment variable (see ``from_env``)."""
+
+    config: Path = Path("checks")
+    messages: Path = Path("messages")
+    db: Path = Path("monitor.db")
+    listen: str = "0.0.0.0:9108"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **given: str | None) -> Options:
+        """Options from flags where given, else ``MONITOR_CONFIG`` etc., else the defaults."""
+        defaults = cls()
+
+        def pick(name: str, default: object) -> str:
+            value = given.get(name) or environ.get(f"MONITOR_{name.upper()}")
+            return value if value else str(default)
+
+        return cls(
+            config=Path(pick("config", defaults.config)),
+            messages=Path(pick("messages", defaults.messages)),
+            db=Path(pick("db", defaults.db)),
+            listen=pick("listen", defaults.listen),
+        )
+
+
+def systems_info(config: Config) -> dict[str, SystemInfo]:
+    return {
+        name: SystemInfo(name=name, title=s.title, workaround=s.workaround)
+        for name, s in config.systems.items()
+    }
+
+
+def channels_from_env(
+    session: aiohttp.ClientSession, environ: Mapping[str, str], message_domain: str
+) -> Channels:
+    """The channels the environment configures (``MONITOR_SMTP_URL``, ``MONITOR_TWILIO_*``,
+    ``MONITOR_WEBHOOK_SECRET``). Raises ValueError naming a half-configured one."""
+    email = None
+    if environ.get("MONITOR_SMTP_URL"):
+        sender = environ.get("MONITOR_SMTP_FROM") or f"status@{message_domain}"
+        email = EmailChannel.from_url(environ["MONITOR_SMTP_URL"], sender)
+    secret = environ.get("MONITOR_WEBHOOK_SECRET")
+    return Channels(
+        email=email,
+        sms=SmsChannel.from_env(session, environ),
+        webhook=WebhookChannel(session, secret) if secret else None,
+        message_domain=message_domain,
+    )
+
+
+@dataclass
+class App:
+    """One monitor process. ``start`` raises ConfigError when the configuration is refused."""
+
+    options: Options
+    clock: Clock = field(default_factory=SystemClock)
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    ssl_context: ssl.SSLContext | None = None
+    tick_every: float = 1.0
+    flush_every: float = 1.0
+    prune_every: float = 60.0
+    serve_http: bool = True
+
+    async def start(self) -> None:
+        self.config = load_config(self.options.config, self.environ)
+        settings = self.config.settings
+        self.store = SQLiteStore(self.options.db)
+        self.metrics = Metrics()
+        self.session = make_session(settings.http, self.ssl_context)
+        self.monitor = Monitor(
+            self.config, self.store, self.clock, Prober(self.session, self.clock)
+        )
+        info = systems_info(self.config)
+        self.composer = Composer(
+            self.options.messages, settings.org, info, update_every=settings.update_every
+        )
+        self.notifier = Notifier(
+            store=self.store,
+            composer=self.composer,
+            settings=settings,
+            systems=info,
+            correlator=Correlator(
+                {n: s.depends_on for n, s in self.config.systems.items()},
+                settings.correlation_window,
+            ),
+            clock=self.clock,
+        )
+        self.delivery = Delivery(
+            self.store,
+            channels_from_env(self.session, self.environ, settings.org.message_domain),
+            self.clock,
+        )
+        self.monitor.on_transition.append(self.notifier.on_transition)
+        self.monitor.on_result.append(self.metrics.record_probe)
+        self.notifier.on_decided.append(lambda _items: self.delivery.wake())
+        self.notifier.on_incident.append(self._count_incident)
+        self.delivery.on_outcome.append(self._count_message)
+        self.metrics.observe_present(
+            lambda: self.monitor.states,
+            self.store.open_incident_count,
+            self.store.pending_count,
+        )
+        self.metrics.config_reloads.labels(result="success").inc()
+        self.metrics.config_last_success.set(self.clock.now())
+
+        self.scheduler = ProbeScheduler(self.clock, self._probe)
+        for name, system in self.config.systems.items():
+            self.scheduler.schedule(name, system.every)
+        self.scheduler.start()
+        self.tasks = [
+            asyncio.create_task(self._every(self.flush_every, self.monitor.flush), name="flush"),
+            asyncio.create_task(self._every(self.prune_every, self.monitor.prune), name="prune"),
+            asyncio.create_task(self._tick_loop(), name="notifier"),
+            asyncio.create_task(self.delivery.run(), name="delivery"),
+        ]
+        self.runner: web.AppRunner | None = None
+        if self.serve_http:
+            self.runner = web.AppRunner(build_web_app(self), access_log=None)
+            await self.runner.setup()
+            host, _, port = self.options.listen.rpartition(":")
+            site = web.TCPSite(self.runner, host or "0.0.0.0", int(port))
+            await site.start()
+        event(
+            log,
+            "started",
+            systems=len(self.config.systems),
+            listen=self.options.listen,
+            db=str(self.options.db),
+        )
+
+    async def _probe(self, name: str, lateness: float) -> None:
+        await self.monitor.probe(name, lateness)
+
+    def _count_incident(self, incident: Incident, change: Change, system: str) -> None:
+        if change is Change.OPENED:
+            self.metrics.incidents.inc()
+
+    def _count_message(self, item: OutboxItem, outcome: str) -> None:
+        channel = (item.sent_via or (item.channels[0] if item.channels else "none:")).split(":")[0]
+        self.metrics.messages.labels(channel=channel, kind=item.kind, outcome=outcome).inc()
+
+    async def _every(self, seconds: float, work: Callable[[], object]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                work()
+            except Exception:
+                log.exception("periodic work failed")
+
+    async def _tick_loop(self) -> None:
+        while True:
+            try:
+                await self.notifier.tick()
+            except StoreUnavailable as exc:
+                event(log, "notifier waits for the store", logging.WARNING, error=str(exc))
+            except Exception:
+                log.exception("notifier tick failed")
+            await asyncio.sleep(self.tick_every)
+
+    def ready(self) -> str | None:
+        """None when ready to serve, else why not."""
+        if not self.scheduler.running:
+            return "scheduler is not running"
+        try:
+            self.store.check_writable()
+        except StoreUnavailable as exc:
+            return str(exc)
+        return None
+
+    async def stop(self) -> None:
+        """Stop probing, let in-flight sends finish (or stay in the outbox), write what is
+        buffered, close everything."""
+        self.scheduler.shutdown()
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.runner is not None:
+            await self.runner.cleanup()
+        self.monitor.flush()
+        await self.delivery.channels.close()
+        await self.session.close()
+        self.store.close()
+        event(log, "stopped")

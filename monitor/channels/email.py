@@ -1,0 +1,342 @@
+"""Email over SMTP through a small pool of reused connections.
+
+``MONITOR_SMTP_URL`` chooses the server and how the connection is secured:
+
+- ``smtp://user:pass@host:port`` (port 587 if omitted) upgrades with STARTTLS when the server
+  offers it and stays plain otherwise (``?starttls=auto``, the default). Add
+  ``?starttls=always`` to refuse a server that does not offer it, or ``?starttls=never`` for a
+  local relay that offers a certificate nobody can verify.
+- ``smtps://user:pass@host:port`` (port 465 if omitted) is TLS from the first byte.
+
+User and password are percent-decoded, so ``p%40ss`` is ``p@ss``. Neither ever appears in an
+error message or a repr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email import policy
+from email.message import EmailMessage
+from email.utils import format_datetime, parseaddr
+from typing import Literal
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import aiosmtplib
+
+from monitor.channels.errors import DeliveryError
+from monitor.model import Clock, SystemClock
+
+Security = Literal["tls", "starttls", "auto", "none"]
+
+_DEFAULT_PORTS = {"smtp": 587, "smtps": 465}
+_STARTTLS = {"always": "starttls", "never": "none", "auto": "auto"}
+# RFC 5322 msg-id as dot-atom-text on both sides of the "@": anything else is rewritten or cut
+# short by mail software, and a Message-ID that changes on the way is no use for recognising
+# a resend.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_MESSAGE_ID = re.compile(rf"^{_ATOM}(?:\.{_ATOM})*@{_ATOM}(?:\.{_ATOM})*$")
+# An address we hand to the server: no whitespace or control characters anywhere in it.
+_ADDR_SPEC = re.compile(r"^[^\s@\x00-\x1f\x7f<>]+@[^\s@\x00-\x1f\x7f<>]+$")
+_QUIT_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Email:
+    """One email to one person.
+
+    ``message_id`` has no angle brackets (``incident-7.acknowledge.u123@example.com``); it is
+    sent as ``Message-ID: <...>`` unchanged, so a resend after a crash is the same message.
+    Both sides of its one "@" are dot-atoms (letters, digits, dots and ``!#$%&'*+/=?^_`{|}~-``);
+    anything else (a second "@", a space) is refused rather than sent altered.
+    """
+
+    message_id: str
+    to: str
+    subject: str
+    text: str
+    html: str | None = None
+
+
+class EmailChannel:
+    """Sends :class:`Email` through at most ``pool_size`` SMTP connections.
+
+    Connections are opened on first use and kept for later sends; each carries one send at a
+    time, so concurrent ``send`` calls are safe and wait for a free connection. A connection
+    that was dropped (server restarted, idle timeout) is reopened on the next send. Each send
+    (connecting included, waiting for a free connection not) gives up after ``timeout`` seconds.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        sender: str,
+        username: str | None = None,
+        password: str | None = None,
+        security: Security = "auto",
+        pool_size: int = 4,
+        timeout: float = 30.0,
+        clock: Clock | None = None,
+    ) -> None:
+        if pool_size < 1:
+            raise ValueError("pool_size must be at least 1")
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        envelope_from = _addr_spec(sender)
+        if envelope_from is None:
+            raise ValueError(f"{sender!r} is not a usable sender address")
+        self.host = host
+        self.port = port
+        self.security: Security = security
+        self.username = username
+        self.pool_size = pool_size
+        self._sender = sender
+        self._envelope_from = envelope_from
+        self._password = password
+        self._timeout = timeout
+        self._clock: Clock = clock or SystemClock()
+        self._closed = False
+        # Last in, first out: a quiet period reuses the connection just used instead of
+        # opening the others.
+        self._idle: asyncio.LifoQueue[aiosmtplib.SMTP] = asyncio.LifoQueue()
+        for _ in range(pool_size):
+            self._idle.put_nowait(self._new_client())
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        sender: str,
+        pool_size: int = 4,
+        timeout: float = 30,
+        *,
+        clock: Clock | None = None,
+    ) -> EmailChannel:
+        """Build a channel from ``MONITOR_SMTP_URL`` (see the module docstring).
+
+        Raises ValueError naming what is wrong; the message never repeats the URL, which may
+        hold a password.
+        """
+        parts = urlsplit(url.strip())
+        scheme = parts.scheme.lower()
+        if scheme not in _DEFAULT_PORTS:
+            raise ValueError(f"SMTP URL scheme must be smtp:// or smtps://, not {scheme!r}")
+        if not parts.hostname:
+            raise ValueError("SMTP URL has no host")
+        try:
+            port = parts.port or _DEFAULT_PORTS[scheme]
+        except ValueError:
+            raise ValueError("SMTP URL has an invalid port") from None
+        security: Security = "tls" if scheme == "smtps" else "auto"
+        for key, values in parse_qs(parts.query, keep_blank_values=True).items():
+            if key != "starttls":
+                raise ValueError(f"SMTP URL has an unknown option {key!r}; only starttls")
+            choice = values[-1].lower()
+            if choice not in _STARTTLS:
+                raise ValueError("SMTP URL option starttls must be always, never or auto")
+            if scheme == "smtps":
+                raise ValueError("smtps:// is TLS already; starttls applies to smtp:// only")
+            security = _STARTTLS[choice]  # type: ignore[assignment]
+        return cls(
+            host=parts.hostname,
+            port=port,
+            sender=sender,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password is not None else None,
+            security=security,
+            pool_size=pool_size,
+            timeout=timeout,
+            clock=clock,
+        )
+
+    def __repr__(self) -> str:
+        user = f", username={self.username!r}" if self.username else ""
+        return (
+            f"EmailChannel(host={self.host!r}, port={self.port}, "
+            f"security={self.security!r}{user}, pool_size={self.pool_size})"
+        )
+
+    async def send(self, email: Email) -> None:
+        """Hand ``email`` to the SMTP server; return once it answered 250.
+
+        Raises DeliveryError: permanent when the message or its recipient is refused for good
+        (5xx on RCPT or DATA, an address or Message-ID that cannot be sent), transient for
+        everything else (4xx, refused connection, timeout, disconnect, authentication failed).
+        """
+        message, recipient = self._build(email)
+        if self._closed:
+            raise DeliveryError("email channel is closed", permanent=False)
+        client = await self._idle.get()
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._deliver(client, message, recipient)
+        except TimeoutError:
+            client.close()  # the conversation is in an unknown state: start afresh next time
+            raise DeliveryError(
+                f"{self._where}: no answer within {self._timeout:g}s", permanent=False
+            ) from None
+        except BaseException as exc:
+            if not isinstance(exc, DeliveryError):
+                client.close()  # cancelled mid-conversation: its state is unknown
+            raise
+        finally:
+            if self._closed:
+                client.close()
+            self._idle.put_nowait(client)
+
+    async def close(self) -> None:
+        """Say QUIT on idle connections and close them; later sends fail (transient)."""
+        self._closed = True
+        clients: list[aiosmtplib.SMTP] = []
+        while not self._idle.empty():
+            clients.append(self._idle.get_nowait())
+        for client in clients:
+            if client.is_connected:
+                try:
+                    async with asyncio.timeout(_QUIT_TIMEOUT):
+                        await client.quit()
+                except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                    pass
+            client.close()
+            self._idle.put_nowait(client)
+
+    @property
+    def _where(self) -> str:
+        return f"SMTP {self.host}:{self.port}"
+
+    def _new_client(self) -> aiosmtplib.SMTP:
+        return aiosmtplib.SMTP(
+            hostname=self.host,
+            port=self.port,
+            username=self.username,
+            password=self._password,
+            use_tls=self.security == "tls",
+            start_tls={"starttls": True, "none": False, "tls": False}.get(self.security),
+            timeout=self._timeout,
+        )
+
+    async def _deliver(
+        self, client: aiosmtplib.SMTP, message: EmailMessage, recipient: str
+    ) -> None:
+        reused = client.is_connected
+        if not reused:
+            await self._connect(client)
+        try:
+            await self._transact(client, message, recipient)
+        except DeliveryError as error:
+            if not (reused and isinstance(error.__cause__, ConnectionError)):
+                raise
+            # A kept connection can die unnoticed (server restarted, idle timeout): one more
+            # try on a fresh connection. Should the server have taken the message before the
+            # drop, the same Message-ID makes the copy recognisable.
+            client.close()
+            await self._connect(client)
+            await self._transact(client, message, recipient)
+
+    async def _connect(self, client: aiosmtplib.SMTP) -> None:
+        try:
+            await client.connect()
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            # Our credentials are wrong: a configuration problem, not the recipient's, so keep
+            # the message for a retry once someone fixes the settings.
+            raise DeliveryError(
+                f"{self._where}: authentication failed ({exc.code})", permanent=False
+            ) from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            raise DeliveryError(
+                f"{self._where}: connection refused by the server: {_reply(exc)}",
+                permanent=False,
+            ) from exc
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise DeliveryError(
+                f"{self._where}: cannot connect: {_describe(exc)}", permanent=False
+            ) from exc
+
+    async def _transact(
+        self, client: aiosmtplib.SMTP, message: EmailMessage, recipient: str
+    ) -> None:
+        try:
+            await client.send_message(message, sender=self._envelope_from, recipients=[recipient])
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = [refused.code for refused in exc.recipients]
+            replies = "; ".join(_reply(refused) for refused in exc.recipients)
+            raise DeliveryError(
+                f"{self._where}: recipient {recipient} refused: {replies}",
+                permanent=all(code >= 500 for code in codes),
+            ) from exc
+        except aiosmtplib.SMTPSenderRefused as exc:
+            # Our From address is refused: configuration again, so retry rather than give up.
+            raise DeliveryError(
+                f"{self._where}: sender {self._envelope_from} refused: {_reply(exc)}",
+                permanent=False,
+            ) from exc
+        except aiosmtplib.SMTPDataError as exc:
+            raise DeliveryError(
+                f"{self._where}: message refused: {_reply(exc)}", permanent=exc.code >= 500
+            ) from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            # Refusals of the connection rather than of this message (e.g. 421 closing).
+            client.close()
+            raise DeliveryError(f"{self._where}: {_reply(exc)}", permanent=False) from exc
+        except aiosmtplib.SMTPNotSupported as exc:
+            # e.g. a non-ASCII address and a server without SMTPUTF8: this message cannot go.
+            raise DeliveryError(f"{self._where}: {exc.message}", permanent=True) from exc
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            client.close()  # whatever happened, this conversation cannot go on
+            raise DeliveryError(
+                f"{self._where}: connection lost: {_describe(exc)}", permanent=False
+            ) from exc
+
+    def _build(self, email: Email) -> tuple[EmailMessage, str]:
+        """The MIME message and the envelope recipient; DeliveryError(permanent) if unsendable."""
+        recipient = _addr_spec(email.to)
+        if recipient is None:
+            raise DeliveryError(f"{email.to!r} is not a usable email address", permanent=True)
+        if not _MESSAGE_ID.fullmatch(email.message_id):
+            raise DeliveryError(f"{email.message_id!r} is not a usable Message-ID", permanent=True)
+        message = EmailMessage(policy=policy.SMTP)
+        try:
+            message["From"] = self._sender
+            message["To"] = email.to
+            # Subjects come from templates: fold any line break (or other control character)
+            # into a space rather than let it start a header of its own.
+            message["Subject"] = _one_line(email.subject)
+            message["Date"] = format_datetime(datetime.fromtimestamp(self._clock.now(), UTC))
+            message["Message-ID"] = f"<{email.message_id}>"
+        except ValueError as exc:
+            raise DeliveryError(f"cannot build the email: {exc}", permanent=True) from exc
+        if str(message["Message-ID"]) != f"<{email.message_id}>":
+            raise DeliveryError(f"{email.message_id!r} is not a usable Message-ID", permanent=True)
+        # Quoted-printable keeps UTF-8 text intact through servers without 8BITMIME.
+        message.set_content(email.text, charset="utf-8", cte="quoted-printable")
+        if email.html is not None:
+            message.add_alternative(
+                email.html, subtype="html", charset="utf-8", cte="quoted-printable"
+            )
+        return message, recipient
+
+
+def _addr_spec(address: str) -> str | None:
+    """The bare address of ``Name <a@b>`` or ``a@b``; None if it could smuggle anything."""
+    if any(ch in address for ch in "\r\n\x00"):
+        return None
+    _, addr = parseaddr(address)
+    return addr if _ADDR_SPEC.fullmatch(addr) else None
+
+
+def _one_line(text: str) -> str:
+    cleaned = "".join(" " if ord(ch) < 32 or ord(ch) == 127 else ch for ch in text)
+    return " ".join(cleaned.split())
+
+
+def _reply(exc: aiosmtplib.SMTPResponseException) -> str:
+    return f"{exc.code} {exc.message}".strip()
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

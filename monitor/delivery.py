@@ -1,0 +1,203 @@
+"""From the outbox to people: send what is due, retry what failed, never drop anything silently.
+
+Each outbox item lists the person's channels, best first. A send that fails transiently is
+retried with exponential backoff and jitter; after ``tries_per_channel`` failures, or at once on
+a permanent failure, the next channel is tried. On the last channel, transient failures keep
+being retried (a mail server that is down for an hour loses nothing) until ``give_up_after``.
+An item with no channel left is marked undeliverable, with the reason, where the API and the
+metrics show it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from monitor.channels import DeliveryError, Email, EmailChannel, SmsChannel, WebhookChannel
+from monitor.logs import event
+from monitor.model import Clock
+from monitor.store import PENDING, SENT, UNDELIVERABLE, OutboxItem, Store, StoreUnavailable
+
+log = logging.getLogger("monitor.delivery")
+
+Outcome = Callable[[OutboxItem, str], None]  # the item as saved, and "sent" / "retry" / ...
+
+
+@dataclass
+class Channels:
+    """The channels this monitor can use; a missing one counts as a permanent failure."""
+
+    email: EmailChannel | None = None
+    sms: SmsChannel | None = None
+    webhook: WebhookChannel | None = None
+    message_domain: str = "monitor.invalid"
+
+    def supports(self, channel: str) -> bool:
+        kind = channel.partition(":")[0]
+        return getattr(self, kind, None) is not None if kind in ("email", "sms", "webhook") else False
+
+    async def send(self, channel: str, item: OutboxItem) -> None:
+        kind, _, address = channel.partition(":")
+        if kind == "email" and self.email is not None:
+            await self.email.send(
+                Email(
+                    message_id=f"{item.key}@{self.message_domain}",
+                    to=address,
+                    subject=item.subject,
+                    text=item.text,
+                    html=item.html,
+                )
+            )
+        elif kind == "sms" and self.sms is not None:
+            await self.sms.send(address, item.sms)
+        elif kind == "webhook" and self.webhook is not None:
+            await self.webhook.send(
+                address,
+                {
+                    "id": item.key,
+                    "incident": item.incident_id,
+                    "person": item.person_id,
+                    "kind": item.kind,
+                    "reason": item.reason,
+                    "subject": item.subject,
+                    "text": item.text,
+                    "sms": item.sms,
+                },
+            )
+        else:
+            raise DeliveryError(f"no {kind} channel is configured", permanent=True)
+
+    async def close(self) -> None:
+        if self.email is not None:
+            await self.email.close()
+
+
+def backoff(tries: int, base: float, cap: float, rng: random.Random) -> float:
+    """Seconds to wait after the ``tries``-th failure: exponential, capped, with full jitter
+    over its upper half so retries of many messages spread out."""
+    ceiling = min(cap, base * 2.0 ** max(0, tries - 1))
+    return ceiling / 2 + rng.random() * ceiling / 2
+
+
+@dataclass
+class Delivery:
+    store: Store
+    channels: Channels
+    clock: Clock
+    concurrency: int = 16
+    tries_per_channel: int = 5
+    backoff_base: float = 2.0
+    backoff_cap: float = 300.0
+    give_up_after: float = 86400.0
+    rng: random.Random = field(default_factory=random.Random)
+    on_outcome: list[Outcome] = field(default_factory=list)
+    _inflight: set[str] = field(default_factory=set)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def wake(self) -> None:
+        """There may be new work: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def run_once(self) -> int:
+        """Send everything due now, ``concurrency`` at a time; return how many were tried."""
+        now = self.clock.now()
+        due = [
+            item
+            for item in self.store.due(now, limit=self.concurrency * 8 + len(self._inflight))
+            if item.key not in self._inflight
+        ]
+        if not due:
+            return 0
+        limit = asyncio.Semaphore(self.concurrency)
+
+        async def one(item: OutboxItem) -> None:
+            async with limit:
+                await self._send(item)
+
+        await asyncio.gather(*(one(item) for item in due))
+        return len(due)
+
+    async def run(self, idle: float = 1.0, stopping: Callable[[], bool] = lambda: False) -> None:
+        """Deliver until cancelled: as fast as the work comes, else poll every ``idle`` s."""
+        while not stopping():
+            try:
+                tried = await self.run_once()
+            except StoreUnavailable as exc:
+                event(log, "delivery waits for the store", logging.WARNING, error=str(exc))
+                tried = 0
+            if tried:
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), idle)
+
+    async def _send(self, item: OutboxItem) -> None:
+        self._inflight.add(item.key)
+        try:
+            await self._attempt(item)
+        finally:
+            self._inflight.discard(item.key)
+
+    async def _attempt(self, item: OutboxItem) -> None:
+        usable = tuple(c for c in item.channels if self.channels.supports(c))
+        if not usable:
+            why = "no email, phone or webhook" if not item.channels else "no configured channel"
+            error = f"{why} (had: {', '.join(c.split(':')[0] for c in item.channels) or 'none'})"
+            self._save(replace(item, status=UNDELIVERABLE, last_error=error), "undeliverable")
+            return
+        item = replace(item, channels=usable)
+        channel = item.channels[0]
+        try:
+            await self.channels.send(channel, item)
+        except DeliveryError as exc:
+            self._failed(item, channel, exc)
+            return
+        except Exception as exc:  # a channel bug must not lose the message
+            log.exception("channel failed unexpectedly")
+            self._failed(
+                item, channel, DeliveryError(f"unexpected error: {exc!r}", permanent=False)
+            )
+            return
+        now = self.clock.now()
+        self._save(
+            replace(item, status=SENT, sent_at=now, sent_via=channel, tries=item.tries + 1),
+            "sent",
+        )
+
+    def _failed(self, item: OutboxItem, channel: str, exc: DeliveryError) -> None:
+        now = self.clock.now()
+        tries = item.tries + 1
+        error = f"{channel.partition(':')[0]}: {exc}"
+        rest = item.channels[1:]
+        exhausted = exc.permanent or (rest and tries >= self.tries_per_channel)
+        if exhausted and rest:
+            event(
+                log, "trying next channel", item=item.key, error=error, next=rest[0].split(":")[0]
+            )
+            self._save(
+                replace(item, channels=rest, tries=0, next_try_at=now, last_error=error),
+                "next channel",
+            )
+        elif exc.permanent or now - item.created_at >= self.give_up_after:
+            event(log, "undeliverable", logging.WARNING, item=item.key, error=error)
+            self._save(
+                replace(item, tries=tries, status=UNDELIVERABLE, last_error=error),
+                "undeliverable",
+            )
+        else:
+            wait = backoff(tries, self.backoff_base, self.backoff_cap, self.rng)
+            self._save(
+                replace(item, tries=tries, next_try_at=now + wait, last_error=error), "retry"
+            )
+
+    def _save(self, item: OutboxItem, outcome: str) -> None:
+        self.store.update_item(item)
+        for listen in self.on_outcome:
+            listen(item, outcome)
+
+
+__all__ = ["PENDING", "Channels", "Delivery", "backoff"]

@@ -1,0 +1,146 @@
+"""Plain values that flow between the parts of the monitor. No I/O, no third-party imports."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """Where the current time comes from: wall-clock seconds since the epoch."""
+
+    def now(self) -> float: ...
+
+
+class SystemClock:
+    """The real clock."""
+
+    def now(self) -> float:
+        return time.time()
+
+
+class Health(StrEnum):
+    UNKNOWN = "UNKNOWN"
+    UP = "UP"
+    DOWN = "DOWN"
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """One probe's outcome. ``reason`` is what an on-call person reads at a glance."""
+
+    system: str
+    ok: bool
+    reason: str
+    started_at: float
+    duration: float
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A system's health changed. ``streak`` is the run of results that caused it."""
+
+    system: str
+    at: float
+    previous: Health
+    current: Health
+    reason: str
+    streak: int
+
+
+@dataclass(frozen=True, slots=True)
+class SystemState:
+    """Where a system stands: its health since when, and its current runs of results."""
+
+    system: str
+    health: Health = Health.UNKNOWN
+    since: float | None = None
+    fail_streak: int = 0
+    pass_streak: int = 0
+    last_reason: str = ""
+    last_checked: float | None = None
+
+
+class MessageKind(StrEnum):
+    ACKNOWLEDGE = "acknowledge"
+    UPDATE = "update"
+    RESOLVED = "resolved"
+
+
+class Reason(StrEnum):
+    """Why a message is sent: the first word, a grown outage, on-call's note, a periodic
+    re-assurance, or the fix."""
+
+    FIRST = "first"
+    GREW = "grew"
+    NOTE = "note"
+    PERIODIC = "periodic"
+    RESOLVED = "resolved"
+
+
+@dataclass(frozen=True, slots=True)
+class SystemInfo:
+    """A system as customers know it."""
+
+    name: str
+    title: str
+    workaround: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """An app reported that a person just failed to do something on a system."""
+
+    system: str
+    person_id: str
+    action: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """Someone we may have to tell. ``systems`` are the ones they subscribed to."""
+
+    id: str
+    name: str = ""
+    email: str | None = None
+    phone: str | None = None
+    webhook: str | None = None
+    systems: tuple[str, ...] = ()
+
+    @property
+    def first_name(self) -> str:
+        return self.name.split()[0] if self.name.strip() else ""
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentView:
+    """What a message may say about an incident."""
+
+    id: str
+    started_at: float
+    resolved_at: float | None
+    cause: SystemInfo
+    systems: tuple[SystemInfo, ...]
+    note: str
+    status: str  # "open" or "resolved"
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """A person as one message addresses them: what of theirs is affected, and since when."""
+
+    person: Person
+    affected: tuple[SystemInfo, ...]
+    attempts: tuple[Attempt, ...]
+    affected_since: float
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedMessage:
+    subject: str
+    text: str
+    html: str | None
+    sms: str

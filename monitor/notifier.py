@@ -1,0 +1,372 @@
+"""From incidents to decisions: who is told what, when, written to the outbox before any send.
+
+Transitions come in from the monitor; ``tick(now)`` does the timed work (``notify_after``,
+``update_every``) and the fan-outs. Every decision is committed to the store, with what each
+person has now been told, before delivery sees it; a restart re-runs the fan-out, and the
+outbox's unique keys and the ``told`` record make it send nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+
+from monitor.audience import attempts_window, recipients
+from monitor.composer import Composer
+from monitor.config import MonitorSettings
+from monitor.incidents import Change, Correlator, Incident
+from monitor.logs import event
+from monitor.model import (
+    Attempt,
+    Clock,
+    IncidentView,
+    MessageKind,
+    Person,
+    Reason,
+    Recipient,
+    SystemInfo,
+    Transition,
+)
+from monitor.store import OutboxItem, Store, StoreUnavailable
+
+log = logging.getLogger("monitor.notifier")
+DAY = 86400.0
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+IncidentListener = Callable[[Incident, Change, str], None]
+
+
+def outbox_key(incident_id: int, kind: str, person_id: str) -> str:
+    """The outbox key, which is also the Message-ID's left part: ``incident-7.acknowledge.u1``.
+
+    Characters a Message-ID cannot carry are written as ``=XX``, so distinct ids stay distinct.
+    """
+    safe = _UNSAFE.sub(lambda m: "".join(f"={b:02X}" for b in m.group().encode()), person_id)
+    return f"incident-{incident_id}.{kind}.{safe}"
+
+
+def channels_of(person: Person) -> tuple[str, ...]:
+    """The ways to reach ``person``, best first: email, then SMS, then their webhook."""
+    found = []
+    if person.email:
+        found.append(f"email:{person.email}")
+    if person.phone:
+        found.append(f"sms:{person.phone}")
+    if person.webhook:
+        found.append(f"webhook:{person.webhook}")
+    return tuple(found)
+
+
+@dataclass
+class Notifier:
+    store: Store
+    composer: Composer
+    settings: MonitorSettings
+    systems: dict[str, SystemInfo]
+    correlator: Correlator
+    clock: Clock
+    batch_size: int = 500
+    on_incident: list[IncidentListener] = field(default_factory=list)
+    on_decided: list[Callable[[list[OutboxItem]], None]] = field(default_factory=list)
+    _pending: list[Transition] = field(default_factory=list)
+    _dirty: set[int] | None = None  # None: not yet known, so every open incident is re-checked
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    # inputs -------------------------------------------------------------------------------
+
+    def on_transition(self, transition: Transition) -> None:
+        """Take a transition from the monitor; the next tick correlates it."""
+        self._pending.append(transition)
+
+    def report_attempt(self, attempt: Attempt, person: Person) -> None:
+        """An app says ``person`` just failed on ``attempt.system``: remember it; if an open
+        incident covers that system, they will be told on the next tick."""
+        self.store.add_attempt(attempt, person)
+        for incident in self.store.incidents(open_only=True):
+            if attempt.system in incident.systems:
+                self._mark(incident.id)
+
+    async def add_note(self, incident_id: int, text: str, send: bool) -> Incident:
+        """On-call's note on an incident; with ``send``, everyone told gets it as an update."""
+        async with self._lock:
+            return self._add_note(incident_id, text, send)
+
+    def _add_note(self, incident_id: int, text: str, send: bool) -> Incident:
+        incident = self._incident(incident_id)
+        now = self.clock.now()
+        incident = replace(incident, note=text)
+        if send and incident.is_open and incident.notified_at is not None:
+            incident = self._start_round(incident, Reason.NOTE, now)
+        self.store.save_incident(incident)
+        self.store.add_timeline(incident.id, now, "note", text + (" (sent)" if send else ""))
+        return incident
+
+    async def hold(self, incident_id: int) -> Incident:
+        """Keep customer messages for this incident back until ``release``."""
+        async with self._lock:
+            incident = replace(self._incident(incident_id), held=True)
+            self.store.save_incident(incident)
+            self.store.add_timeline(incident.id, self.clock.now(), "held", "customer messages held")
+            return incident
+
+    async def release(self, incident_id: int) -> Incident:
+        """Let customer messages for this incident go out (from the next tick)."""
+        async with self._lock:
+            incident = replace(self._incident(incident_id), held=False)
+            self.store.save_incident(incident)
+            self.store.add_timeline(
+                incident.id, self.clock.now(), "released", "customer messages released"
+            )
+            self._mark(incident.id)
+            return incident
+
+    def _incident(self, incident_id: int) -> Incident:
+        incident = self.store.incident(incident_id)
+        if incident is None:
+            raise KeyError(incident_id)
+        return incident
+
+    def _mark(self, incident_id: int) -> None:
+        if self._dirty is not None:
+            self._dirty.add(incident_id)
+
+    # correlation --------------------------------------------------------------------------
+
+    def _correlate_pending(self) -> None:
+        while self._pending:
+            transition = self._pending[0]
+            try:
+                self._correlate(transition)
+            except StoreUnavailable as exc:
+                event(log, "incident update waits for the store", logging.WARNING, error=str(exc))
+                return
+            self._pending.pop(0)
+
+    def _correlate(self, transition: Transition) -> None:
+        known = self.store.incidents(resolved_since=transition.at - self.correlator.window)
+        outcome = self.correlator.apply(
+            transition,
+            known,
+            self.store.new_incident_id,
+            hold=self.settings.customer_messages == "confirm",
+        )
+        if outcome is None:
+            return
+        incident = outcome.incident
+        self.store.save_incident(incident)
+        title = self.systems.get(outcome.system, SystemInfo(outcome.system, outcome.system)).title
+        self.store.add_timeline(
+            incident.id, transition.at, outcome.change.value, f"{title}: {transition.reason}"
+        )
+        self._mark(incident.id)
+        event(
+            log,
+            f"incident {outcome.change.value}",
+            incident=incident.id,
+            system=outcome.system,
+            cause=incident.cause,
+            systems=list(incident.systems),
+        )
+        for listen in self.on_incident:
+            listen(incident, outcome.change, outcome.system)
+
+    # timed work and fan-out ---------------------------------------------------------------
+
+    async def tick(self) -> None:
+        """Do what is due now: first acknowledgements, periodic updates, fan-outs, resolutions."""
+        async with self._lock:
+            self._correlate_pending()
+            now = self.clock.now()
+            known = self.store.incidents(resolved_since=now - DAY)
+            if self._dirty is None:
+                self._dirty = {i.id for i in known}
+            for incident in known:
+                if incident.is_open:
+                    await self._tick_open(incident, now)
+                elif incident.resolution_told_at is None or (
+                    incident.resolved_at is not None
+                    and incident.resolution_told_at < incident.resolved_at
+                ):
+                    await self._tell_resolved(incident, now)
+                self._dirty.discard(incident.id)
+
+    async def _tick_open(self, incident: Incident, now: float) -> None:
+        if incident.held or now - incident.opened_at < self.settings.notify_after:
+            return
+        assert self._dirty is not None
+        if incident.notified_at is None:
+            incident = replace(incident, notified_at=now, last_update_at=now)
+            self.store.save_incident(incident)
+            self._dirty.add(incident.id)
+        last = incident.last_update_at or incident.notified_at or now
+        if incident.pending_round is None and now - last >= self.settings.update_every:
+            incident = self._start_round(incident, Reason.PERIODIC, now)
+            self.store.save_incident(incident)
+        if incident.id in self._dirty or incident.pending_round is not None:
+            incident = await self._fan_out(incident, now)
+            if incident.pending_round is not None:
+                incident = replace(incident, pending_round=None)
+                self.store.save_incident(incident)
+
+    @staticmethod
+    def _start_round(incident: Incident, reason: Reason, now: float) -> Incident:
+        return replace(
+            incident,
+            pending_round=reason.value,
+            update_seq=incident.update_seq + 1,
+            last_update_at=now,
+        )
+
+    def _audience(self, incident: Incident) -> Iterable[Recipient]:
+        lookback = self.settings.attempt_lookback
+        attempts = self.store.attempts(incident.systems, attempts_window(incident, lookback))
+        people = self.store.people_by_ids(sorted({a.person_id for a in attempts}))
+        return recipients(
+            incident,
+            self.systems,
+            self.store.people_for_systems(incident.systems),
+            attempts,
+            people,
+            lookback,
+        )
+
+    async def _fan_out(self, incident: Incident, now: float) -> Incident:
+        """Decide every message this incident owes now; return the incident as saved."""
+        told = self.store.told(incident.id)
+        sent_today = self.store.message_counts_since(now - DAY)
+        limit = self.settings.max_messages_per_person_per_day
+        view = self._view(incident)
+        grew_seq: int | None = None
+        batch: list[OutboxItem] = []
+        batch_told: dict[str, frozenset[str]] = {}
+        counts = {"acknowledged": 0, "updated": 0, "over the daily limit": 0}
+        for recipient in self._audience(incident):
+            person_id = recipient.person.id
+            affected = frozenset(s.name for s in recipient.affected)
+            before = told.get(person_id)
+            if before is None:
+                kind, reason, label = MessageKind.ACKNOWLEDGE, Reason.FIRST, "acknowledge"
+            elif not affected <= before:
+                if grew_seq is None:
+                    incident = replace(incident, update_seq=incident.update_seq + 1)
+                    self.store.save_incident(incident)
+                    grew_seq = incident.update_seq
+                kind, reason, label = MessageKind.UPDATE, Reason.GREW, f"update-{grew_seq}"
+            elif incident.pending_round is not None:
+                kind, reason = MessageKind.UPDATE, Reason(incident.pending_round)
+                label = f"update-{incident.update_seq}"
+            else:
+                continue
+            if sent_today.get(person_id, 0) >= limit:
+                counts["over the daily limit"] += 1
+                continue
+            sent_today[person_id] = sent_today.get(person_id, 0) + 1
+            counts["acknowledged" if kind is MessageKind.ACKNOWLEDGE else "updated"] += 1
+            batch.append(self._item(incident, view, recipient, kind, reason, label, now))
+            batch_told[person_id] = affected | (before or frozenset())
+            if len(batch) >= self.batch_size:
+                self._decide(batch, batch_told, incident.id)
+                batch, batch_told = [], {}
+                await asyncio.sleep(0)  # let probes and sends run between batches
+        self._decide(batch, batch_told, incident.id)
+        self._note_counts(incident.id, now, counts)
+        return incident
+
+    async def _tell_resolved(self, incident: Incident, now: float) -> None:
+        told = self.store.told(incident.id)
+        view = self._view(incident)
+        lookback = self.settings.attempt_lookback
+        attempts = self.store.attempts(incident.systems, attempts_window(incident, lookback))
+        attempts_of: dict[str, list[Attempt]] = {}
+        for attempt in attempts:
+            attempts_of.setdefault(attempt.person_id, []).append(attempt)
+        down_at = {m.name: m.down_at for m in incident.members}
+        ids = sorted(told)
+        sent = 0
+        for start in range(0, len(ids), self.batch_size):
+            chunk = ids[start : start + self.batch_size]
+            people = self.store.people_by_ids(chunk)
+            batch = []
+            for person_id in chunk:
+                systems = sorted(told[person_id], key=lambda n: (down_at.get(n, now), n))
+                recipient = Recipient(
+                    person=people.get(person_id, Person(id=person_id)),
+                    affected=tuple(self.systems.get(n, SystemInfo(n, n)) for n in systems),
+                    attempts=tuple(attempts_of.get(person_id, ())),
+                    affected_since=min((down_at.get(n, now) for n in systems), default=now),
+                )
+                batch.append(
+                    self._item(
+                        incident,
+                        view,
+                        recipient,
+                        MessageKind.RESOLVED,
+                        Reason.RESOLVED,
+                        "resolved",
+                        now,
+                    )
+                )
+            sent += self._decide(batch, {}, incident.id)
+            await asyncio.sleep(0)
+        self.store.save_incident(replace(incident, resolution_told_at=now))
+        if sent:
+            self.store.add_timeline(incident.id, now, "messages", f"resolved: {sent} people")
+
+    def _decide(
+        self, batch: list[OutboxItem], told: dict[str, frozenset[str]], incident_id: int
+    ) -> int:
+        if not batch and not told:
+            return 0
+        inserted = self.store.decide(batch, told, incident_id)
+        for listen in self.on_decided:
+            listen(batch)
+        return inserted
+
+    def _note_counts(self, incident_id: int, now: float, counts: dict[str, int]) -> None:
+        said = ", ".join(f"{label}: {n}" for label, n in counts.items() if n)
+        if said:
+            self.store.add_timeline(incident_id, now, "messages", said)
+            event(log, "messages decided", incident=incident_id, **counts)
+
+    def _item(
+        self,
+        incident: Incident,
+        view: IncidentView,
+        recipient: Recipient,
+        kind: MessageKind,
+        reason: Reason,
+        label: str,
+        now: float,
+    ) -> OutboxItem:
+        message = self.composer.render(kind, reason, recipient, view, now)
+        return OutboxItem(
+            key=outbox_key(incident.id, label, recipient.person.id),
+            incident_id=incident.id,
+            person_id=recipient.person.id,
+            kind=kind.value,
+            reason=reason.value,
+            created_at=now,
+            subject=message.subject,
+            text=message.text,
+            html=message.html,
+            sms=message.sms,
+            channels=channels_of(recipient.person),
+            next_try_at=now,
+        )
+
+    def _view(self, incident: Incident) -> IncidentView:
+        def info(name: str) -> SystemInfo:
+            return self.systems.get(name, SystemInfo(name, name))
+
+        return IncidentView(
+            id=str(incident.id),
+            started_at=incident.opened_at,
+            resolved_at=incident.resolved_at,
+            cause=info(incident.cause),
+            systems=tuple(info(m.name) for m in incident.members),
+            note=incident.note,
+            status=incident.status,
+        )

@@ -1,0 +1,25 @@
+"""TCP probes: can we open a connection? Connect, then close at once."""
+
+from __future__ import annotations
+
+import asyncio
+from time import perf_counter
+
+from monitor.config import TcpProbe
+from monitor.probes.reasons import os_error, say_elapsed
+
+# Try the next address of a dual-stack host after this long, as browsers do (RFC 8305).
+_HAPPY_EYEBALLS_DELAY = 0.25
+
+
+async def probe_tcp(spec: TcpProbe) -> tuple[bool, str]:
+    loop = asyncio.get_running_loop()
+    started = perf_counter()
+    try:
+        transport, _ = await loop.create_connection(
+            asyncio.Protocol, spec.host, spec.port, happy_eyeballs_delay=_HAPPY_EYEBALLS_DELAY
+        )
+    except OSError as exc:
+        return False, os_error(exc, spec.host)
+    transport.close()
+    return True, f"connected in {say_elapsed(perf_counter() - started)}"

@@ -1,0 +1,154 @@
+"""The monitoring loop's heart: probe results in, state and transitions out, remembered.
+
+``Monitor.observe`` is synchronous and takes results that carry their own time, so tests drive
+it with a fake clock; ``Monitor.probe`` is what the scheduler calls.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from monitor.config import Config, SystemConfig
+from monitor.logs import event
+from monitor.model import Clock, ProbeResult, SystemState, Transition
+from monitor.probes import Prober
+from monitor.state import observe
+from monitor.store import Store, StoreUnavailable
+
+log = logging.getLogger("monitor.runtime")
+
+TransitionListener = Callable[[Transition], None]
+ResultListener = Callable[[ProbeResult, float], None]  # result, lateness
+
+
+@dataclass
+class Monitor:
+    """Keeps every system's state; turns results into transitions and tells the listeners."""
+
+    config: Config
+    store: Store
+    clock: Clock
+    prober: Prober | None = None
+    on_transition: list[TransitionListener] = field(default_factory=list)
+    on_result: list[ResultListener] = field(default_factory=list)
+    states: dict[str, SystemState] = field(default_factory=dict)
+    store_error: str | None = None
+    _results: list[ProbeResult] = field(default_factory=list)
+    _dirty: set[str] = field(default_factory=set)
+    _unsaved: list[tuple[Transition, SystemState]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        saved = self.store.load_states()
+        # A restarted monitor carries on with each system's health and streaks, so an outage
+        # that was DOWN before the restart is the same outage after it.
+        self.states = {
+            name: saved.get(name, SystemState(system=name)) for name in self.config.systems
+        }
+
+    def system(self, name: str) -> SystemConfig | None:
+        return self.config.systems.get(name)
+
+    async def probe(self, name: str, lateness: float = 0.0) -> ProbeResult | None:
+        """Probe one system now and fold in the result (None if it was removed meanwhile)."""
+        system = self.system(name)
+        if system is None or self.prober is None:
+            return None
+        result = await self.prober.probe(system)
+        if name in self.config.systems:  # a reload may have removed it while it ran
+            self.observe(result, lateness)
+        return result
+
+    def observe(self, result: ProbeResult, lateness: float = 0.0) -> Transition | None:
+        """Fold one result into its system's state; publish and remember any transition."""
+        system = self.config.systems[result.system]
+        state, transition = observe(
+            self.states[result.system], result, system.fail_after, system.recover_after
+        )
+        self.states[result.system] = state
+        self._results.append(result)
+        self._dirty.add(result.system)
+        for listen in self.on_result:
+            listen(result, lateness)
+        if transition is None:
+            return None
+        event(
+            log,
+            "transition",
+            system=transition.system,
+            previous=transition.previous.value,
+            current=transition.current.value,
+            reason=transition.reason,
+            streak=transition.streak,
+        )
+        self._save_transition(transition, state)
+        for listen_t in self.on_transition:
+            listen_t(transition)
+        return transition
+
+    def _save_transition(self, transition: Transition, state: SystemState) -> None:
+        self._unsaved.append((transition, state))
+        self._write_unsaved()
+
+    def _write_unsaved(self) -> None:
+        while self._unsaved:
+            transition, state = self._unsaved[0]
+            try:
+                self.store.save_transition(transition, state)
+            except StoreUnavailable as exc:
+                self._store_failed(exc)
+                return
+            self._unsaved.pop(0)
+
+    def flush(self) -> None:
+        """Write what is buffered: transitions the store refused before, results, streaks."""
+        self._write_unsaved()
+        if self._unsaved:
+            return
+        results, self._results = self._results, []
+        dirty, self._dirty = self._dirty, set()
+        try:
+            self.store.record_results(results)
+            self.store.save_states(self.states[n] for n in dirty if n in self.states)
+        except StoreUnavailable as exc:
+            # Keep the newest results only: memory stays bounded during a long store outage.
+            self._results = (results + self._results)[-10_000:]
+            self._dirty |= dirty
+            self._store_failed(exc)
+            return
+        if self.store_error is not None:
+            event(log, "store recovered", previous_error=self.store_error)
+            self.store_error = None
+
+    def prune(self) -> int:
+        retention = self.config.settings.retention
+        try:
+            return self.store.prune_results(
+                self.clock.now() - retention.max_age, retention.max_results_per_system
+            )
+        except StoreUnavailable as exc:
+            self._store_failed(exc)
+            return 0
+
+    def _store_failed(self, exc: StoreUnavailable) -> None:
+        if self.store_error != str(exc):
+            event(log, "store unavailable", logging.ERROR, error=str(exc))
+        self.store_error = str(exc)
+
+    def apply_config(self, config: Config) -> tuple[set[str], set[str], set[str]]:
+        """Switch to ``config``; return the systems (added, changed, removed).
+
+        Unchanged systems keep their state; a changed system keeps its health and streaks too
+        (its thresholds apply from the next result on).
+        """
+        old = self.config.systems
+        added = set(config.systems) - set(old)
+        removed = set(old) - set(config.systems)
+        changed = {n for n in set(old) & set(config.systems) if old[n] != config.systems[n]}
+        self.config = config
+        for name in added:
+            self.states[name] = SystemState(system=name)
+        for name in removed:
+            self.states.pop(name, None)
+        return added, changed, removed

@@ -1,0 +1,618 @@
+"""Where the monitor remembers things: SQLite through sqlite-utils, in WAL mode.
+
+``Store`` is the interface the rest of the monitor uses; ``SQLiteStore`` is the embedded
+default. A PostgreSQL store for several replicas would implement the same interface. This is
+the only module that knows SQL.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import sqlite_utils
+
+from monitor.incidents import Incident, Member
+from monitor.model import Attempt, Health, Person, ProbeResult, SystemState, Transition
+
+PENDING, SENT, UNDELIVERABLE = "pending", "sent", "undeliverable"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """A decision to send one message to one person, rendered and addressed when decided.
+
+    ``key`` is unique per (incident, person, kind[, update number]): deciding the same thing
+    twice inserts nothing. ``channels`` lists what is left to try, best first.
+    """
+
+    key: str
+    incident_id: int
+    person_id: str
+    kind: str
+    reason: str
+    created_at: float
+    subject: str
+    text: str
+    html: str | None
+    sms: str
+    channels: tuple[str, ...]  # e.g. ("email:a@x.com", "sms:+44...", "webhook:https://...")
+    status: str = PENDING
+    tries: int = 0
+    next_try_at: float = 0.0
+    last_error: str = ""
+    sent_at: float | None = None
+    sent_via: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    at: float
+    kind: str
+    text: str
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be written (read-only, disk full, locked): retry later."""
+
+
+class Store(Protocol):
+    """What the monitor needs remembered. Every method commits before it returns."""
+
+    # monitoring
+    def load_states(self) -> dict[str, SystemState]: ...
+    def save_transition(self, transition: Transition, state: SystemState) -> None: ...
+    def save_states(self, states: Iterable[SystemState]) -> None: ...
+    def record_results(self, results: Sequence[ProbeResult]) -> None: ...
+    def prune_results(self, older_than: float, keep_per_system: int) -> int: ...
+    def recent_results(self, system: str, limit: int = 100) -> list[ProbeResult]: ...
+    def transitions(self, system: str | None = None, limit: int = 100) -> list[Transition]: ...
+
+    # incidents
+    def new_incident_id(self) -> int: ...
+    def save_incident(self, incident: Incident) -> None: ...
+    def incident(self, incident_id: int) -> Incident | None: ...
+    def incidents(
+        self, open_only: bool = False, resolved_since: float | None = None
+    ) -> list[Incident]: ...
+    def add_timeline(self, incident_id: int, at: float, kind: str, text: str) -> None: ...
+    def timeline(self, incident_id: int) -> list[TimelineEntry]: ...
+
+    # people
+    def upsert_people(self, people: Iterable[Person]) -> int: ...
+    def person(self, person_id: str) -> Person | None: ...
+    def people_for_systems(self, systems: Iterable[str]) -> Iterator[Person]: ...
+    def add_attempt(self, attempt: Attempt, person: Person) -> None: ...
+    def attempts(self, systems: Iterable[str], since: float) -> list[Attempt]: ...
+
+    # outbox
+    def told(self, incident_id: int) -> dict[str, frozenset[str]]: ...
+    def decide(
+        self, items: Sequence[OutboxItem], told: dict[str, frozenset[str]], incident_id: int
+    ) -> int: ...
+    def due(self, now: float, limit: int) -> list[OutboxItem]: ...
+    def update_item(self, item: OutboxItem) -> None: ...
+    def message_counts_since(self, since: float) -> dict[str, int]: ...
+    def people_by_ids(self, ids: Sequence[str]) -> dict[str, Person]: ...
+    def outbox_counts(self, incident_id: int | None = None) -> dict[str, dict[str, int]]: ...
+    def outbox_items(self, incident_id: int) -> list[OutboxItem]: ...
+    def pending_count(self) -> int: ...
+    def open_incident_count(self) -> int: ...
+    def check_writable(self) -> None: ...
+    def close(self) -> None: ...
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS states (
+    system TEXT PRIMARY KEY, health TEXT NOT NULL, since REAL, fail_streak INTEGER NOT NULL,
+    pass_streak INTEGER NOT NULL, last_reason TEXT NOT NULL, last_checked REAL);
+CREATE TABLE IF NOT EXISTS transitions (
+    id INTEGER PRIMARY KEY, system TEXT NOT NULL, at REAL NOT NULL, previous TEXT NOT NULL,
+    current TEXT NOT NULL, reason TEXT NOT NULL, streak INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS transitions_system ON transitions (system, id);
+CREATE TABLE IF NOT EXISTS results (
+    id INTEGER PRIMARY KEY, system TEXT NOT NULL, ok INTEGER NOT NULL, reason TEXT NOT NULL,
+    started_at REAL NOT NULL, duration REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS results_system ON results (system, id);
+CREATE INDEX IF NOT EXISTS results_started ON results (started_at);
+CREATE TABLE IF NOT EXISTS incidents (
+    id INTEGER PRIMARY KEY, opened_at REAL NOT NULL, resolved_at REAL, cause TEXT NOT NULL,
+    members TEXT NOT NULL, note TEXT NOT NULL, held INTEGER NOT NULL, notified_at REAL,
+    last_update_at REAL, update_seq INTEGER NOT NULL, pending_round TEXT,
+    resolution_told_at REAL);
+CREATE INDEX IF NOT EXISTS incidents_resolved ON incidents (resolved_at);
+CREATE TABLE IF NOT EXISTS timeline (
+    id INTEGER PRIMARY KEY, incident_id INTEGER NOT NULL, at REAL NOT NULL, kind TEXT NOT NULL,
+    text TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS timeline_incident ON timeline (incident_id, id);
+CREATE TABLE IF NOT EXISTS people (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, email TEXT, phone TEXT, webhook TEXT,
+    systems TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS subscriptions (
+    system TEXT NOT NULL, person_id TEXT NOT NULL, PRIMARY KEY (system, person_id))
+    WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS attempts (
+    id INTEGER PRIMARY KEY, system TEXT NOT NULL, person_id TEXT NOT NULL, action TEXT NOT NULL,
+    at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS attempts_system_at ON attempts (system, at);
+CREATE TABLE IF NOT EXISTS told (
+    incident_id INTEGER NOT NULL, person_id TEXT NOT NULL, systems TEXT NOT NULL,
+    PRIMARY KEY (incident_id, person_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox (
+    key TEXT PRIMARY KEY, incident_id INTEGER NOT NULL, person_id TEXT NOT NULL,
+    kind TEXT NOT NULL, reason TEXT NOT NULL, created_at REAL NOT NULL, subject TEXT NOT NULL,
+    text TEXT NOT NULL, html TEXT, sms TEXT NOT NULL, channels TEXT NOT NULL,
+    status TEXT NOT NULL, tries INTEGER NOT NULL, next_try_at REAL NOT NULL,
+    last_error TEXT NOT NULL, sent_at REAL, sent_via TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_try_at);
+CREATE INDEX IF NOT EXISTS outbox_incident ON outbox (incident_id, person_id, status);
+CREATE INDEX IF NOT EXISTS outbox_person ON outbox (person_id, created_at);
+"""
+
+_OUTBOX_COLUMNS = (
+    "key, incident_id, person_id, kind, reason, created_at, subject, text, html, sms, channels, "
+    "status, tries, next_try_at, last_error, sent_at, sent_via"
+)
+
+
+class SQLiteStore:
+    """The embedded store: one SQLite file in WAL mode."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite_utils.Database(self.path)
+        try:
+            if self.path != ":memory:":
+                self.db.enable_wal()
+            # NORMAL is durable across process crashes in WAL mode; only power loss may lose
+            # the last commits.
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA busy_timeout=5000")
+            self.db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open the database {self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _write(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Cursor:
+        try:
+            return self.db.execute(sql, params)
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    def check_writable(self) -> None:
+        """Raise StoreUnavailable unless a write commits now."""
+        try:
+            with self.db.atomic():
+                self.db.execute("CREATE TABLE IF NOT EXISTS _probe_write (x INTEGER)")
+                self.db.execute("DELETE FROM _probe_write")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"database {self.path} is not writable: {exc}") from exc
+
+    # monitoring ---------------------------------------------------------------------------
+
+    def load_states(self) -> dict[str, SystemState]:
+        return {
+            row["system"]: SystemState(
+                system=row["system"],
+                health=Health(row["health"]),
+                since=row["since"],
+                fail_streak=row["fail_streak"],
+                pass_streak=row["pass_streak"],
+                last_reason=row["last_reason"],
+                last_checked=row["last_checked"],
+            )
+            for row in self.db.query("SELECT * FROM states")
+        }
+
+    def save_transition(self, transition: Transition, state: SystemState) -> None:
+        try:
+            with self.db.atomic():
+                self.db.execute(
+                    "INSERT INTO transitions (system, at, previous, current, reason, streak) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        transition.system,
+                        transition.at,
+                        transition.previous.value,
+                        transition.current.value,
+                        transition.reason,
+                        transition.streak,
+                    ),
+                )
+                self._upsert_states([state])
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    def save_states(self, states: Iterable[SystemState]) -> None:
+        try:
+            with self.db.atomic():
+                self._upsert_states(states)
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    def _upsert_states(self, states: Iterable[SystemState]) -> None:
+        self.db.conn.executemany(
+            "INSERT OR REPLACE INTO states VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    s.system,
+                    s.health.value,
+                    s.since,
+                    s.fail_streak,
+                    s.pass_streak,
+                    s.last_reason,
+                    s.last_checked,
+                )
+                for s in states
+            ],
+        )
+
+    def record_results(self, results: Sequence[ProbeResult]) -> None:
+        if not results:
+            return
+        try:
+            with self.db.atomic():
+                self.db.conn.executemany(
+                    "INSERT INTO results (system, ok, reason, started_at, duration) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    [(r.system, int(r.ok), r.reason, r.started_at, r.duration) for r in results],
+                )
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    def prune_results(self, older_than: float, keep_per_system: int) -> int:
+        """Delete results older than ``older_than`` and all but the newest ``keep_per_system``."""
+        try:
+            with self.db.atomic():
+                aged = self.db.execute("DELETE FROM results WHERE started_at < ?", (older_than,))
+                counted = self.db.execute(
+                    "DELETE FROM results WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER() "
+                    "OVER (PARTITION BY system ORDER BY id DESC) AS n FROM results) WHERE n > ?)",
+                    (keep_per_system,),
+                )
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return int(aged.rowcount) + int(counted.rowcount)
+
+    def recent_results(self, system: str, limit: int = 100) -> list[ProbeResult]:
+        rows = self.db.query(
+            "SELECT * FROM results WHERE system = ? ORDER BY id DESC LIMIT ?", (system, limit)
+        )
+        return [
+            ProbeResult(r["system"], bool(r["ok"]), r["reason"], r["started_at"], r["duration"])
+            for r in rows
+        ]
+
+    def transitions(self, system: str | None = None, limit: int = 100) -> list[Transition]:
+        where, params = ("WHERE system = ?", [system]) if system else ("", [])
+        rows = self.db.query(
+            f"SELECT * FROM transitions {where} ORDER BY id DESC LIMIT ?", [*params, limit]
+        )
+        return [
+            Transition(
+                r["system"],
+                r["at"],
+                Health(r["previous"]),
+                Health(r["current"]),
+                r["reason"],
+                r["streak"],
+            )
+            for r in rows
+        ][::-1]
+
+    # incidents ----------------------------------------------------------------------------
+
+    def new_incident_id(self) -> int:
+        row = next(self.db.query("SELECT COALESCE(MAX(id), 0) + 1 AS next FROM incidents"))
+        return int(row["next"])
+
+    def save_incident(self, incident: Incident) -> None:
+        members = json.dumps([[m.name, m.down_at, m.up_at] for m in incident.members])
+        self._write(
+            "INSERT OR REPLACE INTO incidents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                incident.id,
+                incident.opened_at,
+                incident.resolved_at,
+                incident.cause,
+                members,
+                incident.note,
+                int(incident.held),
+                incident.notified_at,
+                incident.last_update_at,
+                incident.update_seq,
+                incident.pending_round,
+                incident.resolution_told_at,
+            ),
+        )
+
+    def incident(self, incident_id: int) -> Incident | None:
+        rows = list(self.db.query("SELECT * FROM incidents WHERE id = ?", (incident_id,)))
+        return _incident(rows[0]) if rows else None
+
+    def incidents(
+        self, open_only: bool = False, resolved_since: float | None = None
+    ) -> list[Incident]:
+        if open_only:
+            sql, params = "WHERE resolved_at IS NULL", []
+        elif resolved_since is not None:
+            sql, params = "WHERE resolved_at IS NULL OR resolved_at >= ?", [resolved_since]
+        else:
+            sql, params = "", []
+        rows = self.db.query(f"SELECT * FROM incidents {sql} ORDER BY id", params)
+        return [_incident(r) for r in rows]
+
+    def add_timeline(self, incident_id: int, at: float, kind: str, text: str) -> None:
+        self._write(
+            "INSERT INTO timeline (incident_id, at, kind, text) VALUES (?, ?, ?, ?)",
+            (incident_id, at, kind, text),
+        )
+
+    def timeline(self, incident_id: int) -> list[TimelineEntry]:
+        rows = self.db.query(
+            "SELECT at, kind, text FROM timeline WHERE incident_id = ? ORDER BY id", (incident_id,)
+        )
+        return [TimelineEntry(r["at"], r["kind"], r["text"]) for r in rows]
+
+    # people -------------------------------------------------------------------------------
+
+    def upsert_people(self, people: Iterable[Person]) -> int:
+        count = 0
+        batch: list[Person] = []
+        try:
+            with self.db.atomic():
+                for person in people:
+                    batch.append(person)
+                    if len(batch) >= 1000:
+                        count += self._upsert_batch(batch)
+                        batch = []
+                count += self._upsert_batch(batch)
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return count
+
+    def _upsert_batch(self, people: list[Person]) -> int:
+        conn = self.db.conn
+        conn.executemany(
+            "INSERT OR REPLACE INTO people VALUES (?, ?, ?, ?, ?, ?)",
+            [(p.id, p.name, p.email, p.phone, p.webhook, json.dumps(p.systems)) for p in people],
+        )
+        conn.executemany("DELETE FROM subscriptions WHERE person_id = ?", [(p.id,) for p in people])
+        conn.executemany(
+            "INSERT OR IGNORE INTO subscriptions VALUES (?, ?)",
+            [(system, p.id) for p in people for system in p.systems],
+        )
+        return len(people)
+
+    def person(self, person_id: str) -> Person | None:
+        rows = list(self.db.query("SELECT * FROM people WHERE id = ?", (person_id,)))
+        return _person(rows[0]) if rows else None
+
+    def people_for_systems(self, systems: Iterable[str]) -> Iterator[Person]:
+        """Subscribers of any of ``systems``, by id, read a page at a time so a caller may
+        write between pages."""
+        names = sorted(set(systems))
+        if not names:
+            return
+        marks = ", ".join("?" for _ in names)
+        last = ""
+        while True:
+            rows = list(
+                self.db.query(
+                    f"SELECT * FROM people WHERE id IN (SELECT person_id FROM subscriptions "
+                    f"WHERE system IN ({marks})) AND id > ? ORDER BY id LIMIT 1000",
+                    [*names, last],
+                )
+            )
+            if not rows:
+                return
+            yield from (_person(r) for r in rows)
+            last = rows[-1]["id"]
+
+    def add_attempt(self, attempt: Attempt, person: Person) -> None:
+        """Remember an attempt; a person we did not know is kept, with no subscriptions.
+
+        A known person keeps their subscriptions; contact details given with the attempt
+        fill in what we did not have.
+        """
+        try:
+            with self.db.atomic():
+                known = self.person(person.id)
+                merged = (
+                    Person(
+                        id=known.id,
+                        name=known.name or person.name,
+                        email=known.email or person.email,
+                        phone=known.phone or person.phone,
+                        webhook=known.webhook or person.webhook,
+                        systems=known.systems,
+                    )
+                    if known
+                    else Person(person.id, person.name, person.email, person.phone, person.webhook)
+                )
+                self._upsert_batch([merged])
+                self.db.execute(
+                    "INSERT INTO attempts (system, person_id, action, at) VALUES (?, ?, ?, ?)",
+                    (attempt.system, attempt.person_id, attempt.action, attempt.at),
+                )
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    def attempts(self, systems: Iterable[str], since: float) -> list[Attempt]:
+        names = sorted(set(systems))
+        if not names:
+            return []
+        marks = ", ".join("?" for _ in names)
+        rows = self.db.query(
+            f"SELECT * FROM attempts WHERE system IN ({marks}) AND at >= ? ORDER BY at, id",
+            [*names, since],
+        )
+        return [Attempt(r["system"], r["person_id"], r["action"], r["at"]) for r in rows]
+
+    # outbox -------------------------------------------------------------------------------
+
+    def told(self, incident_id: int) -> dict[str, frozenset[str]]:
+        rows = self.db.query(
+            "SELECT person_id, systems FROM told WHERE incident_id = ?", (incident_id,)
+        )
+        return {r["person_id"]: frozenset(json.loads(r["systems"])) for r in rows}
+
+    def decide(
+        self, items: Sequence[OutboxItem], told: dict[str, frozenset[str]], incident_id: int
+    ) -> int:
+        """Commit decisions and what each person has now been told about, in one transaction.
+
+        Returns how many items were new; an item whose key exists already is left as it is.
+        """
+        try:
+            with self.db.atomic():
+                before = self.db.conn.total_changes
+                self.db.conn.executemany(
+                    f"INSERT OR IGNORE INTO outbox ({_OUTBOX_COLUMNS}) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [_outbox_row(i) for i in items],
+                )
+                inserted = self.db.conn.total_changes - before
+                self.db.conn.executemany(
+                    "INSERT OR REPLACE INTO told VALUES (?, ?, ?)",
+                    [(incident_id, p, json.dumps(sorted(s))) for p, s in told.items()],
+                )
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return inserted
+
+    def due(self, now: float, limit: int) -> list[OutboxItem]:
+        rows = self.db.query(
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE status = ? AND next_try_at <= ? "
+            # A person hears about one incident in order: nothing goes out while an earlier
+            # message of theirs for it is still waiting.
+            "AND NOT EXISTS (SELECT 1 FROM outbox AS earlier WHERE "
+            "earlier.incident_id = outbox.incident_id AND earlier.person_id = outbox.person_id "
+            "AND earlier.status = ? AND earlier.rowid < outbox.rowid) "
+            "ORDER BY next_try_at, outbox.rowid LIMIT ?",
+            (PENDING, now, PENDING, limit),
+        )
+        return [_outbox_item(r) for r in rows]
+
+    def update_item(self, item: OutboxItem) -> None:
+        self._write(
+            "UPDATE outbox SET status = ?, tries = ?, next_try_at = ?, last_error = ?, "
+            "sent_at = ?, sent_via = ?, channels = ? WHERE key = ?",
+            (
+                item.status,
+                item.tries,
+                item.next_try_at,
+                item.last_error,
+                item.sent_at,
+                item.sent_via,
+                json.dumps(item.channels),
+                item.key,
+            ),
+        )
+
+    def message_counts_since(self, since: float) -> dict[str, int]:
+        """How many messages each person was sent (or is about to be) since ``since``."""
+        rows = self.db.query(
+            "SELECT person_id, COUNT(*) AS n FROM outbox WHERE created_at >= ? GROUP BY person_id",
+            (since,),
+        )
+        return {r["person_id"]: r["n"] for r in rows}
+
+    def people_by_ids(self, ids: Sequence[str]) -> dict[str, Person]:
+        found: dict[str, Person] = {}
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            marks = ", ".join("?" for _ in chunk)
+            for row in self.db.query(f"SELECT * FROM people WHERE id IN ({marks})", chunk):
+                found[row["id"]] = _person(row)
+        return found
+
+    def outbox_counts(self, incident_id: int | None = None) -> dict[str, dict[str, int]]:
+        """``{kind: {status: count}}``, for one incident or all."""
+        where, params = ("WHERE incident_id = ?", [incident_id]) if incident_id else ("", [])
+        counts: dict[str, dict[str, int]] = {}
+        for row in self.db.query(
+            f"SELECT kind, status, COUNT(*) AS n FROM outbox {where} GROUP BY kind, status",
+            params,
+        ):
+            counts.setdefault(row["kind"], {})[row["status"]] = row["n"]
+        return counts
+
+    def pending_count(self) -> int:
+        row = next(self.db.query("SELECT COUNT(*) AS n FROM outbox WHERE status = ?", (PENDING,)))
+        return int(row["n"])
+
+    def open_incident_count(self) -> int:
+        row = next(self.db.query("SELECT COUNT(*) AS n FROM incidents WHERE resolved_at IS NULL"))
+        return int(row["n"])
+
+    def outbox_items(self, incident_id: int) -> list[OutboxItem]:
+        rows = self.db.query(
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE incident_id = ? ORDER BY created_at, key",
+            (incident_id,),
+        )
+        return [_outbox_item(r) for r in rows]
+
+
+def _incident(row: dict[str, Any]) -> Incident:
+    return Incident(
+        id=row["id"],
+        opened_at=row["opened_at"],
+        members=tuple(Member(n, d, u) for n, d, u in json.loads(row["members"])),
+        cause=row["cause"],
+        resolved_at=row["resolved_at"],
+        note=row["note"],
+        held=bool(row["held"]),
+        notified_at=row["notified_at"],
+        last_update_at=row["last_update_at"],
+        update_seq=row["update_seq"],
+        pending_round=row["pending_round"],
+        resolution_told_at=row["resolution_told_at"],
+    )
+
+
+def _person(row: dict[str, Any]) -> Person:
+    return Person(
+        id=row["id"],
+        name=row["name"],
+        email=row["email"],
+        phone=row["phone"],
+        webhook=row["webhook"],
+        systems=tuple(json.loads(row["systems"])),
+    )
+
+
+def _outbox_row(item: OutboxItem) -> tuple[Any, ...]:
+    return (
+        item.key,
+        item.incident_id,
+        item.person_id,
+        item.kind,
+        item.reason,
+        item.created_at,
+        item.subject,
+        item.text,
+        item.html,
+        item.sms,
+        json.dumps(item.channels),
+        item.status,
+        item.tries,
+        item.next_try_at,
+        item.last_error,
+        item.sent_at,
+        item.sent_via,
+    )
+
+
+def _outbox_item(row: dict[str, Any]) -> OutboxItem:
+    values = dict(row)
+    values["channels"] = tuple(json.loads(values["channels"]))
+    return OutboxItem(**values)
