@@ -20,7 +20,7 @@ from aiohttp import web
 
 from monitor.channels import EmailChannel, SmsChannel, WebhookChannel
 from monitor.composer import Composer
-from monitor.config import Config, load_config
+from monitor.config import Config, ConfigError, Problem, load_config
 from monitor.delivery import Channels, Delivery
 from monitor.incidents import Change, Correlator, Incident
 from monitor.logs import event
@@ -87,6 +87,12 @@ def channels_from_env(
     )
 
 
+def _correlator(config: Config) -> Correlator:
+    return Correlator(
+        {n: s.depends_on for n, s in config.systems.items()}, config.settings.correlation_window
+    )
+
+
 @dataclass
 class App:
     """One monitor process. ``start`` raises ConfigError when the configuration is refused."""
@@ -118,12 +124,10 @@ class App:
             composer=self.composer,
             settings=settings,
             systems=info,
-            correlator=Correlator(
-                {n: s.depends_on for n, s in self.config.systems.items()},
-                settings.correlation_window,
-            ),
+            correlator=_correlator(self.config),
             clock=self.clock,
         )
+        self.reload_problems: list[Problem] = []
         self.delivery = Delivery(
             self.store,
             channels_from_env(self.session, self.environ, settings.org.message_domain),
@@ -196,8 +200,57 @@ class App:
                 log.exception("notifier tick failed")
             await asyncio.sleep(self.tick_every)
 
+    def reload(self) -> list[Problem]:
+        """Load the check files and templates again and apply them; on any problem change
+        nothing and return the problems (also logged, counted, and shown on /readyz)."""
+        try:
+            config = load_config(self.options.config, self.environ)
+            info = systems_info(config)
+            composer = Composer(
+                self.options.messages,
+                config.settings.org,
+                info,
+                update_every=config.settings.update_every,
+            )
+            problems = composer.validate()
+        except ConfigError as exc:
+            problems = exc.problems
+        if problems:
+            self.reload_problems = problems
+            self.metrics.config_reloads.labels(result="failure").inc()
+            event(
+                log,
+                "reload refused; the running configuration stays",
+                logging.ERROR,
+                problems=[str(p) for p in problems],
+            )
+            return problems
+        added, changed, removed = self.monitor.apply_config(config)
+        for name in removed:
+            self.scheduler.remove(name)
+            self.metrics.forget_system(name)
+        for name in added | changed:
+            self.scheduler.schedule(name, config.systems[name].every)
+        self.config = config
+        self.notifier.reconfigure(config.settings, info, composer, _correlator(config))
+        self.reload_problems = []
+        self.metrics.config_reloads.labels(result="success").inc()
+        self.metrics.config_last_success.set(self.clock.now())
+        event(
+            log,
+            "reloaded",
+            added=sorted(added),
+            changed=sorted(changed),
+            removed=sorted(removed),
+        )
+        return []
+
     def ready(self) -> str | None:
         """None when ready to serve, else why not."""
+        if self.reload_problems:
+            return "last reload was refused (the previous configuration is running): " + "; ".join(
+                str(p) for p in self.reload_problems
+            )
         if not self.scheduler.running:
             return "scheduler is not running"
         try:

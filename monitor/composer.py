@@ -26,7 +26,7 @@ from itertools import groupby
 from pathlib import Path
 from typing import Any, Literal
 
-from jinja2 import BaseLoader, Environment, StrictUndefined, TemplateNotFound
+from jinja2 import BaseLoader, Environment, StrictUndefined, TemplateNotFound, nodes
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -46,7 +46,6 @@ from monitor.model import (
 )
 
 MAX_SMS = 320
-BLOCKS = ("subject", "text", "html", "sms")
 REQUIRED_BLOCKS = ("subject", "text")
 CONTEXT_NAMES = ("user", "incident", "org", "kind", "reason", "next_update")
 REASONS: Mapping[MessageKind, tuple[Reason, ...]] = {
@@ -210,17 +209,18 @@ def sample_context(
     affected by another system's failure.
 
     ``person="alice"`` is Alice Martin, who just failed to "buy the LinkedIn course" on
-    ``system``; ``"subscriber"`` has no name and no attempts and follows every system of the
-    incident. ``reason`` defaults to the kind's usual one (an update defaults to on-call's note).
+    ``system`` (and, when the problem grew, is affected by every system of the incident);
+    ``"subscriber"`` has no name and no attempts and follows every system of the incident.
+    ``reason`` defaults to the kind's usual one (an update defaults to on-call's note).
     """
     known = dict(systems) or dict(_SAMPLE_SYSTEMS)
     if reason is None:
         reason = Reason.NOTE if kind is MessageKind.UPDATE else REASONS[kind][0]
-    subject = known.get(system) or SystemInfo(system, system)
+    focus = known.get(system) or SystemInfo(system, system)
     others = [info for name, info in sorted(known.items()) if name != system]
     other = others[0] if others else SystemInfo("database", "Our database")
-    cause = subject if as_cause else other
-    involved = (subject, other) if as_cause else (other, subject)
+    cause = focus if as_cause else other
+    involved = (focus, other) if as_cause else (other, focus)
 
     now = _SAMPLE_NOW[reason]
     resolved = reason is Reason.RESOLVED
@@ -241,8 +241,8 @@ def sample_context(
             email="alice.martin@example.com",
             phone="+44 7700 900123",
         )
-        tried = Attempt(subject.name, alice.id, "buy the LinkedIn course", _SAMPLE_START + 120)
-        grown = involved if reason is Reason.GREW else (subject,)
+        tried = Attempt(focus.name, alice.id, "buy the LinkedIn course", _SAMPLE_START + 120)
+        grown = involved if reason is Reason.GREW else (focus,)
         recipient = Recipient(alice, grown, (tried,), tried.at)
     else:
         names = tuple(info.name for info in involved)
@@ -315,7 +315,7 @@ class Composer:
         message = self._finish(blocks.rendered)
         for block in REQUIRED_BLOCKS:
             if not getattr(message, block):
-                raise TemplateError(self._path(name), blocks.lines.get(block), block, "it is empty")
+                raise TemplateError(*self._where(blocks, block), "it is empty")
         return message
 
     def context(
@@ -386,6 +386,7 @@ class Composer:
             except TemplateSyntaxError as exc:
                 problems.append(self._error(exc, name, "").problem())
         systems = self._systems or _SAMPLE_SYSTEMS
+        longest: dict[Problem, int] = {}  # sms too long: where -> its longest length
         for name in sorted(self._sources):
             kind, owner = _kind_of(name)
             if kind is None or (owner is not None and owner not in systems):
@@ -397,10 +398,16 @@ class Composer:
                             sample = sample_context(
                                 systems, system, kind, reason, as_cause=as_cause, person=person
                             )
-                            problems.extend(self._check(name, sample))
+                            problems.extend(self._check(name, sample, longest))
+        for where, length in longest.items():
+            message = (
+                f"the sms is up to {length} characters with sample data; at most {MAX_SMS} are "
+                "sent, so it would be cut"
+            )
+            problems.append(Problem(where.file, where.line, where.field, message))
         return list(dict.fromkeys(problems))
 
-    def _check(self, name: str, sample: Sample) -> list[Problem]:
+    def _check(self, name: str, sample: Sample, longest: dict[Problem, int]) -> list[Problem]:
         context = self.context(
             sample.kind, sample.reason, sample.recipient, sample.incident, sample.now
         )
@@ -408,26 +415,22 @@ class Composer:
         blocks = self._render_blocks(name, context, errors)
         errors.extend(self._missing_blocks(name, blocks))
         problems = [error.problem() for error in errors]
-        if errors:
-            return problems
         for block in REQUIRED_BLOCKS:
-            if not _tidy(blocks.rendered[block]):
+            if block in blocks.rendered and not _tidy(blocks.rendered[block]):
                 problems.append(self._problem(blocks, block, "it is empty with sample data"))
         sms = _one_line(blocks.rendered.get("sms", ""))
         if len(sms) > MAX_SMS:
-            problems.append(
-                self._problem(
-                    blocks,
-                    "sms",
-                    f"the sms is {len(sms)} characters with sample data; at most {MAX_SMS} are "
-                    "sent, so it would be cut",
-                )
-            )
+            where = self._problem(blocks, "sms", "")
+            longest[where] = max(len(sms), longest.get(where, 0))
         return problems
 
     def _problem(self, blocks: _Blocks, block: str, message: str) -> Problem:
+        return Problem(*self._where(blocks, block), message)
+
+    def _where(self, blocks: _Blocks, block: str) -> tuple[str, int | None, str]:
+        """The file and line of the version of ``block`` that was rendered, and the block."""
         origin = blocks.origins.get(block, "")
-        return Problem(self._path(origin), blocks.lines.get(block), block, message)
+        return self._path(origin), self._block_line(origin, block), block
 
     def _layout_problems(self) -> list[Problem]:
         problems = []
@@ -493,7 +496,6 @@ class Composer:
                 first = chains[block][0]
                 origin = self._names_by_filename.get(first.__code__.co_filename, name)
                 result.origins[block] = origin
-                result.lines[block] = self._block_line(origin, block)
                 context = template.new_context(shared)
                 context.blocks = {key: list(chain) for key, chain in chains.items()}
                 try:
@@ -554,8 +556,12 @@ class Composer:
         return TemplateError(self._path(file), line, block, _explain(exc, self._dir))
 
     def _block_line(self, name: str, block: str) -> int | None:
-        found = re.search(r"{%-?\s*block\s+" + block + r"\b", self._sources.get(name, ""))
-        return self._sources[name].count("\n", 0, found.start()) + 1 if found else None
+        try:
+            tree = self._text_env.parse(self._sources[name])
+        except (KeyError, TemplateSyntaxError):
+            return None
+        found = [node.lineno for node in tree.find_all(nodes.Block) if node.name == block]
+        return found[0] if found else None
 
     def _read_templates(self) -> None:
         if not self._dir.is_dir():
@@ -595,7 +601,6 @@ class _Blocks:
     rendered: dict[str, str] = field(default_factory=dict)
     defined: set[str] = field(default_factory=set)
     origins: dict[str, str] = field(default_factory=dict)  # block -> file whose version is used
-    lines: dict[str, int | None] = field(default_factory=dict)
 
 
 # Jinja plumbing.
@@ -625,7 +630,7 @@ def _prepare(
     context.blocks = muted
     for _ in root(context):
         pass
-    return dict(muted), context.get_all()
+    return dict(muted.items()), context.get_all()
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):

@@ -86,7 +86,11 @@ def _check_http_url(url: str) -> str:
     except ValueError as exc:
         raise ValueError(f"{_without_password(url)!r} is not a valid URL: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"{_without_password(url)!r} is not an http:// or https:// URL")
+        shown = _without_password(url)
+        guess = (
+            f" (did you mean 'https://{shown}'?)" if "://" not in url and url[:1].isalnum() else ""
+        )
+        raise ValueError(f"{shown!r} is not an http:// or https:// URL{guess}")
     return url
 
 
@@ -463,9 +467,9 @@ def _parse(text: str) -> tuple[yaml.Node | None, Any]:
         finally:
             loader.dispose()
     except yaml.reader.ReaderError as exc:
-        line = text[: exc.position].count("\n") + 1
         raise _Unreadable(
-            line, f"not valid YAML: the control character #x{exc.character:04x} is not allowed"
+            text[: exc.position].count("\n") + 1,
+            f"not valid YAML: the control character #x{exc.character:04x} is not allowed",
         ) from None
     except yaml.MarkedYAMLError as exc:
         line, message = _yaml_says(exc)
@@ -474,7 +478,9 @@ def _parse(text: str) -> tuple[yaml.Node | None, Any]:
         raise _Unreadable(None, f"not valid YAML: {exc}") from None
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
         # The safe constructors' own slips on odd !!tags, outside any one value.
-        raise _Unreadable(None, f"not valid YAML: a !!tagged value cannot be read ({exc})") from None
+        raise _Unreadable(
+            None, f"not valid YAML: a !!tagged value cannot be read ({exc})"
+        ) from None
     return node, data
 
 

@@ -38,7 +38,9 @@ class Channels:
 
     def supports(self, channel: str) -> bool:
         kind = channel.partition(":")[0]
-        return getattr(self, kind, None) is not None if kind in ("email", "sms", "webhook") else False
+        return (
+            getattr(self, kind, None) is not None if kind in ("email", "sms", "webhook") else False
+        )
 
     async def send(self, channel: str, item: OutboxItem) -> None:
         kind, _, address = channel.partition(":")

@@ -75,6 +75,21 @@ class Notifier:
     _dirty: set[int] | None = None  # None: not yet known, so every open incident is re-checked
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
+    def reconfigure(
+        self,
+        settings: MonitorSettings,
+        systems: dict[str, SystemInfo],
+        composer: Composer,
+        correlator: Correlator,
+    ) -> None:
+        """Use a reloaded configuration from the next decision on."""
+        self.settings, self.systems, self.composer, self.correlator = (
+            settings,
+            systems,
+            composer,
+            correlator,
+        )
+
     # inputs -------------------------------------------------------------------------------
 
     def on_transition(self, transition: Transition) -> None:

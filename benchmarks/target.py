@@ -1,0 +1,48 @@
+"""The benchmark's target: an aiohttp server on 127.0.0.1 answering every GET with ``200 ok``.
+
+It runs in its own process (``python benchmarks/target.py``), so it uses the machine's other core
+and never takes CPU from the process being measured. It prints ``PORT <n>`` once listening and
+serves until stdin closes or it is sent SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+from aiohttp import web
+
+
+async def _ok(request: web.BaseRequest) -> web.Response:
+    return web.Response(body=b"ok", content_type="text/plain")
+
+
+async def serve(host: str, port: int) -> None:
+    # The low-level server skips routing and middlewares: the target should cost as little
+    # per request as aiohttp allows, so that the client side is what gets measured.
+    server = web.Server(_ok, access_log=None)
+    loop = asyncio.get_running_loop()
+    listener = await loop.create_server(server, host, port, backlog=4096)
+    bound = listener.sockets[0].getsockname()[1]
+    print(f"PORT {bound}", flush=True)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_reader(sys.stdin.fileno(), lambda: stop.set() if not sys.stdin.read(1) else None)
+    await stop.wait()
+    listener.close()
+    await server.shutdown(1.0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    args = parser.parse_args()
+    asyncio.run(serve(args.host, args.port))
+
+
+if __name__ == "__main__":
+    main()

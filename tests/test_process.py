@@ -1,0 +1,136 @@
+"""The real process: `monitor run` probing real servers, restarted and killed like in production."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from process import REPO, free_port, run_cli, start_monitor, stop, wait_http
+from targets import Mode, Target
+
+from monitor.mailcatcher import MailCatcher
+from monitor.store import PENDING, SQLiteStore
+
+SETTINGS = """\
+org: {name: Example Ltd, support_email: help@example.com}
+notify_after: %s
+correlation_window: 5m
+"""
+
+PAYMENT = """\
+name: payment
+title: Online payments
+every: 1s
+timeout: 500ms
+fail_after: %d
+recover_after: 1
+workaround: Pay by phone.
+probe: {http: {url: "%s", expect: {status: [200], body_contains: ok}}}
+"""
+
+
+def write_checks(directory: Path, url: str, notify_after: str = "0s", fail_after: int = 2) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "monitor.yaml").write_text(SETTINGS % notify_after)
+    (directory / "payment.yaml").write_text(PAYMENT % (fail_after, url))
+    return directory
+
+
+async def test_monitor_run_probes_a_real_system_and_reports_it_down_and_up(
+    tmp_path: Path,
+) -> None:
+    """`monitor run`, configured by environment only, sees a healthy system UP, a failing one
+    DOWN, and serves valid Prometheus metrics and readiness all along."""
+    async with Target() as target:
+        port = free_port()
+        env = {
+            "MONITOR_CONFIG": str(write_checks(tmp_path / "checks", target.url_for("/healthz"))),
+            "MONITOR_MESSAGES": str(REPO / "messages"),
+            "MONITOR_DB": str(tmp_path / "monitor.db"),
+            "MONITOR_LISTEN": f"127.0.0.1:{port}",
+        }
+        process = await start_monitor(env)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            await wait_http(f"{base}/readyz", "ready")
+            await wait_http(f"{base}/metrics", 'monitor_system_up{system="payment"} 1.0')
+            await target.set_mode(Mode.ERROR)
+            metrics = await wait_http(f"{base}/metrics", 'monitor_system_up{system="payment"} 0.0')
+            assert 'monitor_probes_total{result="failure",system="payment"}' in metrics
+            assert "monitor_probe_lateness_seconds_bucket" in metrics
+            if shutil.which("promtool"):
+                lint = subprocess.run(
+                    ["promtool", "check", "metrics"], input=metrics.encode(), capture_output=True
+                )
+                assert lint.returncode == 0, lint.stdout + lint.stderr
+        finally:
+            log = await stop(process)
+        assert '"event": "transition"' in log
+        assert "status 500, expected 200" in log
+
+
+async def test_killed_mid_fan_out_every_person_still_gets_exactly_one_acknowledgement(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL while 2,000 acknowledgements are going out; after a restart every person has
+    exactly one acknowledgement (one distinct Message-ID), and nothing is left pending."""
+    people = 2000
+    csv = tmp_path / "people.csv"
+    csv.write_text(
+        "id,name,email,phone,systems\n"
+        + "".join(f"p{i},Person {i},p{i}@example.com,,payment\n" for i in range(people))
+    )
+    db = tmp_path / "monitor.db"
+    code, _, err = await run_cli("users", "import", str(csv), "--db", str(db))
+    assert code == 0, err
+    async with MailCatcher() as catcher, Target() as target:
+        await target.set_mode(Mode.ERROR)
+        catcher.delay = 0.002  # a realistic, slightly slow mail server: the fan-out takes a while
+        env = {
+            "MONITOR_CONFIG": str(write_checks(tmp_path / "checks", target.url_for("/healthz"))),
+            "MONITOR_MESSAGES": str(REPO / "messages"),
+            "MONITOR_DB": str(db),
+            "MONITOR_LISTEN": f"127.0.0.1:{free_port()}",
+            "MONITOR_SMTP_URL": catcher.url,
+            "MONITOR_SMTP_FROM": "status@example.com",
+        }
+        first = await start_monitor(env)
+        try:
+            async with asyncio.timeout(90):
+                await catcher.wait_for_messages(300)
+        finally:
+            await stop(first, kill=True)
+        assert first.returncode == -9
+        killed_at = len(catcher.messages)
+        assert killed_at < people, "the fan-out finished before the kill; nothing was tested"
+
+        second = await start_monitor(env)
+        try:
+            await _wait_for_recipients(catcher, people, deadline=120)
+        finally:
+            await stop(second)
+
+    ids_by_person: dict[str, set[str]] = defaultdict(set)
+    for message in catcher.messages:
+        for rcpt in message.rcpt_tos:
+            ids_by_person[rcpt].add(str(message.message["Message-ID"]))
+    assert len(ids_by_person) == people
+    assert all(len(ids) == 1 for ids in ids_by_person.values())
+    store = SQLiteStore(db)
+    try:
+        assert store.pending_count() == 0
+    finally:
+        store.close()
+
+
+async def _wait_for_recipients(catcher: MailCatcher, count: int, deadline: float) -> None:
+    try:
+        async with asyncio.timeout(deadline):
+            while len({r for m in catcher.messages for r in m.rcpt_tos}) < count:
+                await catcher.wait_for_messages(len(catcher.messages) + 1)
+    except TimeoutError:
+        pytest.fail(f"only {len(catcher.messages)} messages arrived")
