@@ -2,7 +2,7 @@
 
 It runs in its own process (``python benchmarks/target.py``), so it uses the machine's other core
 and never takes CPU from the process being measured. It prints ``PORT <n>`` once listening and
-serves until stdin closes or it is sent SIGTERM/SIGINT.
+serves until sent SIGTERM/SIGINT (or, with ``--until-stdin-closes``, until stdin ends).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import signal
 import sys
+import threading
 
 from aiohttp import web
 
@@ -19,7 +20,7 @@ async def _ok(request: web.BaseRequest) -> web.Response:
     return web.Response(body=b"ok", content_type="text/plain")
 
 
-async def serve(host: str, port: int) -> None:
+async def serve(host: str, port: int, watch_stdin: bool) -> None:
     # The low-level server skips routing and middlewares: the target should cost as little
     # per request as aiohttp allows, so that the client side is what gets measured.
     server = web.Server(_ok, access_log=None)
@@ -30,7 +31,13 @@ async def serve(host: str, port: int) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_reader(sys.stdin.fileno(), lambda: stop.set() if not sys.stdin.read(1) else None)
+    if watch_stdin:
+        # A daemon thread, since epoll cannot watch every kind of stdin.
+        def wait_for_eof() -> None:
+            sys.stdin.buffer.read()
+            loop.call_soon_threadsafe(stop.set)
+
+        threading.Thread(target=wait_for_eof, daemon=True).start()
     await stop.wait()
     listener.close()
     await server.shutdown(1.0)
@@ -40,8 +47,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument(
+        "--until-stdin-closes", action="store_true", help="stop when stdin reaches its end"
+    )
     args = parser.parse_args()
-    asyncio.run(serve(args.host, args.port))
+    asyncio.run(serve(args.host, args.port, args.until_stdin_closes))
 
 
 if __name__ == "__main__":

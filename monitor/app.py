@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+import watchfiles
 from aiohttp import web
 
 from monitor.channels import EmailChannel, SmsChannel, WebhookChannel
@@ -105,6 +106,7 @@ class App:
     flush_every: float = 1.0
     prune_every: float = 60.0
     serve_http: bool = True
+    watch_files: bool = True
 
     async def start(self) -> None:
         self.config = load_config(self.options.config, self.environ)
@@ -156,6 +158,8 @@ class App:
             asyncio.create_task(self._tick_loop(), name="notifier"),
             asyncio.create_task(self.delivery.run(), name="delivery"),
         ]
+        if self.watch_files:
+            self.tasks.append(asyncio.create_task(self._watch(), name="watch"))
         self.runner: web.AppRunner | None = None
         if self.serve_http:
             self.runner = web.AppRunner(build_web_app(self), access_log=None)
@@ -173,6 +177,12 @@ class App:
 
     async def _probe(self, name: str, lateness: float) -> None:
         await self.monitor.probe(name, lateness)
+
+    async def _watch(self) -> None:
+        """Reload when on-call edits a check file or a template."""
+        paths = [p for p in (self.options.config, self.options.messages) if p.exists()]
+        async for _changes in watchfiles.awatch(*paths, debounce=500, recursive=True):
+            self.reload()
 
     def _count_incident(self, incident: Incident, change: Change, system: str) -> None:
         if change is Change.OPENED:

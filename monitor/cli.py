@@ -107,6 +107,7 @@ async def _serve(options: Options, env: dict[str, str]) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, app.reload)
     await stop.wait()
     await app.stop()
     return 0

@@ -71,6 +71,7 @@ class Store(Protocol):
     def prune_results(self, older_than: float, keep_per_system: int) -> int: ...
     def recent_results(self, system: str, limit: int = 100) -> list[ProbeResult]: ...
     def transitions(self, system: str | None = None, limit: int = 100) -> list[Transition]: ...
+    def health_history(self, since: float) -> dict[str, list[tuple[float, Health]]]: ...
 
     # incidents
     def new_incident_id(self) -> int: ...
@@ -81,6 +82,7 @@ class Store(Protocol):
     ) -> list[Incident]: ...
     def add_timeline(self, incident_id: int, at: float, kind: str, text: str) -> None: ...
     def timeline(self, incident_id: int) -> list[TimelineEntry]: ...
+    def latest_incidents(self, limit: int, status: str | None = None) -> list[Incident]: ...
 
     # people
     def upsert_people(self, people: Iterable[Person]) -> int: ...
@@ -308,6 +310,25 @@ class SQLiteStore:
             for r in rows
         ][::-1]
 
+    def health_history(self, since: float) -> dict[str, list[tuple[float, Health]]]:
+        """Each system's health from ``since`` on: ``[(at, health), ...]`` in time order.
+
+        The first entry is ``(since, health then)`` when a transition before ``since`` says what
+        it was; every transition after ``since`` follows. Systems with no transitions are absent.
+        """
+        history: dict[str, list[tuple[float, Health]]] = {}
+        # SQLite takes the bare column ``current`` from the row holding MAX(id).
+        for row in self.db.query(
+            "SELECT system, current, MAX(id) FROM transitions WHERE at <= ? GROUP BY system",
+            (since,),
+        ):
+            history[row["system"]] = [(since, Health(row["current"]))]
+        for row in self.db.query(
+            "SELECT system, at, current FROM transitions WHERE at > ? ORDER BY at, id", (since,)
+        ):
+            history.setdefault(row["system"], []).append((row["at"], Health(row["current"])))
+        return history
+
     # incidents ----------------------------------------------------------------------------
 
     def new_incident_id(self) -> int:
@@ -361,6 +382,16 @@ class SQLiteStore:
             "SELECT at, kind, text FROM timeline WHERE incident_id = ? ORDER BY id", (incident_id,)
         )
         return [TimelineEntry(r["at"], r["kind"], r["text"]) for r in rows]
+
+    def latest_incidents(self, limit: int, status: str | None = None) -> list[Incident]:
+        """The newest ``limit`` incidents, newest first; ``status`` "open" or "resolved" filters."""
+        where = {
+            None: "",
+            "open": "WHERE resolved_at IS NULL",
+            "resolved": "WHERE resolved_at IS NOT NULL",
+        }[status]
+        rows = self.db.query(f"SELECT * FROM incidents {where} ORDER BY id DESC LIMIT ?", (limit,))
+        return [_incident(r) for r in rows]
 
     # people -------------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ async def test_validate_lists_every_problem_with_file_line_and_field(tmp_path: P
     (checks / "crm.yaml").write_text(
         (checks / "crm.yaml").read_text().replace("every: 30s", "every: 30 seconds")
     )
-    code, out, err = await run_cli("validate", "--config", str(checks))
+    code, _, err = await run_cli("validate", "--config", str(checks))
     assert code == 1
     lines = err.strip().splitlines()
     assert any(f"{checks}/payment.yaml:4: timout: unknown key 'timout'" in line for line in lines)
@@ -65,7 +65,11 @@ async def test_users_import_upserts_people_by_id(tmp_path: Path) -> None:
     try:
         alice = store.person("u1")
         assert alice is not None
-        assert (alice.name, alice.email, alice.systems) == ("Alice M.", "alice@new.example", ("payment",))
+        assert (alice.name, alice.email, alice.systems) == (
+            "Alice M.",
+            "alice@new.example",
+            ("payment",),
+        )
         assert [p.id for p in store.people_for_systems(["login"])] == ["u2"]
     finally:
         store.close()
@@ -74,7 +78,9 @@ async def test_users_import_upserts_people_by_id(tmp_path: Path) -> None:
 async def test_users_import_names_the_line_of_a_bad_row(tmp_path: Path) -> None:
     """A row with a broken email address is refused with the file, line and column."""
     bad = tmp_path / "users.csv"
-    bad.write_text("id,name,email,phone,systems\nu1,A,a@example.com,,payment\nu2,B,not-an-email,,x\n")
+    bad.write_text(
+        "id,name,email,phone,systems\nu1,A,a@example.com,,payment\nu2,B,not-an-email,,x\n"
+    )
     code, _, err = await run_cli("users", "import", str(bad), "--db", str(tmp_path / "m.db"))
     assert code == 1
     assert f"{bad}:3: email: 'not-an-email' is not an email address" in err

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import subprocess
 from collections import defaultdict
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from process import REPO, free_port, run_cli, start_monitor, stop, wait_http
 from targets import Mode, Target
 
 from monitor.mailcatcher import MailCatcher
-from monitor.store import PENDING, SQLiteStore
+from monitor.store import SQLiteStore
 
 SETTINGS = """\
 org: {name: Example Ltd, support_email: help@example.com}
@@ -63,10 +62,16 @@ async def test_monitor_run_probes_a_real_system_and_reports_it_down_and_up(
             assert 'monitor_probes_total{result="failure",system="payment"}' in metrics
             assert "monitor_probe_lateness_seconds_bucket" in metrics
             if shutil.which("promtool"):
-                lint = subprocess.run(
-                    ["promtool", "check", "metrics"], input=metrics.encode(), capture_output=True
+                lint = await asyncio.create_subprocess_exec(
+                    "promtool",
+                    "check",
+                    "metrics",
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.STDOUT,
                 )
-                assert lint.returncode == 0, lint.stdout + lint.stderr
+                said, _ = await lint.communicate(metrics.encode())
+                assert lint.returncode == 0, said.decode()
         finally:
             log = await stop(process)
         assert '"event": "transition"' in log
@@ -134,3 +139,42 @@ async def _wait_for_recipients(catcher: MailCatcher, count: int, deadline: float
                 await catcher.wait_for_messages(len(catcher.messages) + 1)
     except TimeoutError:
         pytest.fail(f"only {len(catcher.messages)} messages arrived")
+
+
+async def test_editing_check_files_reloads_or_refuses_without_stopping(tmp_path: Path) -> None:
+    """A new check file is picked up while running; a broken one is refused with its file and
+    line on /readyz and the failure metric, and the running checks carry on; SIGHUP reloads."""
+    async with Target() as target:
+        port = free_port()
+        checks = write_checks(tmp_path / "checks", target.url_for("/healthz"))
+        env = {
+            "MONITOR_CONFIG": str(checks),
+            "MONITOR_MESSAGES": str(REPO / "messages"),
+            "MONITOR_DB": str(tmp_path / "monitor.db"),
+            "MONITOR_LISTEN": f"127.0.0.1:{port}",
+        }
+        process = await start_monitor(env)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            await wait_http(f"{base}/metrics", 'monitor_system_up{system="payment"} 1.0')
+            (checks / "login.yaml").write_text(
+                (checks / "payment.yaml").read_text().replace("name: payment", "name: login")
+            )
+            await wait_http(f"{base}/metrics", 'monitor_system_up{system="login"} 1.0')
+            (checks / "crm.yaml").write_text("name: crm\ntitle: CRM\nevery: often\n")
+            readyz = await wait_http(f"{base}/readyz", "refused")
+            assert f"{checks}/crm.yaml:3: every:" in readyz
+            metrics = await wait_http(
+                f"{base}/metrics", 'monitor_config_reloads_total{result="failure"} 1.0'
+            )
+            assert 'monitor_system_up{system="login"} 1.0' in metrics
+            (checks / "crm.yaml").unlink()
+            (checks / "login.yaml").unlink()
+            await wait_http(f"{base}/readyz", "ready")
+            metrics = await wait_http(f"{base}/metrics", 'result="success"} 3.0')
+            assert 'system="login"' not in metrics.split("monitor_system_up")[1].split("# HELP")[0]
+            assert process.pid
+            process.send_signal(1)  # SIGHUP
+            await wait_http(f"{base}/metrics", 'monitor_config_reloads_total{result="success"} 4.0')
+        finally:
+            await stop(process)

@@ -273,8 +273,9 @@ async def test_mail_server_down_for_a_while_loses_nothing(tmp_path: Path) -> Non
 async def test_no_such_mailbox_falls_back_to_sms(tmp_path: Path) -> None:
     """The mail server answers 550 for Alice: she gets the acknowledgement by SMS instead."""
     async with FakeTwilio() as twilio, aiohttp.ClientSession() as session:
-        sms = SmsChannel(session, twilio.account_sid, twilio.auth_token, "+15550001111",
-                         base_url=twilio.base_url)
+        sms = SmsChannel(
+            session, twilio.account_sid, twilio.auth_token, "+15550001111", base_url=twilio.base_url
+        )
         async with world(tmp_path, sms=sms) as w:
             w.people(ALICE)
             w.catcher.reject = {"alice@example.com"}
