@@ -1,0 +1,77 @@
+"""The monitor loop: a hanging system never holds up another one."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from clock import FakeClock
+from targets import Mode, Target
+
+from monitor.config import HttpClient, load_config
+from monitor.model import Health, ProbeResult
+from monitor.probes import Prober, make_session
+from monitor.runtime import Monitor
+from monitor.store import SQLiteStore
+
+CHECK = """\
+name: {name}
+title: {name}
+every: 30s
+timeout: 10s
+fail_after: 1
+recover_after: 1
+probe: {{http: {{url: "{url}"}}}}
+"""
+
+
+async def test_a_hanging_system_does_not_delay_another_systems_probe(tmp_path: Path) -> None:
+    """While login's probe hangs on a slow server, payment's probe runs and finishes."""
+    async with Target() as slow, Target() as healthy:
+        await slow.set_mode(Mode.SLOW)
+        checks = tmp_path / "checks"
+        checks.mkdir()
+        (checks / "login.yaml").write_text(CHECK.format(name="login", url=slow.url_for("/healthz")))
+        (checks / "payment.yaml").write_text(
+            CHECK.format(name="payment", url=healthy.url_for("/healthz"))
+        )
+        config = load_config(checks, {})
+        store = SQLiteStore(tmp_path / "monitor.db")
+        async with make_session(HttpClient()) as session:
+            monitor = Monitor(config, store, FakeClock(), Prober(session, FakeClock()))
+            hanging = asyncio.create_task(monitor.probe("login"))
+            result = await monitor.probe("payment")
+            assert result is not None
+            assert result.ok
+            assert not hanging.done()
+            assert monitor.states["payment"].health is Health.UP
+            await slow.set_mode(Mode.HEALTHY)  # lets the hanging request finish
+            login = await hanging
+            assert login is not None
+            assert login.ok
+        store.close()
+
+
+async def test_probing_goes_on_in_memory_while_the_store_refuses_writes(tmp_path: Path) -> None:
+    """With the database refusing writes, a DOWN transition still reaches listeners and is
+    kept; once the database takes writes again it is saved and the error clears."""
+    checks = tmp_path / "checks"
+    checks.mkdir()
+    (checks / "payment.yaml").write_text(CHECK.format(name="payment", url="http://127.0.0.1:9/"))
+    store = SQLiteStore(tmp_path / "monitor.db")
+    clock = FakeClock()
+    monitor = Monitor(load_config(checks, {}), store, clock)
+    heard = []
+    monitor.on_transition.append(heard.append)
+    store.db.execute("PRAGMA query_only=1")
+    monitor.observe(ProbeResult("payment", False, "connection refused", clock.now(), 0.001))
+    monitor.flush()
+    assert [t.current for t in heard] == [Health.DOWN]
+    assert monitor.store_error is not None
+    assert "readonly" in monitor.store_error
+    store.db.execute("PRAGMA query_only=0")
+    monitor.flush()
+    assert monitor.store_error is None
+    assert [t.current for t in store.transitions("payment")] == [Health.DOWN]
+    assert len(store.recent_results("payment")) == 1
+    store.close()

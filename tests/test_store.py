@@ -1,0 +1,77 @@
+"""The SQLite store: history stays bounded, state survives a restart, failures are named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.model import Health, ProbeResult, SystemState, Transition
+from monitor.store import SQLiteStore, StoreUnavailable
+
+
+def results(system: str, start: float, count: int) -> list[ProbeResult]:
+    return [ProbeResult(system, True, "status 200", start + i, 0.01) for i in range(count)]
+
+
+def test_store_uses_write_ahead_logging(tmp_path: Path) -> None:
+    """The database file is in WAL mode, so readers never block the monitor's writes."""
+    store = SQLiteStore(tmp_path / "monitor.db")
+    mode = next(store.db.query("PRAGMA journal_mode"))["journal_mode"]
+    store.close()
+    assert mode == "wal"
+
+
+def test_results_older_than_max_age_are_pruned(tmp_path: Path) -> None:
+    """Results older than the retention age are deleted; newer ones stay."""
+    store = SQLiteStore(tmp_path / "monitor.db")
+    store.record_results(results("payment", 1000.0, 10))
+    deleted = store.prune_results(older_than=1005.0, keep_per_system=1000)
+    assert deleted == 5
+    assert [r.started_at for r in store.recent_results("payment")] == [
+        1009.0,
+        1008.0,
+        1007.0,
+        1006.0,
+        1005.0,
+    ]
+    store.close()
+
+
+def test_each_system_keeps_at_most_max_results(tmp_path: Path) -> None:
+    """With a cap of 3 per system, each system keeps its 3 newest results."""
+    store = SQLiteStore(tmp_path / "monitor.db")
+    store.record_results(results("payment", 1000.0, 10) + results("login", 1000.0, 2))
+    store.prune_results(older_than=0.0, keep_per_system=3)
+    assert [r.started_at for r in store.recent_results("payment")] == [1009.0, 1008.0, 1007.0]
+    assert len(store.recent_results("login")) == 2
+    store.close()
+
+
+def test_state_and_transitions_survive_reopening(tmp_path: Path) -> None:
+    """A transition saved with its state is there, unchanged, when the file is opened again."""
+    path = tmp_path / "monitor.db"
+    store = SQLiteStore(path)
+    state = SystemState(
+        "payment", Health.DOWN, since=1030.0, fail_streak=4, last_reason="timed out after 5s"
+    )
+    store.save_transition(
+        Transition("payment", 1030.0, Health.UP, Health.DOWN, "timed out after 5s", 3), state
+    )
+    store.close()
+    again = SQLiteStore(path)
+    assert again.load_states() == {"payment": state}
+    assert [t.current for t in again.transitions("payment")] == [Health.DOWN]
+    again.close()
+
+
+def test_a_database_refusing_writes_is_reported_not_crashed(tmp_path: Path) -> None:
+    """When SQLite refuses writes (here: query_only, as for a read-only file), the store
+    raises StoreUnavailable with SQLite's reason instead of a raw sqlite3 error."""
+    store = SQLiteStore(tmp_path / "monitor.db")
+    store.db.execute("PRAGMA query_only=1")
+    with pytest.raises(StoreUnavailable, match="readonly"):
+        store.check_writable()
+    with pytest.raises(StoreUnavailable, match="readonly"):
+        store.record_results(results("payment", 1000.0, 1))
+    store.close()
