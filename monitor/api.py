@@ -442,7 +442,10 @@ def incident_view(app: App, incident: Incident) -> IncidentOut:
         cause=SystemRef(name=incident.cause, title=title_of(app, incident.cause)),
         systems=[
             IncidentSystem(
-                name=m.name, title=title_of(app, m.name), down_at=_at(m.down_at), up_at=_time(m.up_at)
+                name=m.name,
+                title=title_of(app, m.name),
+                down_at=_at(m.down_at),
+                up_at=_time(m.up_at),
             )
             for m in incident.members
         ],
@@ -526,7 +529,9 @@ async def post_attempt(request: web.Request) -> web.Response:
     if body.system not in app.config.systems:
         raise ApiError(400, f"system: no system is named {body.system!r}", "system")
     person = body.user.person()
-    app.notifier.report_attempt(Attempt(body.system, person.id, body.action, app.clock.now()), person)
+    app.notifier.report_attempt(
+        Attempt(body.system, person.id, body.action, app.clock.now()), person
+    )
     open_ids = [i.id for i in app.store.incidents(open_only=True) if body.system in i.systems]
     return respond(AttemptAccepted(accepted=True, system=body.system, open_incidents=open_ids), 202)
 

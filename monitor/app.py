@@ -28,6 +28,7 @@ from monitor.logs import event
 from monitor.metrics import Metrics
 from monitor.model import Clock, SystemClock, SystemInfo
 from monitor.notifier import Notifier
+from monitor.oncall import OnCall, describe
 from monitor.probes import Prober, make_session
 from monitor.runtime import Monitor
 from monitor.scheduler import ProbeScheduler
@@ -140,6 +141,8 @@ class App:
         self.notifier.on_decided.append(lambda _items: self.delivery.wake())
         self.notifier.on_incident.append(self._count_incident)
         self.delivery.on_outcome.append(self._count_message)
+        self.oncall = OnCall(settings.oncall)
+        self.notifier.on_incident.append(self._tell_oncall)
         self.metrics.observe_present(
             lambda: self.monitor.states,
             self.store.open_incident_count,
@@ -157,6 +160,7 @@ class App:
             asyncio.create_task(self._every(self.prune_every, self.monitor.prune), name="prune"),
             asyncio.create_task(self._tick_loop(), name="notifier"),
             asyncio.create_task(self.delivery.run(), name="delivery"),
+            asyncio.create_task(self.oncall.run(), name="oncall"),
         ]
         if self.watch_files:
             self.tasks.append(asyncio.create_task(self._watch(), name="watch"))
@@ -188,9 +192,27 @@ class App:
         if change is Change.OPENED:
             self.metrics.incidents.inc()
 
+    def _tell_oncall(self, incident: Incident, change: Change, system: str) -> None:
+        if not self.oncall.urls:
+            return
+        opened = change is Change.OPENED
+        notice = describe(
+            incident,
+            change,
+            system,
+            {n: s.title for n, s in self.config.systems.items()},
+            self.notifier.audience_size(incident) if opened else None,
+            self.config.settings.notify_after,
+            incident.held,
+        )
+        if notice is not None:
+            self.oncall.tell(notice)
+
     def _count_message(self, item: OutboxItem, outcome: str) -> None:
         channel = (item.sent_via or (item.channels[0] if item.channels else "none:")).split(":")[0]
         self.metrics.messages.labels(channel=channel, kind=item.kind, outcome=outcome).inc()
+        if outcome == "undeliverable":
+            self.oncall.delivery_failed(channel, item.last_error)
 
     async def _every(self, seconds: float, work: Callable[[], object]) -> None:
         while True:

@@ -18,12 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import re
 import socket
 import sys
 import tempfile
+import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,7 +32,6 @@ from pathlib import Path
 from monitor.app import App, Options, systems_info
 from monitor.composer import Composer
 from monitor.config import Config, ConfigError, load_config
-from monitor.delivery import Delivery
 from monitor.durations import format_duration, short_duration
 from monitor.incidents import Change, Incident
 from monitor.logs import configure
@@ -55,6 +54,7 @@ PEOPLE = (
 # Not a subscriber: the shop reports that she just failed to pay.
 ALICE = Person("u-1042", "Alice Martin", "alice.martin@example.com")
 ACTION = "buy the LinkedIn course"
+BODY_LINES = 3  # of each caught message, printed under its subject
 NOTE = "The card processor's update did not apply properly; we rolled it back."
 
 
@@ -111,7 +111,10 @@ async def run_demo(listen: str = "127.0.0.1:9108", speed: float = 1.0) -> int:
         return 2
     host, _, port_text = listen.rpartition(":")
     if not host or not port_text.isdigit() or int(port_text) > 65535:
-        print(f"demo: --listen must be HOST:PORT, like 127.0.0.1:9108, not {listen!r}", file=sys.stderr)
+        print(
+            f"demo: --listen must be HOST:PORT, like 127.0.0.1:9108, not {listen!r}",
+            file=sys.stderr,
+        )
         return 2
     pace = Pace.at(speed)
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
@@ -176,12 +179,12 @@ class _Demo:
             "the simulated systems did not all come UP",
             lambda: all(states[n].health is Health.UP for n in SIMULATED),
         )
-        self._say(f"All systems are UP. In {_seconds(pace.calm)} payment and login fail together.")
+        self._say(
+            f"All systems are UP. In {short_duration(pace.calm)} payment and login fail together."
+        )
         await asyncio.sleep(pace.calm)  # a pause for the reader, not a wait for the monitor
 
-        self._say(
-            "Breaking payment (/healthz answers 503) and login (/login answers 502)."
-        )
+        self._say("Breaking payment (/healthz answers 503) and login (/login answers 502).")
         self.systems.payment.fail()
         self.systems.login.fail()
         app.notifier.report_attempt(Attempt("payment", ALICE.id, ACTION, app.clock.now()), ALICE)
@@ -195,7 +198,7 @@ class _Demo:
         )
         audience = {p.id for p in PEOPLE if set(p.systems) & set(BROKEN)} | {ALICE.id}
         self._say(
-            f"Customers are told once the incident has lasted {_seconds(pace.notify_after)}"
+            f"Customers are told once the incident has lasted {short_duration(pace.notify_after)}"
             " (notify_after), so blips never reach them."
         )
         await self._until(
@@ -205,7 +208,7 @@ class _Demo:
         incident = self._incident(app)
         self._say(
             f"{len(audience)} people acknowledged, one message each. The outage goes on for"
-            f" {_seconds(pace.hold)}: see incident {incident.id} on the status page."
+            f" {short_duration(pace.hold)}: see incident {incident.id} on the status page."
         )
         await asyncio.sleep(pace.hold)  # a pause for the reader
 
@@ -217,8 +220,10 @@ class _Demo:
         acknowledged = self._told(app, MessageKind.ACKNOWLEDGE)
         await self._until(
             "the resolved messages did not all go out",
-            lambda: self._incident(app).resolved_at is not None
-            and self._told(app, MessageKind.RESOLVED) >= acknowledged,
+            lambda: (
+                self._incident(app).resolved_at is not None
+                and self._told(app, MessageKind.RESOLVED) >= acknowledged
+            ),
         )
         self._summary(app)
 
@@ -230,8 +235,8 @@ class _Demo:
             **self.systems.environ(),
             "MONITOR_SMTP_URL": self.catcher.url,
         }
-        config_dir, config_label = self._prepare_config(environ)
-        messages_dir, messages_label = self._pick_messages(environ, config_dir)
+        config_dir, config_label, config = self._prepare_config(environ)
+        messages_dir, messages_label = self._pick_messages(config)
         port = self.port
         if port and not _can_listen(self.host, port):
             self._line(f"Port {port} is taken, so the status page uses a free port instead.")
@@ -243,7 +248,7 @@ class _Demo:
             listen=f"{self.host}:{port}",
         )
         configure("WARNING", environ=environ)
-        app = App(options, environ=environ, tick_every=self.pace.tick)
+        app = App(options, environ=environ, tick_every=self.pace.tick, watch_files=False)
         try:
             await app.start()
         except OSError as exc:
@@ -261,7 +266,7 @@ class _Demo:
         self._intro(config_label, messages_label, f"http://{self.host}:{port}/")
         return app
 
-    def _prepare_config(self, environ: Mapping[str, str]) -> tuple[Path, str]:
+    def _prepare_config(self, environ: Mapping[str, str]) -> tuple[Path, str, Config]:
         """A shortened copy of the checks to use, and where they came from."""
         given = os.environ.get("MONITOR_CONFIG")
         first = (
@@ -277,16 +282,18 @@ class _Demo:
             if source is None:
                 continue
             try:
-                shorten_checks(source.path, target, self.pace, environ, self.systems)
+                config = shorten_checks(source.path, target, self.pace, environ, self.systems)
             except Unusable as exc:
                 if source is not shipped:
-                    self._line(f"The demo cannot use {source.label} ({exc}); it uses {shipped.label}.")
+                    self._line(
+                        f"The demo cannot use {source.label} ({exc}); it uses {shipped.label}."
+                    )
                     continue
                 raise Unusable(f"the shipped checks are missing or broken: {exc}") from None
-            return target, f"{source.label} ({source.path.resolve()})"
+            return target, f"{source.label} ({source.path.resolve()})", config
         raise AssertionError("unreachable")
 
-    def _pick_messages(self, environ: Mapping[str, str], config_dir: Path) -> tuple[Path, str]:
+    def _pick_messages(self, config: Config) -> tuple[Path, str]:
         given = os.environ.get("MONITOR_MESSAGES")
         first = (
             Source("MONITOR_MESSAGES", Path(given))
@@ -296,7 +303,6 @@ class _Demo:
             else None
         )
         shipped = Source("the shipped messages", DEFAULTS / "messages")
-        config = load_config(config_dir, environ)
         for source in (first, shipped):
             if source is None:
                 continue
@@ -304,14 +310,18 @@ class _Demo:
             if problems is None:
                 return source.path, f"{source.label} ({source.path.resolve()})"
             if source is not shipped:
-                self._line(f"The demo cannot use {source.label} ({problems}); it uses {shipped.label}.")
+                self._line(
+                    f"The demo cannot use {source.label} ({problems}); it uses {shipped.label}."
+                )
                 continue
             raise Unusable(f"the shipped messages are missing or broken: {problems}")
         raise AssertionError("unreachable")
 
     def _intro(self, checks: str, messages: str, status_url: str) -> None:
         pace = self.pace
-        self._line("monitor demo: the real monitor against simulated systems, with a scripted outage.")
+        self._line(
+            "monitor demo: the real monitor against simulated systems, with a scripted outage."
+        )
         self._line(
             f"It runs with shortened intervals: probes every {short_duration(pace.every)}"
             f" (shipped: 15s to 30s), customers told after {short_duration(pace.notify_after)}"
@@ -321,7 +331,9 @@ class _Demo:
         self._line(f"Messages:    {messages}")
         for n, line in enumerate(self.systems.describe()):
             self._line(f"{'Simulated:' if n == 0 else '':<12} {line}")
-        self._line(f"Mail:        a local mail catcher at {self.catcher.url}; nothing leaves this machine")
+        self._line(
+            f"Mail:        a local mail catcher at {self.catcher.url}; nothing leaves this machine"
+        )
         people = ", ".join(f"{p.name} ({', '.join(p.systems)})" for p in PEOPLE)
         self._line(f"Subscribers: {people}")
         self._line(f"Status page: {status_url}  (served while the demo runs)")
@@ -398,9 +410,8 @@ class _Demo:
         name = self.names.get(to)
         self._say(f"Mail to {name} <{to}>" if name else f"Mail to {to}")
         self._line(f"{'':9}Subject: {caught.message['Subject']}")
-        lines = [line.strip() for line in caught.text.splitlines() if line.strip()]
-        for line in lines[:2]:
-            self._line(f"{'':9}| {_clip(line, 90)}")
+        for line in _first_lines(caught.text, BODY_LINES, 88):
+            self._line(f"{'':9}| {line}")
         self._poke()
 
     def _outcome(self, item: OutboxItem, outcome: str) -> None:
@@ -547,14 +558,15 @@ def _duration(seconds: float) -> str:
     return f"{round(seconds * 1000)}ms"
 
 
-def _seconds(seconds: float) -> str:
-    return short_duration(seconds)
-
-
-def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
-
-
-# Quiet the unused-name check for names re-exported for callers and tests.
-__all__ = ["ACTION", "ALICE", "PEOPLE", "Pace", "run_demo", "shorten_checks"]
-_ = (Delivery, logging)
+def _first_lines(text: str, count: int, width: int) -> list[str]:
+    """The first ``count`` lines of ``text`` wrapped at ``width``, "…" ending a cut one."""
+    lines = [
+        wrapped
+        for paragraph in text.splitlines()
+        if paragraph.strip()
+        for wrapped in textwrap.wrap(paragraph.strip(), width)
+    ]
+    shown = lines[:count]
+    if len(lines) > count and shown:
+        shown[-1] += " …"
+    return shown

@@ -248,6 +248,10 @@ class Notifier:
             lookback,
         )
 
+    def audience_size(self, incident: Incident) -> int:
+        """How many people ``incident`` affects now."""
+        return sum(1 for _ in self._audience(incident))
+
     async def _fan_out(self, incident: Incident, now: float) -> Incident:
         """Decide every message this incident owes now; return the incident as saved."""
         told = self.store.told(incident.id)
