@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import os
 import resource
@@ -75,8 +76,7 @@ SENDER = "status@example.com"
 CHILD_TIMEOUT = 900.0  # seconds; a run that takes longer is broken, not slow
 
 SETTINGS = """\
-org: {name: Example Ltd, support_phone: 0800 123 456, support_email: help@example.com,
-      message_domain: example.com}
+org: {name: Example Ltd, support_phone: 0800 123 456, support_email: help@example.com}
 correlation_window: 5m
 notify_after: 60s
 update_every: 24h
@@ -267,7 +267,7 @@ async def run_bare(port: int, n: int, connections: int, checks: Path) -> dict[st
 
 
 async def run_monitor(
-    port: int, directory: Path, connections: int, concurrency: int
+    port: int, directory: Path, connections: int, concurrency: int, profile: Path | None = None
 ) -> dict[str, Any]:
     configure("INFO", stream=open(os.devnull, "w"), environ={})  # noqa: SIM115 (lives as long as we do)
     config = load_config(directory / "checks", {})
@@ -313,6 +313,9 @@ async def run_monitor(
     assert store.pending_count() == 0
     clock.advance(settings.notify_after + 1)
     rss_before = memory_mb("VmRSS")
+    profiler = cProfile.Profile() if profile else None
+    if profiler:
+        profiler.enable()
 
     with Stopwatch() as decide:
         await notifier.tick()
@@ -323,6 +326,9 @@ async def run_monitor(
             rounds += 1
             if rounds > decided + 10:  # every round sends at least one: this cannot be
                 raise RuntimeError("delivery did not settle")
+    if profiler:
+        profiler.disable()
+        profiler.dump_stats(profile)
     await email.close()
     counts = store.outbox_counts()
     left = store.pending_count()
@@ -368,6 +374,8 @@ def child(role: str, args: argparse.Namespace, port: int, directory: Path) -> di
         "--concurrency",
         str(args.concurrency),
     ]
+    if role == "monitor" and args.profile:
+        command += ["--profile", str(args.profile.resolve())]
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=CHILD_TIMEOUT, check=False
     )
@@ -471,6 +479,7 @@ def main() -> None:
     parser.add_argument("--port", type=int)
     parser.add_argument("--dir", type=Path)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    parser.add_argument("--profile", type=Path, help="cProfile the monitor's fan-out into FILE")
     args = parser.parse_args()
 
     if args.role == "bare":
@@ -478,7 +487,9 @@ def main() -> None:
         print(json.dumps(out))
         return
     if args.role == "monitor":
-        out = asyncio.run(run_monitor(args.port, args.dir, args.connections, args.concurrency))
+        out = asyncio.run(
+            run_monitor(args.port, args.dir, args.connections, args.concurrency, args.profile)
+        )
         print(json.dumps(out))
         return
 

@@ -41,6 +41,7 @@ import sys
 import tempfile
 import time
 from array import array
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,17 +91,20 @@ class Window:
     done: int = 0
     ok: int = 0
     lateness: array[float] = field(default_factory=lambda: array("d"))
+    reasons: Counter[str] = field(default_factory=Counter)
     cpu_at_start: float = 0.0
     cpu_at_end: float = 0.0
 
     def inside(self, now: float) -> bool:
         return self.start <= now < self.end
 
-    def count(self, ok: bool, lateness: float | None = None) -> None:
+    def count(self, ok: bool, lateness: float | None = None, reason: str = "") -> None:
         if not self.inside(time.time()):
             return
         self.done += 1
         self.ok += ok
+        if not ok:
+            self.reasons[reason] += 1
         if lateness is not None:
             self.lateness.append(lateness)
 
@@ -111,7 +115,7 @@ class Window:
         await asyncio.sleep(max(0.0, self.end - time.time()))
         self.cpu_at_end = cpu_seconds()
 
-    def figures(self) -> dict[str, float]:
+    def figures(self) -> dict[str, Any]:
         seconds = self.end - self.start
         return {
             "seconds": seconds,
@@ -122,6 +126,7 @@ class Window:
             "lateness_max": max(self.lateness, default=0.0),
             "cpu": (self.cpu_at_end - self.cpu_at_start) / seconds,
             "peak_rss_mb": peak_rss_mb(),
+            "failures": dict(self.reasons.most_common(3)),
         }
 
 
@@ -142,9 +147,9 @@ async def run_bare(
                 try:
                     async with session.get(target) as resp:
                         await resp.read()
-                        window.count(resp.status == 200)
-                except (aiohttp.ClientError, OSError):
-                    window.count(False)
+                        window.count(resp.status == 200, reason=f"status {resp.status}")
+                except (aiohttp.ClientError, OSError) as exc:
+                    window.count(False, reason=type(exc).__name__)
 
         workers = [asyncio.create_task(worker(n)) for n in range(concurrency)]
         await window.run_until_end()
@@ -215,7 +220,7 @@ async def run_monitor(
     monitor.on_result.append(metrics.record_probe)
     now = time.time()
     window = Window(now + warmup, now + warmup + duration)
-    monitor.on_result.append(lambda result, lateness: window.count(result.ok, lateness))
+    monitor.on_result.append(lambda result, lateness: window.count(result.ok, lateness, result.reason))
 
     async def probe(name: str, lateness: float) -> None:
         await monitor.probe(name, lateness)

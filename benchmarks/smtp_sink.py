@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import resource
 import signal
 import sys
 
@@ -33,7 +34,7 @@ class Discard:
         return "250 2.0.0 OK"
 
 
-async def serve(port: int) -> dict[str, int]:
+async def serve(port: int) -> dict[str, float]:
     loop = asyncio.get_running_loop()
     handler = Discard()
     server = await loop.create_server(
@@ -57,7 +58,12 @@ async def serve(port: int) -> dict[str, int]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
     server.close()
-    return {"messages": handler.messages, "bytes": handler.bytes}
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "messages": handler.messages,
+        "bytes": handler.bytes,
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+    }
 
 
 def main() -> None:

@@ -368,6 +368,8 @@ def uptime_ratio(history: Sequence[tuple[float, Health]], since: float, now: flo
     ``history`` is ``[(from when, health), ...]`` in time order, as ``Store.health_history``
     gives it; each health lasts until the next entry (the last one until ``now``).
     """
+    if not history:
+        return None
     up = down = 0.0
     ends = [at for at, _ in history[1:]] + [now]
     for (start, health), end in zip(history, ends, strict=True):

@@ -108,6 +108,8 @@ class App:
     prune_every: float = 60.0
     serve_http: bool = True
     watch_files: bool = True
+    stop_grace: float = 10.0
+    stopping: bool = field(default=False, init=False)
 
     async def start(self) -> None:
         self.config = load_config(self.options.config, self.environ)
@@ -157,9 +159,9 @@ class App:
         self.scheduler.start()
         self.tasks = [
             asyncio.create_task(self._every(self.flush_every, self.monitor.flush), name="flush"),
-            asyncio.create_task(self._every(self.prune_every, self.monitor.prune), name="prune"),
+            asyncio.create_task(self._every(self.prune_every, self._prune), name="prune"),
             asyncio.create_task(self._tick_loop(), name="notifier"),
-            asyncio.create_task(self.delivery.run(), name="delivery"),
+            asyncio.create_task(self.delivery.run(stopping=lambda: self.stopping), name="delivery"),
             asyncio.create_task(self.oncall.run(), name="oncall"),
         ]
         if self.watch_files:
@@ -178,6 +180,13 @@ class App:
             listen=self.options.listen,
             db=str(self.options.db),
         )
+
+    def _prune(self) -> None:
+        self.monitor.prune()
+        settings = self.config.settings
+        keep = max(settings.attempt_lookback, settings.retention.max_age)
+        with contextlib.suppress(StoreUnavailable):
+            self.store.prune_attempts(self.clock.now() - keep)
 
     async def _probe(self, name: str, lateness: float) -> None:
         await self.monitor.probe(name, lateness)
@@ -295,6 +304,12 @@ class App:
         """Stop probing, let in-flight sends finish (or stay in the outbox), write what is
         buffered, close everything."""
         self.scheduler.shutdown()
+        self.stopping = True
+        self.delivery.wake()
+        delivery = next(t for t in self.tasks if t.get_name() == "delivery")
+        # Sends already under way finish (or time out and stay pending in the outbox).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(delivery), self.stop_grace)
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:

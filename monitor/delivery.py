@@ -99,6 +99,7 @@ class Delivery:
     on_outcome: list[Outcome] = field(default_factory=list)
     _inflight: set[str] = field(default_factory=set)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _stopping: Callable[[], bool] = field(default=lambda: False)
 
     def wake(self) -> None:
         """There may be new work: look now rather than at the next poll."""
@@ -118,13 +119,16 @@ class Delivery:
 
         async def one(item: OutboxItem) -> None:
             async with limit:
-                await self._send(item)
+                if not self._stopping():  # on shutdown, what has not started stays pending
+                    await self._send(item)
 
         await asyncio.gather(*(one(item) for item in due))
         return len(due)
 
     async def run(self, idle: float = 1.0, stopping: Callable[[], bool] = lambda: False) -> None:
-        """Deliver until cancelled: as fast as the work comes, else poll every ``idle`` s."""
+        """Deliver until cancelled or ``stopping()``: as fast as the work comes, else poll every
+        ``idle`` s. Once stopping, sends under way finish and nothing new starts."""
+        self._stopping = stopping
         while not stopping():
             try:
                 tried = await self.run_once()

@@ -62,7 +62,8 @@ NOTE = "The card processor's update did not apply properly; we rolled it back."
 class Pace:
     """The demo's timings in seconds, shortened from the shipped ones (15-30s probes, 60s hold).
 
-    Probing never gets faster than every 200ms, so a busy machine still answers in time.
+    Probing never gets faster than every 200ms, nor a probe's timeout shorter than 200ms, so
+    a busy machine still answers in time.
     """
 
     every: float
@@ -79,7 +80,7 @@ class Pace:
         every = max(1.0 / speed, 0.2)
         return cls(
             every=every,
-            timeout=every / 2,
+            timeout=min(every, max(0.5 / speed, 0.2)),
             notify_after=max(5.0 / speed, 4 * every),
             correlation_window=max(30.0 / speed, 10 * every),
             calm=5.0 / speed,
@@ -99,7 +100,7 @@ class Unusable(Exception):
 
 @dataclass(frozen=True)
 class Source:
-    label: str  # how the user knows it: "./checks", "MONITOR_CONFIG", "the shipped copy"
+    label: str  # how the user knows it: "./checks", "MONITOR_CONFIG", "the shipped checks"
     path: Path
 
 
@@ -141,7 +142,6 @@ class _Demo:
         self.systems = SimulatedSystems()
         self.catcher = MailCatcher(on_message=self._caught)
         self.app: App | None = None
-        self.incident_id: int | None = None
         self.names = {p.email: p.name for p in (*PEOPLE, ALICE) if p.email}
 
     # the script ---------------------------------------------------------------------------
@@ -290,7 +290,7 @@ class _Demo:
                     )
                     continue
                 raise Unusable(f"the shipped checks are missing or broken: {exc}") from None
-            return target, f"{source.label} ({source.path.resolve()})", config
+            return target, f"{source.label} ({source.path.absolute()})", config
         raise AssertionError("unreachable")
 
     def _pick_messages(self, config: Config) -> tuple[Path, str]:
@@ -308,7 +308,7 @@ class _Demo:
                 continue
             problems = _template_problems(source.path, config)
             if problems is None:
-                return source.path, f"{source.label} ({source.path.resolve()})"
+                return source.path, f"{source.label} ({source.path.absolute()})"
             if source is not shipped:
                 self._line(
                     f"The demo cannot use {source.label} ({problems}); it uses {shipped.label}."
@@ -387,7 +387,6 @@ class _Demo:
         self._poke()
 
     def _incident_changed(self, incident: Incident, change: Change, system: str) -> None:
-        self.incident_id = incident.id
         systems = ", ".join(incident.systems)
         head = f"Incident {incident.id}"
         if change is Change.OPENED:
@@ -481,7 +480,9 @@ def shorten_checks(
     target.mkdir(parents=True, exist_ok=True)
     for name in SIMULATED:
         path = Path(config.files[name])
-        (target / path.name).write_text(_shortened(path.read_text(encoding="utf-8"), pace))
+        (target / path.name).write_text(
+            _shortened(path.read_text(encoding="utf-8"), pace), encoding="utf-8"
+        )
     org = config.settings.org.model_dump(exclude_none=True)
     (target / "monitor.yaml").write_text(
         "# monitor demo: the org from the checks directory, every interval shortened.\n"

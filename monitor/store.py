@@ -69,6 +69,7 @@ class Store(Protocol):
     def save_states(self, states: Iterable[SystemState]) -> None: ...
     def record_results(self, results: Sequence[ProbeResult]) -> None: ...
     def prune_results(self, older_than: float, keep_per_system: int) -> int: ...
+    def prune_attempts(self, older_than: float) -> int: ...
     def recent_results(self, system: str, limit: int = 100) -> list[ProbeResult]: ...
     def transitions(self, system: str | None = None, limit: int = 100) -> list[Transition]: ...
     def health_history(self, since: float) -> dict[str, list[tuple[float, Health]]]: ...
@@ -137,6 +138,7 @@ CREATE TABLE IF NOT EXISTS people (
 CREATE TABLE IF NOT EXISTS subscriptions (
     system TEXT NOT NULL, person_id TEXT NOT NULL, PRIMARY KEY (system, person_id))
     WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS subscriptions_person ON subscriptions (person_id);
 CREATE TABLE IF NOT EXISTS attempts (
     id INTEGER PRIMARY KEY, system TEXT NOT NULL, person_id TEXT NOT NULL, action TEXT NOT NULL,
     at REAL NOT NULL);
@@ -283,6 +285,10 @@ class SQLiteStore:
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(str(exc)) from exc
         return int(aged.rowcount) + int(counted.rowcount)
+
+    def prune_attempts(self, older_than: float) -> int:
+        """Forget reported attempts older than ``older_than``: they can no longer count."""
+        return int(self._write("DELETE FROM attempts WHERE at < ?", (older_than,)).rowcount)
 
     def recent_results(self, system: str, limit: int = 100) -> list[ProbeResult]:
         rows = self.db.query(

@@ -37,7 +37,8 @@ def test_image_runs_as_non_root_with_health_check_and_config_mounts() -> None:
     text = (REPO / "Dockerfile").read_text()
     assert "USER 10001" in text
     assert "EXPOSE 9108" in text
-    assert "HEALTHCHECK" in text and "/healthz" in text
+    assert "HEALTHCHECK" in text
+    assert "/healthz" in text
     assert "MONITOR_CONFIG=/etc/monitor/checks" in text
     assert "MONITOR_MESSAGES=/etc/monitor/messages" in text
 

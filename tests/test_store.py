@@ -75,3 +75,16 @@ def test_a_database_refusing_writes_is_reported_not_crashed(tmp_path: Path) -> N
     with pytest.raises(StoreUnavailable, match="readonly"):
         store.record_results(results("payment", 1000.0, 1))
     store.close()
+
+
+def test_attempts_older_than_the_cutoff_are_forgotten(tmp_path: Path) -> None:
+    """Pruning attempts drops the old ones and keeps the recent ones."""
+    from monitor.model import Attempt, Person
+
+    store = SQLiteStore(tmp_path / "monitor.db")
+    eve = Person("eve", "Eve")
+    store.add_attempt(Attempt("payment", "eve", "pay", 100.0), eve)
+    store.add_attempt(Attempt("payment", "eve", "pay again", 900.0), eve)
+    assert store.prune_attempts(older_than=500.0) == 1
+    assert [a.action for a in store.attempts(["payment"], since=0.0)] == ["pay again"]
+    store.close()
