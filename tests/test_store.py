@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.model import Health, ProbeResult, SystemState, Transition
+from monitor.model import Attempt, Health, Person, ProbeResult, SystemState, Transition
 from monitor.store import SQLiteStore, StoreUnavailable
 
 
@@ -79,8 +79,6 @@ def test_a_database_refusing_writes_is_reported_not_crashed(tmp_path: Path) -> N
 
 def test_attempts_older_than_the_cutoff_are_forgotten(tmp_path: Path) -> None:
     """Pruning attempts drops the old ones and keeps the recent ones."""
-    from monitor.model import Attempt, Person
-
     store = SQLiteStore(tmp_path / "monitor.db")
     eve = Person("eve", "Eve")
     store.add_attempt(Attempt("payment", "eve", "pay", 100.0), eve)
