@@ -154,6 +154,20 @@ class App:
         self.metrics.config_last_success.set(self.clock.now())
 
         self.scheduler = ProbeScheduler(self.clock, self._probe)
+        self.tasks: list[asyncio.Task[None]] = []
+        self.runner: web.AppRunner | None = None
+        if self.serve_http:
+            # Bind first: a taken port fails the start before anything runs in the background.
+            self.runner = web.AppRunner(build_web_app(self), access_log=None)
+            await self.runner.setup()
+            host, _, port = self.options.listen.rpartition(":")
+            try:
+                await web.TCPSite(self.runner, host or "0.0.0.0", int(port)).start()
+            except OSError:
+                await self.runner.cleanup()
+                await self.session.close()
+                self.store.close()
+                raise
         for name, system in self.config.systems.items():
             self.scheduler.schedule(name, system.every)
         self.scheduler.start()
@@ -166,13 +180,6 @@ class App:
         ]
         if self.watch_files:
             self.tasks.append(asyncio.create_task(self._watch(), name="watch"))
-        self.runner: web.AppRunner | None = None
-        if self.serve_http:
-            self.runner = web.AppRunner(build_web_app(self), access_log=None)
-            await self.runner.setup()
-            host, _, port = self.options.listen.rpartition(":")
-            site = web.TCPSite(self.runner, host or "0.0.0.0", int(port))
-            await site.start()
         event(
             log,
             "started",
@@ -306,10 +313,10 @@ class App:
         self.scheduler.shutdown()
         self.stopping = True
         self.delivery.wake()
-        delivery = next(t for t in self.tasks if t.get_name() == "delivery")
+        delivery = [t for t in self.tasks if t.get_name() == "delivery"]
         # Sends already under way finish (or time out and stay pending in the outbox).
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(delivery), self.stop_grace)
+            await asyncio.wait_for(asyncio.gather(*delivery), self.stop_grace)
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:

@@ -103,6 +103,9 @@ async def _serve(options: Options, env: dict[str, str]) -> int:
     except StoreUnavailable as exc:
         print(f"{options.db}: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        print(f"cannot listen on {options.listen}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

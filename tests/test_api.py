@@ -222,11 +222,14 @@ async def test_incident_detail_counts_people_told_and_undeliverable(tmp_path: Pa
         environ = {"MONITOR_API_TOKEN": TOKEN, "MONITOR_SMTP_URL": catcher.url}
         async with running(tmp_path, environ) as w:
             users = [
-                {"id": "alice", "name": "Alice Martin", "email": "alice@example.com"},
-                {"id": "frank", "name": "Frank Null"},
+                {
+                    "id": "alice",
+                    "name": "Alice",
+                    "email": "alice@example.com",
+                    "systems": ["payment"],
+                },
+                {"id": "frank", "name": "Frank Null", "systems": ["payment"]},
             ]
-            for user in users:
-                user["systems"] = ["payment"]
             assert (await w.post("/api/v1/users", {"users": users})).status == 200
             incident = await w.outage("payment")
             await w.delivered(2)
@@ -343,7 +346,7 @@ GOOD_ATTEMPT: dict[str, Any] = {
 
 
 def _with(path: str, value: object) -> dict[str, Any]:
-    body = json.loads(json.dumps(GOOD_ATTEMPT))
+    body: dict[str, Any] = json.loads(json.dumps(GOOD_ATTEMPT))
     *parents, last = path.split(".")
     target = body
     for part in parents:
