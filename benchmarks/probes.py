@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import math
@@ -181,6 +182,33 @@ def write_checks(directory: Path, url: str, checks: int, every: float, timeout: 
         )
 
 
+class GcPauses:
+    """Times the collector's pauses: a full collection over many objects stalls every probe."""
+
+    def __init__(self) -> None:
+        self.started = 0.0
+        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self.full: list[tuple[float, float, int]] = []  # (when, seconds, objects collected)
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+        else:
+            pause = time.perf_counter() - self.started
+            self.pauses[info["generation"]].append(pause)
+            if info["generation"] == 2:
+                self.full.append((time.time(), pause, info["collected"]))
+
+    def figures(self, window: Window) -> dict[str, Any]:
+        full = [(when, pause) for when, pause, _ in self.full if window.inside(when)]
+        return {
+            "gc_full": len(full),
+            "gc_full_max_ms": max((pause for _, pause in full), default=0.0) * 1000,
+            "gc_full_at": [(round(when - window.start, 1), round(pause * 1000)) for when, pause in full],
+        }
+
+
 class _Skips(logging.Handler):
     """Counts the runs APScheduler skipped (missed, or the previous run still going)."""
 
@@ -212,6 +240,7 @@ async def run_monitor(
     apscheduler_log.addHandler(skips)
     apscheduler_log.propagate = False
 
+    pauses = GcPauses()
     clock = SystemClock()
     store = SQLiteStore(work / "monitor.db")
     metrics = Metrics()
@@ -258,6 +287,7 @@ async def run_monitor(
         "skipped_runs": skipped,
         "load_seconds": load_seconds,
         **window.figures(),
+        **pauses.figures(window),
     }
 
 

@@ -46,14 +46,17 @@ MAX_INCIDENT_ID = 2**63 - 1  # SQLite's largest integer: anything above cannot e
 TOKEN_VARIABLE = "MONITOR_API_TOKEN"
 
 _NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+# No control characters, and no space at either end (an id of "  " is no id).
+_TRIMMED = r"^[^\x00-\x20\x7f]([^\x00-\x1f\x7f]*[^\x00-\x20\x7f])?$"
 
 # request bodies ------------------------------------------------------------------------------
 
 
 class _Body(BaseModel):
     # strict: "yes" is not a boolean and 7 is not a string; extra fields are refused so a typo
-    # ("emial") is an error, not silently dropped data.
-    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
+    # ("emial") is an error, not silently dropped data. Nothing is trimmed or coerced: what the
+    # published schema refuses, the server refuses.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 SystemName = Annotated[str, Field(pattern=r"^[a-z0-9-]+$", min_length=1, max_length=63)]
@@ -65,7 +68,7 @@ WebhookUrl = Annotated[str, Field(pattern=r"^https?://\S+$", max_length=2000)]
 class User(_Body):
     """A person as an app knows them; contacts are optional (null or absent when unknown)."""
 
-    id: Annotated[str, Field(min_length=1, max_length=200, pattern=_NO_CONTROL)]
+    id: Annotated[str, Field(min_length=1, max_length=200, pattern=_TRIMMED)]
     name: Annotated[str, Field(max_length=200, pattern=_NO_CONTROL)] = ""
     email: Email | None = None
     phone: Phone | None = None
@@ -86,7 +89,7 @@ class AttemptIn(_Body):
 
     system: SystemName
     user: User
-    action: Annotated[str, Field(min_length=1, max_length=500, pattern=_NO_CONTROL)]
+    action: Annotated[str, Field(min_length=1, max_length=500, pattern=_TRIMMED)]
 
 
 class UsersIn(_Body):
@@ -489,7 +492,9 @@ def _int_query(request: web.Request, name: str, default: int, low: int, high: in
     value = request.query.get(name)
     if value is None:
         return default
-    if not value.isascii() or not value.isdigit() or not low <= int(value) <= high:
+    # Length first: int() of thousands of digits is refused by Python itself.
+    ok = value.isascii() and value.isdigit() and len(value) <= len(str(high))
+    if not ok or not low <= int(value) <= high:
         raise ApiError(400, f"{name} must be a whole number from {low} to {high}", name)
     return int(value)
 
@@ -504,12 +509,13 @@ async def get_incidents(request: web.Request) -> web.Response:
 
 def _incident_id(request: web.Request) -> int:
     raw = request.match_info["id"]
-    if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
+    digits = raw.lstrip("0")
+    if not raw.isascii() or not raw.isdigit() or not digits:
         raise ApiError(400, "the incident id must be a positive whole number", "id")
-    number = int(raw)
-    if number > MAX_INCIDENT_ID:
-        raise ApiError(404, f"no incident {number}", "id")
-    return number
+    # Length first: int() of thousands of digits is refused by Python itself.
+    if len(digits) > len(str(MAX_INCIDENT_ID)) or int(digits) > MAX_INCIDENT_ID:
+        raise ApiError(404, f"no incident {digits[:30]}", "id")
+    return int(digits)
 
 
 def _unknown(number: int) -> ApiError:

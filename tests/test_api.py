@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -193,7 +194,13 @@ async def test_incidents_are_listed_newest_first_and_filtered_by_status(tmp_path
 
 
 @pytest.mark.parametrize(
-    ("query", "field"), [("status=closed", "status"), ("limit=0", "limit"), ("limit=x", "limit")]
+    ("query", "field"),
+    [
+        ("status=closed", "status"),
+        ("limit=0", "limit"),
+        ("limit=x", "limit"),
+        ("limit=" + "9" * 5000, "limit"),
+    ],
 )
 async def test_a_bad_incident_query_is_400_naming_the_parameter(
     tmp_path: Path, query: str, field: str
@@ -210,6 +217,8 @@ async def test_an_unknown_incident_is_404_and_a_bad_id_is_400(tmp_path: Path) ->
     async with running(tmp_path) as w:
         assert (await w.client.get("/api/v1/incidents/42")).status == 404
         assert (await w.client.get(f"/api/v1/incidents/{2**70}")).status == 404
+        assert (await w.client.get("/api/v1/incidents/" + "9" * 5000)).status == 404
+        assert (await w.client.get("/api/v1/incidents/0")).status == 400
         response = await w.client.get("/api/v1/incidents/abc")
         assert response.status == 400
         assert (await response.json())["field"] == "id"
@@ -371,6 +380,7 @@ _DROP = object()
         (_with("user.emial", "a@b.c"), "user.emial"),
         (_with("user.phone", "call me"), "user.phone"),
         (_with("user.name", "Ann\r\nBcc: x@y.z"), "user.name"),
+        (_with("user.id", " u1"), "user.id"),
         (_with("action", _DROP), "action"),
         (_with("system", "Payment Service"), "system"),
         (_with("user", "u1"), "user"),
@@ -643,6 +653,14 @@ async def test_openapi_marks_exactly_the_write_routes_with_bearer_auth(tmp_path:
     for name in {ref.split("/")[-1] for ref in _refs(document)}:
         assert name in schemas, name
     assert "additionalProperties" in json.dumps(schemas["AttemptIn"])
+    operations = [op for item in document["paths"].values() for op in item.values()]
+    ids = [op["operationId"] for op in operations]
+    assert len(ids) == len(set(ids))
+    for path, item in document["paths"].items():
+        for operation in item.values():
+            declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
+            assert declared == set(re.findall(r"\{(\w+)\}", path)), path
+            assert operation["responses"], path
     assert "#/$defs" not in text
 
 
