@@ -71,9 +71,9 @@ def duration_text(seconds: float) -> str:
 
 
 def uptime_text(ratio: float | None) -> str:
-    """A percentage rounded down, so a bad minute never shows as 100%."""
+    """A percentage rounded down, so a bad minute never shows as 100%; "" with no data yet."""
     if ratio is None:
-        return "no data yet"
+        return ""
     percent = math.floor(ratio * 10000) / 100
     return "100%" if percent >= 100 else f"{percent:.2f}%"
 
