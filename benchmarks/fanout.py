@@ -2,26 +2,30 @@
 
     python benchmarks/fanout.py                        # 100,000 people, 4 SMTP connections
     python benchmarks/fanout.py --people 5000          # a quick check
+    python benchmarks/fanout.py --sequential           # decide everything, then send
 
 Everything runs on 127.0.0.1, each part in a process of its own, one after the other:
 
 - ``smtp_sink.py``: a minimal aiosmtpd server that says 250 to every message and keeps none.
   It counts what it accepted, so the run checks that every message arrived.
 - ``bare`` (the ceiling): a plain aiosmtplib loop, one sender per connection, sending as many
-  messages as the monitor will, each the size of the monitor's (rendered by the real composer,
-  built the way the email channel builds it) with its own ``To`` and a Message-ID in the
-  monitor's style (``<incident-1.acknowledge.u000042@example.com>``).
+  messages as the monitor does, each the size of the monitor's (rendered by the real composer,
+  built as the email channel builds it) with its own ``To`` and a Message-ID in the monitor's
+  style (``<incident-1.acknowledge.u000042@example.com>``). Half of them go before the
+  monitor's run and half after, so a machine getting busier or quieter weighs on both alike.
 - ``monitor`` (measured): the people, subscribers of ``payment``, are imported beforehand with
   ``store.upsert_people`` into a SQLite file in a temp dir. The process opens it with the real
   ``SQLiteStore``, makes ``payment`` DOWN through ``Monitor.observe``, moves its clock past
-  ``notify_after`` and times two phases: *decide* (``Notifier.tick``: who is affected, every
-  message rendered with the real ``Composer`` and the repo's ``messages/``, committed to the
-  outbox) and *send* (``Delivery.run_once`` until the outbox is empty, through the real
-  ``EmailChannel`` with a pool of ``--connections``). Logs go to /dev/null as JSON and every
-  outcome is counted in ``Metrics``, as the app does. Peak RSS is the process's ``VmHWM``.
+  ``notify_after`` and runs the fan-out as the app does: ``Notifier.tick`` decides (who is
+  affected, each message rendered by the real ``Composer`` from the repo's ``messages/`` and
+  committed to the outbox) while ``Delivery.run``, woken by each decided batch, sends through
+  the real ``EmailChannel`` with a pool of ``--connections``. The *decide* phase ends when the
+  last decision is committed, the *send* phase when the last message is accepted; with
+  ``--sequential`` the two run one after the other, each alone. Logs go to /dev/null as JSON
+  and every outcome is counted in ``Metrics``, as in the app. Peak RSS is ``VmHWM``.
 
 ``--role bare|monitor`` runs one measurement against ``--port`` and prints JSON (handy under a
-profiler; ``monitor`` also needs ``--dir`` from a run with ``--keep``).
+profiler; ``monitor`` needs ``--dir`` prepared by a run with ``--keep DIR``, and changes it).
 """
 
 from __future__ import annotations
@@ -36,13 +40,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -204,11 +207,14 @@ def sample_message(config: Config) -> tuple[bytes, bytes, bytes]:
     message["Message-ID"] = f"<{message_id}>"
     message.set_content(rendered.text, charset="utf-8", cte="quoted-printable")
     if rendered.html is not None:
-        message.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
+        message.add_alternative(
+            rendered.html, subtype="html", charset="utf-8", cte="quoted-printable"
+        )
     return message.as_bytes(), to.encode(), message_id.encode()
 
 
-async def run_bare(port: int, n: int, connections: int, checks: Path) -> dict[str, Any]:
+async def run_bare(port: int, first: int, n: int, connections: int, checks: Path) -> dict[str, Any]:
+    """Send ``n`` messages, to people ``first`` on, one sender per connection."""
     data, to, message_id = sample_message(load_config(checks, {}))
     head, _, tail = data.partition(b"To: " + to + b"\r\n")
     middle, _, tail = tail.partition(b"Message-ID: <" + message_id + b">\r\n")
@@ -217,14 +223,14 @@ async def run_bare(port: int, n: int, connections: int, checks: Path) -> dict[st
         aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False, timeout=30)
         for _ in range(connections)
     ]
-    next_i = 0
+    next_i = first
     sent = 0
     sizes = 0
 
     async def sender(client: aiosmtplib.SMTP) -> None:
         nonlocal next_i, sent, sizes
         await client.connect()
-        while next_i < n:
+        while next_i < first + n:
             i, next_i = next_i, next_i + 1
             somebody = person(i)
             address = somebody.email or ""
@@ -267,9 +273,13 @@ async def run_bare(port: int, n: int, connections: int, checks: Path) -> dict[st
 
 
 async def run_monitor(
-    port: int, directory: Path, connections: int, concurrency: int, profile: Path | None = None
+    port: int,
+    directory: Path,
+    connections: int,
+    concurrency: int,
+    overlap: bool = True,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
-    configure("INFO", stream=open(os.devnull, "w"), environ={})  # noqa: SIM115 (lives as long as we do)
     config = load_config(directory / "checks", {})
     settings = config.settings
     clock = OffsetClock()
@@ -307,7 +317,9 @@ async def run_monitor(
     delivery.on_outcome.append(count)
 
     for _ in range(config.systems["payment"].fail_after):
-        monitor.observe(ProbeResult("payment", False, "status 503, expected 200", clock.now(), 0.01))
+        monitor.observe(
+            ProbeResult("payment", False, "status 503, expected 200", clock.now(), 0.01)
+        )
     assert monitor.states["payment"].health is Health.DOWN
     await notifier.tick()  # the incident opens; nobody is told before notify_after
     assert store.pending_count() == 0
@@ -316,7 +328,35 @@ async def run_monitor(
     profiler = cProfile.Profile() if profile else None
     if profiler:
         profiler.enable()
+    if overlap:
+        phases = await overlapped(notifier, delivery, store)
+    else:
+        phases = await one_after_the_other(notifier, delivery, store)
+    if profiler and profile:
+        profiler.disable()
+        profiler.dump_stats(profile)
+    await email.close()
+    counts = store.outbox_counts()
+    left = store.pending_count()
+    store.close()
+    sent = counts.get("acknowledge", {}).get("sent", 0)
+    return {
+        "role": "monitor",
+        "mode": "overlap" if overlap else "sequential",
+        **phases,
+        "messages": sent,
+        "per_s": sent / phases["seconds"],
+        "pending_after": left,
+        "outbox": counts,
+        "rss_before_mb": rss_before,
+        "peak_rss_mb": memory_mb("VmHWM"),
+    }
 
+
+async def one_after_the_other(
+    notifier: Notifier, delivery: Delivery, store: SQLiteStore
+) -> dict[str, Any]:
+    """Decide everything, then send everything: each phase's cost on its own."""
     with Stopwatch() as decide:
         await notifier.tick()
     decided = store.pending_count()
@@ -326,38 +366,67 @@ async def run_monitor(
             rounds += 1
             if rounds > decided + 10:  # every round sends at least one: this cannot be
                 raise RuntimeError("delivery did not settle")
-    if profiler:
-        profiler.disable()
-        profiler.dump_stats(profile)
-    await email.close()
-    counts = store.outbox_counts()
-    left = store.pending_count()
-    store.close()
-    sent = counts.get("acknowledge", {}).get("sent", 0)
-    whole = decide.wall + send.wall
     return {
-        "role": "monitor",
         "decided": decided,
-        "messages": sent,
-        "pending_after": left,
-        "outbox": counts,
         "decide_s": decide.wall,
-        "decide_per_s": decided / decide.wall,
         "decide_cpu_s": decide.cpu,
+        "sent_while_deciding": 0,
         "send_s": send.wall,
-        "send_per_s": sent / send.wall,
         "send_cpu_s": send.cpu,
-        "seconds": whole,
-        "per_s": sent / whole,
-        "rss_before_mb": rss_before,
-        "peak_rss_mb": memory_mb("VmHWM"),
+        "seconds": decide.wall + send.wall,
+        "cpu_s": decide.cpu + send.cpu,
+    }
+
+
+async def overlapped(notifier: Notifier, delivery: Delivery, store: SQLiteStore) -> dict[str, Any]:
+    """As the app runs it: ``Delivery.run`` sends while the notifier is still deciding (each
+    decided batch wakes it). The decide phase ends when the last decision is committed, the
+    send phase when the last message is out."""
+    finished = 0
+    total: int | None = None
+    done = asyncio.Event()
+
+    def settle(_item: OutboxItem, outcome: str) -> None:
+        nonlocal finished
+        if outcome in ("sent", "undeliverable"):
+            finished += 1
+            if total is not None and finished >= total:
+                done.set()
+
+    delivery.on_outcome.append(settle)
+    stopping = False
+    with Stopwatch() as whole:
+        sender = asyncio.create_task(delivery.run(idle=0.1, stopping=lambda: stopping))
+        with Stopwatch() as decide:
+            await notifier.tick()
+        sent_while_deciding = finished
+        total = sum(n for by_status in store.outbox_counts().values() for n in by_status.values())
+        if finished >= total:
+            done.set()
+        with Stopwatch() as rest:
+            await asyncio.wait_for(done.wait(), CHILD_TIMEOUT)
+        stopping = True
+        delivery.wake()
+        await sender
+    return {
+        "decided": total,
+        "decide_s": decide.wall,
+        "decide_cpu_s": decide.cpu,
+        "sent_while_deciding": sent_while_deciding,
+        "send_s": rest.wall,
+        "send_cpu_s": rest.cpu,
+        "seconds": whole.wall,
+        "cpu_s": whole.cpu,
     }
 
 
 # --- the whole run -----------------------------------------------------------------------------
 
 
-def child(role: str, args: argparse.Namespace, port: int, directory: Path) -> dict[str, Any]:
+def child(
+    role: str, args: argparse.Namespace, port: int, directory: Path, first: int = 0, n: int = 0
+) -> dict[str, Any]:
+    """Run one measurement in a process of its own; its figures."""
     command = [
         sys.executable,
         __file__,
@@ -367,8 +436,10 @@ def child(role: str, args: argparse.Namespace, port: int, directory: Path) -> di
         str(port),
         "--dir",
         str(directory),
+        "--first",
+        str(first),
         "--people",
-        str(args.people),
+        str(n or args.people),
         "--connections",
         str(args.connections),
         "--concurrency",
@@ -376,6 +447,8 @@ def child(role: str, args: argparse.Namespace, port: int, directory: Path) -> di
     ]
     if role == "monitor" and args.profile:
         command += ["--profile", str(args.profile.resolve())]
+    if role == "monitor" and args.sequential:
+        command.append("--sequential")
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=CHILD_TIMEOUT, check=False
     )
@@ -383,6 +456,25 @@ def child(role: str, args: argparse.Namespace, port: int, directory: Path) -> di
         raise SystemExit(f"{role} failed:\n{done.stderr}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
+
+
+def combined(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """The two halves of the ceiling as one run."""
+    messages = before["messages"] + after["messages"]
+    seconds = before["seconds"] + after["seconds"]
+    return {
+        "role": "bare",
+        "messages": messages,
+        "seconds": seconds,
+        "per_s": messages / seconds,
+        "cpu_s": before["cpu_s"] + after["cpu_s"],
+        "mean_bytes": (
+            before["mean_bytes"] * before["messages"] + after["mean_bytes"] * after["messages"]
+        )
+        / max(1, messages),
+        "halves_per_s": [before["per_s"], after["per_s"]],
+        "peak_rss_mb": max(before["peak_rss_mb"], after["peak_rss_mb"]),
+    }
 
 
 class Sink:
@@ -424,7 +516,9 @@ def prepare(directory: Path, n: int) -> float:
     return time.perf_counter() - started
 
 
-def report(args: argparse.Namespace, bare: dict[str, Any], mon: dict[str, Any], sink: dict[str, int]) -> None:
+def report(
+    args: argparse.Namespace, bare: dict[str, Any], mon: dict[str, Any], sink: dict[str, int]
+) -> None:
     ratio = mon["per_s"] / bare["per_s"]
     n = args.people
     print(
@@ -432,24 +526,36 @@ def report(args: argparse.Namespace, bare: dict[str, Any], mon: dict[str, Any], 
         f"(delivery concurrency {args.concurrency}), {os.cpu_count()} cores, Python "
         f"{sys.version.split()[0]}"
     )
-    rows = [
-        ("monitor: decide (render + outbox)", mon["decided"], mon["decide_s"], mon["decide_cpu_s"]),
-        ("monitor: send (outbox -> SMTP)", mon["messages"], mon["send_s"], mon["send_cpu_s"]),
-        (
-            "monitor: whole fan-out",
-            mon["messages"],
-            mon["seconds"],
-            mon["decide_cpu_s"] + mon["send_cpu_s"],
-        ),
-        ("bare aiosmtplib loop (ceiling)", bare["messages"], bare["seconds"], bare["cpu_s"]),
-    ]
-    print(f"{'':36} {'messages':>9} {'seconds':>8} {'msg/s':>8} {'CPU s':>7}")
-    for label, count, seconds, cpu in rows:
-        print(f"{label:36} {count:>9,} {seconds:>8.1f} {count / seconds:>8,.0f} {cpu:>7.1f}")
+    early = mon["sent_while_deciding"]
+    if mon["mode"] == "overlap":
+        rows = [
+            (f"decide, outbox filled ({early:,} sent by then)", mon["decided"], "decide"),
+            ("send, the rest after that", mon["messages"] - early, "send"),
+            ("whole fan-out (both at once, as in the app)", mon["messages"], ""),
+        ]
+    else:
+        rows = [
+            ("decide alone (render + outbox)", mon["decided"], "decide"),
+            ("send alone (outbox -> SMTP)", mon["messages"], "send"),
+            ("whole fan-out (decide, then send)", mon["messages"], ""),
+        ]
+    print(f"{'':54} {'messages':>9} {'seconds':>8} {'msg/s':>8} {'CPU s':>7}")
+    for label, count, phase in rows:
+        seconds = mon[f"{phase}_s" if phase else "seconds"]
+        cpu = mon[f"{phase}_cpu_s" if phase else "cpu_s"]
+        rate = count / seconds
+        print(f"{'monitor: ' + label:54} {count:>9,} {seconds:>8.1f} {rate:>8,.0f} {cpu:>7.1f}")
+    halves = " / ".join(f"{rate:,.0f}" for rate in bare.get("halves_per_s", []))
+    label = f"bare aiosmtplib loop, the ceiling ({halves})"
     print(
-        f"mean message size: monitor {(sink['bytes'] - bare['mean_bytes'] * bare['messages']) / max(1, mon['messages']):,.0f} B, "
-        f"bare {bare['mean_bytes']:,.0f} B; the sink accepted {sink['messages']:,} "
-        f"(expected {bare['messages'] + mon['messages']:,})"
+        f"{label:54} {bare['messages']:>9,} {bare['seconds']:>8.1f} {bare['per_s']:>8,.0f} "
+        f"{bare['cpu_s']:>7.1f}"
+    )
+    monitor_bytes = sink["bytes"] - bare["mean_bytes"] * bare["messages"]
+    print(
+        f"mean message: monitor {monitor_bytes / max(1, mon['messages']):,.0f} B, bare "
+        f"{bare['mean_bytes']:,.0f} B; the sink accepted {sink['messages']:,} (expected "
+        f"{bare['messages'] + mon['messages']:,}) using {sink.get('cpu_s', 0):.0f} s of CPU"
     )
     targets = [
         (f"whole fan-out / ceiling = {ratio:.2f}", ratio >= 0.7, ">= 0.7"),
@@ -476,19 +582,36 @@ def main() -> None:
     )
     parser.add_argument("--keep", type=Path, help="build the world here and keep it")
     parser.add_argument("--role", choices=["bare", "monitor"], help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--dir", type=Path)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     parser.add_argument("--profile", type=Path, help="cProfile the monitor's fan-out into FILE")
+    parser.add_argument(
+        "--sequential",
+        action="store_true",
+        help="decide everything, then send (each phase alone) instead of both at once",
+    )
     args = parser.parse_args()
 
     if args.role == "bare":
-        out = asyncio.run(run_bare(args.port, args.people, args.connections, args.dir / "checks"))
+        out = asyncio.run(
+            run_bare(args.port, args.first, args.people, args.connections, args.dir / "checks")
+        )
         print(json.dumps(out))
         return
     if args.role == "monitor":
+        # The app's JSON logs, written where they cost what they cost but are not kept.
+        configure("INFO", stream=open(os.devnull, "w"), environ={})  # noqa: SIM115 (lives as long as we do)
         out = asyncio.run(
-            run_monitor(args.port, args.dir, args.connections, args.concurrency, args.profile)
+            run_monitor(
+                args.port,
+                args.dir,
+                args.connections,
+                args.concurrency,
+                not args.sequential,
+                args.profile,
+            )
         )
         print(json.dumps(out))
         return
@@ -498,10 +621,17 @@ def main() -> None:
         imported = prepare(directory, args.people)
         print(f"imported {args.people:,} people in {imported:.1f}s", file=sys.stderr)
         with Sink() as sink:
-            bare = child("bare", args, sink.port, directory)
-            print(f"bare: {bare['per_s']:,.0f} messages/s", file=sys.stderr)
+            # The ceiling's messages go half before the monitor's run and half after, so a
+            # machine that gets busier or quieter meanwhile weighs on both alike.
+            half = args.people // 2
+            before = child("bare", args, sink.port, directory, 0, half)
+            print(f"ceiling, first half: {before['per_s']:,.0f} messages/s", file=sys.stderr)
             mon = child("monitor", args, sink.port, directory)
+            print(f"monitor: {mon['per_s']:,.0f} messages/s", file=sys.stderr)
+            after = child("bare", args, sink.port, directory, half, args.people - half)
+            print(f"ceiling, second half: {after['per_s']:,.0f} messages/s", file=sys.stderr)
             accepted = sink.counts()
+        bare = combined(before, after)
     finally:
         if args.keep is None:
             shutil.rmtree(directory, ignore_errors=True)

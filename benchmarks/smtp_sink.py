@@ -14,8 +14,10 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import resource
 import signal
+import stat
 import sys
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -47,13 +49,14 @@ async def serve(port: int) -> dict[str, float]:
     done = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, done.set)
     loop.add_signal_handler(signal.SIGINT, done.set)
-    # stdin closing (the parent went away, or said so) also ends the sink.
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    eof = asyncio.ensure_future(reader.read())
-    stop = asyncio.ensure_future(done.wait())
-    await asyncio.wait([eof, stop], return_when=asyncio.FIRST_COMPLETED)
-    for task in (eof, stop):
+    waits: list[asyncio.Future[object]] = [asyncio.ensure_future(done.wait())]
+    if stat.S_ISFIFO(os.fstat(sys.stdin.fileno()).st_mode):
+        # stdin closing (the parent went away, or said so) also ends the sink.
+        reader = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        waits.append(asyncio.ensure_future(reader.read()))
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for task in waits:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

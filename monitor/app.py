@@ -139,6 +139,8 @@ class App:
             self.clock,
         )
         self.monitor.on_transition.append(self.notifier.on_transition)
+        # What a crash cut off between a saved transition and its incident is applied first.
+        self.notifier.resume(self.monitor.states.values())
         self.monitor.on_result.append(self.metrics.record_probe)
         self.notifier.on_decided.append(lambda _items: self.delivery.wake())
         self.notifier.on_incident.append(self._count_incident)

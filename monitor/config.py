@@ -35,7 +35,11 @@ from monitor.durations import parse_duration, short_duration
 SETTINGS_FILE = "monitor.yaml"
 _SETTINGS_FILES = (SETTINGS_FILE, "monitor.yml")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_MAX_VALUES = 20_000  # a check file has dozens; more means aliases expanding without end
+_MAX_VALUES = 20_000  # a check file has dozens; more is a mistake, or aliases expanding
+# A check file is a few kilobytes. Reading stops past this size: parsing YAML in Python takes
+# seconds per megabyte, and a reload must not stall the monitor over a file that is not a check.
+MAX_FILE_BYTES = 1024 * 1024
+_MAX_DEPTH = 50  # a check file nests a handful deep; a JSON body for a step, a few more
 Path_: TypeAlias = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
 
@@ -378,8 +382,54 @@ class _Document:
         return None
 
 
+class _TooLarge(Exception):
+    """The file is over ``MAX_FILE_BYTES``; ``head`` is its text up to the line that crosses."""
+
+    def __init__(self, head: str) -> None:
+        super().__init__()
+        self.head = head
+
+
+class _Overgrown(Exception):
+    """The file writes more values, or nests them deeper, than any check file does."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
 class _Loader(yaml.SafeLoader):
-    """A safe loader that keeps mapping keys as written: ``yes:`` stays "yes", ``200:`` "200"."""
+    """A safe loader that keeps mapping keys as written: ``yes:`` stays "yes", ``200:`` "200".
+
+    It stops at the value after the ``_MAX_VALUES``th written one (keys count; an alias does
+    not), so a file of 100,000 keys is refused in a second rather than parsed for a minute, and
+    at a value nested ``_MAX_DEPTH`` deep, before Python's recursion limit is near.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._written = 0
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        alias = self.check_event(yaml.AliasEvent)  # which also reads the next event
+        line = self.current_event.start_mark.line + 1
+        if self._depth >= _MAX_DEPTH:
+            raise _Overgrown(line, f"values are nested more than {_MAX_DEPTH} deep")
+        if not alias:
+            self._written += 1
+            if self._written > _MAX_VALUES:
+                raise _Overgrown(
+                    line,
+                    f"more than {_MAX_VALUES} keys and values are written in this file: a check"
+                    " file has dozens; is this the right file?",
+                )
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
         if not isinstance(node, yaml.MappingNode):  # e.g. `!!set [1]`
@@ -431,12 +481,34 @@ def _read_document(
 ) -> _Document | None:
     file = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        problems.append(Problem(file, None, "", "cannot read the file: it is not UTF-8 text"))
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+            if len(raw) > MAX_FILE_BYTES:
+                # The line the limit falls in, read to its end so its key can be named.
+                raw += handle.readline(4096)
+                end = raw.find(b"\n", MAX_FILE_BYTES)
+                raise _TooLarge(raw[: end if end >= 0 else None].decode("utf-8", "replace"))
+    except _TooLarge as exc:
+        line = exc.head.count("\n") + 1
+        problems.append(
+            Problem(
+                file,
+                line,
+                _field_on_line(exc.head, line),
+                f"the file is larger than {MAX_FILE_BYTES // 1024} KiB (it goes on past this"
+                " line): a check file is a few kilobytes; is this the right file?",
+            )
+        )
         return None
     except OSError as exc:
         problems.append(Problem(file, None, "", f"cannot read the file: {exc.strerror or exc}"))
+        return None
+    try:
+        # Line ends as text mode reads them, so a CRLF file reads as it always has.
+        text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        problems.append(Problem(file, line, "", "cannot read the file: it is not UTF-8 text"))
         return None
     try:
         node, data = _parse(text)
@@ -466,6 +538,8 @@ def _parse(text: str) -> tuple[yaml.Node | None, Any]:
             data = loader.construct_document(node) if node is not None else None
         finally:
             loader.dispose()
+    except _Overgrown as exc:
+        raise _Unreadable(exc.line, exc.message, _field_on_line(text, exc.line)) from None
     except yaml.reader.ReaderError as exc:
         raise _Unreadable(
             text[: exc.position].count("\n") + 1,
@@ -473,6 +547,12 @@ def _parse(text: str) -> tuple[yaml.Node | None, Any]:
         ) from None
     except yaml.MarkedYAMLError as exc:
         line, message = _yaml_says(exc)
+        rows = text.splitlines()
+        if line is not None and line > len(rows):
+            # The file ended mid-value ("key: [", "&anchor"): PyYAML points past the last line;
+            # point at the last line written instead, which an editor can jump to.
+            written = [number for number, row in enumerate(rows, 1) if row.strip()]
+            line = written[-1] if written else 1
         raise _Unreadable(line, message, _field_on_line(text, line)) from None
     except yaml.YAMLError as exc:
         raise _Unreadable(None, f"not valid YAML: {exc}") from None
@@ -801,21 +881,34 @@ _KEY_LINE = re.compile(
 )
 
 
+_BARE_WORD = re.compile(r"[^\s#:'\"{}\[\],&*!|>%@`-][^\s:#]*")
+
+
 def _field_on_line(text: str, line: int | None) -> str:
     """For a file YAML cannot parse: the key on ``line`` and the keys it sits under, by indent.
 
     Only a key with nothing after its ':' opens a block, so an over-indented line is named as
-    the sibling it was meant to be.
+    the sibling it was meant to be. A line without a key (a list item, a key missing its ':')
+    is named by the keys it sits under.
     """
     if line is None:
         return ""
     rows = text.splitlines()
     if not 0 < line <= len(rows):
         return ""
-    match = _KEY_LINE.match(rows[line - 1])
-    if match is None:
+    row = rows[line - 1]
+    match = _KEY_LINE.match(row)
+    if match is not None:
+        keys, indent = [match.group(2)], len(match.group(1).expandtabs(8))
+    elif row.strip()[:1] in ("", "#"):
         return ""
-    keys, indent = [match.group(2)], len(match.group(1).expandtabs(8))
+    else:
+        keys, indent = [], len(row.expandtabs(8)) - len(row.expandtabs(8).lstrip())
+        if row.lstrip().startswith("-"):
+            indent += 1  # "- item" may sit level with the key that holds the list
+        else:
+            word = _BARE_WORD.match(row.lstrip())  # most likely a key that lost its ':'
+            keys = [word.group(0)] if word else []
     for row in reversed(rows[: line - 1]):
         above = _KEY_LINE.match(row)
         opens_block = above is not None and row[above.end() :].strip()[:1] in ("", "#")

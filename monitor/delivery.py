@@ -98,6 +98,8 @@ class Delivery:
     rng: random.Random = field(default_factory=random.Random)
     on_outcome: list[Outcome] = field(default_factory=list)
     _inflight: set[str] = field(default_factory=set)
+    # Outcomes the store refused to record (sent, retry...), oldest first, by item key.
+    _unsaved: dict[str, tuple[OutboxItem, str]] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _stopping: Callable[[], bool] = field(default=lambda: False)
 
@@ -106,12 +108,17 @@ class Delivery:
         self._wake.set()
 
     async def run_once(self) -> int:
-        """Send everything due now, ``concurrency`` at a time; return how many were tried."""
+        """Send everything due now, ``concurrency`` at a time; return how many were tried.
+
+        Raises StoreUnavailable while outcomes of earlier sends cannot be recorded: nothing
+        more goes out until they are, so a message the store cannot mark sent is not sent again.
+        """
+        self._save_unsaved()
         now = self.clock.now()
         due = [
             item
             for item in self.store.due(now, limit=self.concurrency * 8 + len(self._inflight))
-            if item.key not in self._inflight
+            if item.key not in self._inflight and item.key not in self._unsaved
         ]
         if not due:
             return 0
@@ -119,7 +126,9 @@ class Delivery:
 
         async def one(item: OutboxItem) -> None:
             async with limit:
-                if not self._stopping():  # on shutdown, what has not started stays pending
+                # On shutdown, or once the store refuses to record outcomes, what has not
+                # started stays pending.
+                if not self._stopping() and not self._unsaved:
                     await self._send(item)
 
         await asyncio.gather(*(one(item) for item in due))
@@ -140,6 +149,8 @@ class Delivery:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), idle)
+        with contextlib.suppress(StoreUnavailable):
+            self._save_unsaved()
 
     async def _send(self, item: OutboxItem) -> None:
         self._inflight.add(item.key)
@@ -155,7 +166,8 @@ class Delivery:
             error = f"{why} (had: {', '.join(c.split(':')[0] for c in item.channels) or 'none'})"
             self._save(replace(item, status=UNDELIVERABLE, last_error=error), "undeliverable")
             return
-        item = replace(item, channels=usable)
+        if usable != item.channels:
+            item = replace(item, channels=usable)
         channel = item.channels[0]
         try:
             await self.channels.send(channel, item)
@@ -169,10 +181,14 @@ class Delivery:
             )
             return
         now = self.clock.now()
-        self._save(
-            replace(item, status=SENT, sent_at=now, sent_via=channel, tries=item.tries + 1),
-            "sent",
-        )
+        sent = replace(item, status=SENT, sent_at=now, sent_via=channel, tries=item.tries + 1)
+        try:
+            # The connection this send freed goes to the next send waiting for it: let that
+            # one start before we commit (a commit takes longer, and meanwhile the connection
+            # would sit idle). Marked sent even if cancelled here.
+            await asyncio.sleep(0)
+        finally:
+            self._save(sent, "sent")
 
     def _failed(self, item: OutboxItem, channel: str, exc: DeliveryError) -> None:
         now = self.clock.now()
@@ -201,7 +217,29 @@ class Delivery:
             )
 
     def _save(self, item: OutboxItem, outcome: str) -> None:
-        self.store.update_item(item)
+        if not self._unsaved:
+            try:
+                self.store.update_item(item)
+            except StoreUnavailable as exc:
+                event(log, "outcome kept until the store takes it", logging.WARNING, error=str(exc))
+            else:
+                self._told(item, outcome)
+                return
+        # Kept in memory and written later (``_save_unsaved``): read back as pending now, the
+        # item would otherwise be sent again on the next round.
+        self._unsaved[item.key] = (item, outcome)
+
+    def _save_unsaved(self) -> None:
+        """Record the outcomes the store refused before; raise StoreUnavailable if it still
+        does."""
+        while self._unsaved:
+            key = next(iter(self._unsaved))
+            item, outcome = self._unsaved[key]
+            self.store.update_item(item)
+            del self._unsaved[key]
+            self._told(item, outcome)
+
+    def _told(self, item: OutboxItem, outcome: str) -> None:
         for listen in self.on_outcome:
             listen(item, outcome)
 

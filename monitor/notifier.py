@@ -22,12 +22,14 @@ from monitor.logs import event
 from monitor.model import (
     Attempt,
     Clock,
+    Health,
     IncidentView,
     MessageKind,
     Person,
     Reason,
     Recipient,
     SystemInfo,
+    SystemState,
     Transition,
 )
 from monitor.store import OutboxItem, Store, StoreUnavailable
@@ -95,6 +97,53 @@ class Notifier:
     def on_transition(self, transition: Transition) -> None:
         """Take a transition from the monitor; the next tick correlates it."""
         self._pending.append(transition)
+
+    def resume(self, states: Iterable[SystemState]) -> None:
+        """After a restart, queue what a crash cut off between saving a transition and
+        applying it to the incidents (both are remembered, but not in one transaction): a
+        system DOWN that no open incident counts down, or UP while an open incident still does.
+        The next tick correlates them as if they had just happened, at their original time.
+
+        A saved state older than what the incidents show (the store refused the transition,
+        then took the incident, then the process died) is stale, not missed: it is left alone.
+        """
+        decided = [
+            (state, state.since)
+            for state in states
+            if state.since is not None and state.health is not Health.UNKNOWN
+        ]
+        if not decided:
+            return
+        down_at: dict[str, float] = {}  # down in an open incident, since
+        up_at: dict[str, float] = {}  # the latest recovery an incident recorded
+        for incident in self.store.incidents(resolved_since=min(at for _, at in decided)):
+            for m in incident.members:
+                if incident.is_open and m.down:
+                    down_at[m.name] = m.down_at
+                if m.up_at is not None:
+                    up_at[m.name] = max(m.up_at, up_at.get(m.name, m.up_at))
+        missed = []
+        for state, at in decided:
+            name = state.system
+            if state.health is Health.DOWN and name not in down_at:
+                if name in up_at and at <= up_at[name]:
+                    continue
+                previous, streak = Health.UP, state.fail_streak
+            elif state.health is Health.UP and name in down_at:
+                if at < down_at[name]:
+                    continue
+                previous, streak = Health.DOWN, state.pass_streak
+            else:
+                continue
+            missed.append(Transition(name, at, previous, state.health, state.last_reason, streak))
+        if missed:
+            event(
+                log,
+                "resuming transitions cut off by a restart",
+                logging.WARNING,
+                transitions=[f"{t.system} {t.current.value}" for t in missed],
+            )
+        self._pending[:0] = sorted(missed, key=lambda t: (t.at, t.system))
 
     def report_attempt(self, attempt: Attempt, person: Person) -> None:
         """An app says ``person`` just failed on ``attempt.system``: remember it; if an open

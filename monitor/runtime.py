@@ -51,13 +51,17 @@ class Monitor:
         return self.config.systems.get(name)
 
     async def probe(self, name: str, lateness: float = 0.0) -> ProbeResult | None:
-        """Probe one system now and fold in the result (None if it was removed meanwhile)."""
+        """Probe one system now and fold in the result (None if it was removed meanwhile).
+
+        ``lateness`` is how late the call came; any wait for a free connection is added.
+        """
         system = self.system(name)
         if system is None or self.prober is None:
             return None
+        called = self.clock.now()
         result = await self.prober.probe(system)
         if name in self.config.systems:  # a reload may have removed it while it ran
-            self.observe(result, lateness)
+            self.observe(result, lateness + max(0.0, result.started_at - called))
         return result
 
     def observe(self, result: ProbeResult, lateness: float = 0.0) -> Transition | None:

@@ -422,9 +422,11 @@ def _addr_spec(address: str) -> str | None:
     return addr if _ADDR_SPEC.fullmatch(addr) else None
 
 
+_CONTROLS_TO_SPACE = {code: " " for code in (*range(32), 127)}
+
+
 def _one_line(text: str) -> str:
-    cleaned = "".join(" " if ord(ch) < 32 or ord(ch) == 127 else ch for ch in text)
-    return " ".join(cleaned.split())
+    return " ".join(text.translate(_CONTROLS_TO_SPACE).split())
 
 
 def _reply(exc: aiosmtplib.SMTPResponseException) -> str:

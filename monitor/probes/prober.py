@@ -18,18 +18,35 @@ from monitor.probes.tcp import probe_tcp
 
 
 class Prober:
-    """Runs probes on one shared session (see ``make_session``); safe to use concurrently."""
+    """Runs probes on one shared session (see ``make_session``); safe to use concurrently.
+
+    At most as many HTTP and steps probes run at once as the session's connector allows
+    connections; the others wait for a turn before their timeout starts. Without this they
+    would queue inside the connector with their timeout running, so a monitor asked for more
+    than it can do would time out healthy systems and call them DOWN (and spend what it has on
+    probes that then fail), instead of probing each system a little late.
+    """
 
     def __init__(self, session: aiohttp.ClientSession, clock: Clock) -> None:
         self._session = session
         self._clock = clock
+        limit = session.connector.limit if session.connector is not None else 0
+        self._turns = asyncio.Semaphore(limit) if limit else None
 
     async def probe(self, system: SystemConfig) -> ProbeResult:
         """Check ``system`` once. Never raises (but lets cancellation through) and returns
-        within ``system.timeout``; a steps probe's timeout covers the whole journey.
+        within ``system.timeout`` of starting; a steps probe's timeout covers the whole journey.
 
-        ``started_at`` comes from the clock; ``duration`` is real elapsed time.
+        An HTTP or steps probe may first wait for a free connection (see the class); its
+        ``started_at`` is when it got one, so ``started_at`` minus the time of the call is how
+        long it waited. ``started_at`` comes from the clock; ``duration`` is real elapsed time.
         """
+        if self._turns is None or system.probe.tcp is not None:
+            return await self._probe(system)
+        async with self._turns:
+            return await self._probe(system)
+
+    async def _probe(self, system: SystemConfig) -> ProbeResult:
         started_at = self._clock.now()
         started = perf_counter()
         probe = system.probe
