@@ -445,7 +445,7 @@ def verdicts(rows: list[Row]) -> None:
                 f"  peak RSS <= 120 MB with {r['checks']} checks {where}: "
                 f"{r['rss_mb']:.0f} MB {_met(r['rss_mb'] <= 120)}"
             )
-        startup = r["monitor_figures"].get("startup")
+        startup = r["monitor_figures"].get("startup") if r["ratio"] is None else None
         if startup:
             print(
                 f"    (the first rounds, before that: p99 lateness "
@@ -480,7 +480,7 @@ def orchestrate(args: argparse.Namespace) -> None:
                     ["--role", "monitor", "--mode", mode, "--checks", str(checks),
                      "--every", f"{args.every:g}", "--timeout", f"{args.every:g}",
                      "--fail-after", "1000000"],
-                    args.warmup,
+                    max(args.warmup, 2 * args.every + 1),  # past the first two rounds
                 )  # fmt: skip
                 rows.append(_row("ceiling", mode, mon, bare))
             if "1000/s" in args.scenario:

@@ -337,19 +337,24 @@ class Composer:
         affected = recipient.affected or incident.systems
         attempts = sorted(recipient.attempts, key=lambda attempt: attempt.at)
         person = recipient.person
+        # A name or an action is one line, whatever was stored: a line break in one would
+        # otherwise start a line of its own in the text ("Bcc: x@evil.example").
         user = UserFacts(
             id=person.id,
-            name=person.name.strip(),
-            first_name=person.first_name,
+            name=_one_line(person.name),
+            first_name=_one_line(person.first_name),
             email=person.email or "",
             phone=person.phone or "",
             attempts=tuple(
                 AttemptFacts(
-                    a.system, self._title(a.system, incident), a.action, self._when(a.at, now)
+                    a.system,
+                    self._title(a.system, incident),
+                    _one_line(a.action),
+                    self._when(a.at, now),
                 )
                 for a in attempts
             ),
-            actions=tuple(dict.fromkeys(a.action.strip() for a in attempts if a.action.strip())),
+            actions=tuple(dict.fromkeys(filter(None, (_one_line(a.action) for a in attempts)))),
             systems=tuple(_facts(info) for info in affected),
             affected_since=self._when(recipient.affected_since, now),
             affected_for=format_duration(end - recipient.affected_since),

@@ -9,7 +9,7 @@ from clock import FakeClock
 from targets import Mode, Target
 
 from monitor.config import HttpClient, load_config
-from monitor.model import Health, ProbeResult
+from monitor.model import Health, ProbeResult, Transition
 from monitor.probes import Prober, make_session
 from monitor.runtime import Monitor
 from monitor.store import SQLiteStore
@@ -61,7 +61,7 @@ async def test_probing_goes_on_in_memory_while_the_store_refuses_writes(tmp_path
     store = SQLiteStore(tmp_path / "monitor.db")
     clock = FakeClock()
     monitor = Monitor(load_config(checks, {}), store, clock)
-    heard = []
+    heard: list[Transition] = []
     monitor.on_transition.append(heard.append)
     store.db.execute("PRAGMA query_only=1")
     monitor.observe(ProbeResult("payment", False, "connection refused", clock.now(), 0.001))
