@@ -181,14 +181,10 @@ class Delivery:
             )
             return
         now = self.clock.now()
-        sent = replace(item, status=SENT, sent_at=now, sent_via=channel, tries=item.tries + 1)
-        try:
-            # The connection this send freed goes to the next send waiting for it: let that
-            # one start before we commit (a commit takes longer, and meanwhile the connection
-            # would sit idle). Marked sent even if cancelled here.
-            await asyncio.sleep(0)
-        finally:
-            self._save(sent, "sent")
+        self._save(
+            replace(item, status=SENT, sent_at=now, sent_via=channel, tries=item.tries + 1),
+            "sent",
+        )
 
     def _failed(self, item: OutboxItem, channel: str, exc: DeliveryError) -> None:
         now = self.clock.now()
