@@ -243,11 +243,12 @@ class Retention(_Strict):
 
 
 class HttpClient(_Strict):
-    """How probes use the network. ``reuse_connections`` keeps connections alive between probes."""
+    """How probes use the network. By default each probe opens a fresh connection, as a new
+    customer would; ``reuse_connections`` keeps connections alive between probes instead."""
 
     max_connections: Whole = Field(default=200, ge=1)
     max_connections_per_host: Whole = Field(default=0, ge=0)
-    reuse_connections: bool = True
+    reuse_connections: bool = False
 
 
 class MonitorSettings(_Strict):
