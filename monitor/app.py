@@ -175,7 +175,7 @@ class App:
         self.scheduler.start()
         self.tasks = [
             asyncio.create_task(self._every(self.flush_every, self.monitor.flush), name="flush"),
-            asyncio.create_task(self._every(self.prune_every, self._prune), name="prune"),
+            asyncio.create_task(self._prune_loop(), name="prune"),
             asyncio.create_task(self._tick_loop(), name="notifier"),
             asyncio.create_task(self.delivery.run(stopping=lambda: self.stopping), name="delivery"),
             asyncio.create_task(self.oncall.run(), name="oncall"),
@@ -190,8 +190,16 @@ class App:
             db=str(self.options.db),
         )
 
-    def _prune(self) -> None:
-        self.monitor.prune()
+    async def _prune_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.prune_every)
+            try:
+                await self._prune()
+            except Exception:
+                log.exception("pruning failed")
+
+    async def _prune(self) -> None:
+        await self.monitor.prune()
         settings = self.config.settings
         keep = max(settings.attempt_lookback, settings.retention.max_age)
         with contextlib.suppress(StoreUnavailable):

@@ -6,6 +6,7 @@ it with a fake clock; ``Monitor.probe`` is what the scheduler calls.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -125,15 +126,21 @@ class Monitor:
             event(log, "store recovered", previous_error=self.store_error)
             self.store_error = None
 
-    def prune(self) -> int:
+    async def prune(self) -> int:
+        """Apply the retention settings a small delete at a time, yielding between them, so a
+        large history never holds up probes."""
         retention = self.config.settings.retention
+        deleted = 0
         try:
-            return self.store.prune_results(
-                self.clock.now() - retention.max_age, retention.max_results_per_system
-            )
+            while batch := self.store.prune_aged(self.clock.now() - retention.max_age):
+                deleted += batch
+                await asyncio.sleep(0)
+            for system in self.store.result_systems():
+                deleted += self.store.prune_system(system, retention.max_results_per_system)
+                await asyncio.sleep(0)
         except StoreUnavailable as exc:
             self._store_failed(exc)
-            return 0
+        return deleted
 
     def _store_failed(self, exc: StoreUnavailable) -> None:
         if self.store_error != str(exc):

@@ -69,6 +69,9 @@ class Store(Protocol):
     def save_states(self, states: Iterable[SystemState]) -> None: ...
     def record_results(self, results: Sequence[ProbeResult]) -> None: ...
     def prune_results(self, older_than: float, keep_per_system: int) -> int: ...
+    def prune_aged(self, older_than: float, batch: int = 5000) -> int: ...
+    def result_systems(self) -> list[str]: ...
+    def prune_system(self, system: str, keep: int) -> int: ...
     def prune_attempts(self, older_than: float) -> int: ...
     def recent_results(self, system: str, limit: int = 100) -> list[ProbeResult]: ...
     def transitions(self, system: str | None = None, limit: int = 100) -> list[Transition]: ...
@@ -274,17 +277,34 @@ class SQLiteStore:
 
     def prune_results(self, older_than: float, keep_per_system: int) -> int:
         """Delete results older than ``older_than`` and all but the newest ``keep_per_system``."""
-        try:
-            with self.db.atomic():
-                aged = self.db.execute("DELETE FROM results WHERE started_at < ?", (older_than,))
-                counted = self.db.execute(
-                    "DELETE FROM results WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER() "
-                    "OVER (PARTITION BY system ORDER BY id DESC) AS n FROM results) WHERE n > ?)",
-                    (keep_per_system,),
-                )
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailable(str(exc)) from exc
-        return int(aged.rowcount) + int(counted.rowcount)
+        deleted = 0
+        while batch := self.prune_aged(older_than):
+            deleted += batch
+        for system in self.result_systems():
+            deleted += self.prune_system(system, keep_per_system)
+        return deleted
+
+    def prune_aged(self, older_than: float, batch: int = 5000) -> int:
+        """Delete up to ``batch`` results older than ``older_than``; how many went."""
+        cursor = self._write(
+            "DELETE FROM results WHERE id IN (SELECT id FROM results WHERE started_at < ? "
+            "ORDER BY started_at LIMIT ?)",
+            (older_than, batch),
+        )
+        return int(cursor.rowcount)
+
+    def result_systems(self) -> list[str]:
+        return [r["system"] for r in self.db.query("SELECT DISTINCT system FROM results")]
+
+    def prune_system(self, system: str, keep: int) -> int:
+        """Keep the newest ``keep`` results of ``system``; a quick indexed delete per system,
+        so a caller can prune thousands of systems without holding the loop for long."""
+        cursor = self._write(
+            "DELETE FROM results WHERE system = ? AND id <= (SELECT id FROM results "
+            "WHERE system = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+            (system, system, keep),
+        )
+        return int(cursor.rowcount)
 
     def prune_attempts(self, older_than: float) -> int:
         """Forget reported attempts older than ``older_than``: they can no longer count."""

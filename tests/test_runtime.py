@@ -75,3 +75,22 @@ async def test_probing_goes_on_in_memory_while_the_store_refuses_writes(tmp_path
     assert [t.current for t in store.transitions("payment")] == [Health.DOWN]
     assert len(store.recent_results("payment")) == 1
     store.close()
+
+
+async def test_pruning_applies_the_retention_settings_from_monitor_yaml(tmp_path: Path) -> None:
+    """With max_results_per_system 3 and max_age 1h, the monitor keeps each system's three
+    newest results from the last hour."""
+    checks = tmp_path / "checks"
+    checks.mkdir()
+    (checks / "monitor.yaml").write_text("retention: {max_age: 1h, max_results_per_system: 3}\n")
+    (checks / "payment.yaml").write_text(CHECK.format(name="payment", url="http://127.0.0.1:9/"))
+    store = SQLiteStore(tmp_path / "monitor.db")
+    clock = FakeClock()
+    monitor = Monitor(load_config(checks, {}), store, clock)
+    for age in (7200, 50, 40, 30, 20, 10):
+        monitor.observe(ProbeResult("payment", True, "status 200", clock.now() - age, 0.01))
+    monitor.flush()
+    assert await monitor.prune() == 3
+    kept = [clock.now() - r.started_at for r in store.recent_results("payment")]
+    assert kept == [10, 20, 30]
+    store.close()
