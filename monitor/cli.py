@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from monitor.app import App, Options, systems_info
-from monitor.composer import Composer, sample_context
+from monitor.composer import Composer, TemplateError, sample_context
 from monitor.config import ConfigError, Problem, load_config
 from monitor.logs import configure
 from monitor.model import MessageKind, Person
@@ -180,7 +180,11 @@ def _users(args: argparse.Namespace, options: Options, env: dict[str, str]) -> i
 
 
 def _preview(args: argparse.Namespace, options: Options, env: dict[str, str]) -> int:
-    config = load_config(options.config, env)
+    try:
+        config = load_config(options.config, env)
+    except ConfigError as exc:
+        _report(exc.problems)
+        return 1
     if args.system not in config.systems:
         print(f"no system is named {args.system!r}", file=sys.stderr)
         return 1
@@ -189,9 +193,13 @@ def _preview(args: argparse.Namespace, options: Options, env: dict[str, str]) ->
         options.messages, config.settings.org, info, update_every=config.settings.update_every
     )
     sample = sample_context(info, args.system, MessageKind(args.kind))
-    message = composer.render(
-        sample.kind, sample.reason, sample.recipient, sample.incident, sample.now
-    )
+    try:
+        message = composer.render(
+            sample.kind, sample.reason, sample.recipient, sample.incident, sample.now
+        )
+    except TemplateError as exc:
+        _report([exc.problem()])
+        return 1
     if args.channel == "sms":
         print(message.sms)
     else:

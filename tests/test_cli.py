@@ -84,3 +84,23 @@ async def test_users_import_names_the_line_of_a_bad_row(tmp_path: Path) -> None:
     code, _, err = await run_cli("users", "import", str(bad), "--db", str(tmp_path / "m.db"))
     assert code == 1
     assert f"{bad}:3: email: 'not-an-email' is not an email address" in err
+
+
+async def test_preview_renders_a_message_with_sample_data() -> None:
+    """`monitor preview payment --kind resolved` prints a subject and a text naming the system."""
+    code, out, err = await run_cli("preview", "payment", "--kind", "resolved")
+    assert code == 0, err
+    assert out.startswith("Subject: ")
+    assert "fixed" in out.lower()
+
+
+async def test_preview_with_a_broken_template_names_file_and_line(tmp_path: Path) -> None:
+    """A template with an undefined variable makes preview say which file and line, no traceback."""
+    messages = tmp_path / "messages"
+    shutil.copytree(REPO / "messages", messages)
+    ack = messages / "acknowledge.j2"
+    ack.write_text(ack.read_text().replace("{{ hello }}", "{{ nickname }}", 1))
+    code, _, err = await run_cli("preview", "payment", "--messages", str(messages))
+    assert code == 1
+    assert f"{messages}/acknowledge.j2:" in err
+    assert "Traceback" not in err
