@@ -557,3 +557,15 @@ async def test_webhook_unreachable_is_transient_and_hides_the_url_path(
 def test_verify_signature_refuses_missing_or_malformed_headers(header: str | None) -> None:
     """verify_signature is False for an absent, empty, truncated or foreign signature."""
     assert not verify_signature("hook-secret", b"{}", header)
+
+
+def test_smtp_url_pool_option_sets_the_number_of_connections() -> None:
+    """`?pool=2` in MONITOR_SMTP_URL keeps two connections; without it, eight."""
+    assert EmailChannel.from_url("smtp://127.0.0.1:2525?pool=2", SENDER).pool_size == 2
+    assert EmailChannel.from_url("smtp://127.0.0.1:2525", SENDER).pool_size == 8
+
+
+def test_smtp_url_pool_option_must_be_a_sensible_number() -> None:
+    """`?pool=0` is refused with a message naming the option."""
+    with pytest.raises(ValueError, match="option pool must be a whole number"):
+        EmailChannel.from_url("smtp://127.0.0.1:2525?pool=0", SENDER)

@@ -8,6 +8,9 @@
   local relay that offers a certificate nobody can verify.
 - ``smtps://user:pass@host:port`` (port 465 if omitted) is TLS from the first byte.
 
+``?pool=N`` sets how many connections are kept open at once (default 8; a server that limits
+connections per client may want fewer).
+
 User and password are percent-decoded, so ``p%40ss`` is ``p@ss``. Neither ever appears in an
 error message or a repr.
 """
@@ -126,7 +129,7 @@ class EmailChannel:
         cls,
         url: str,
         sender: str,
-        pool_size: int = 4,
+        pool_size: int = 8,
         timeout: float = 30,
         *,
         clock: Clock | None = None,
@@ -148,8 +151,13 @@ class EmailChannel:
             raise ValueError("SMTP URL has an invalid port") from None
         security: Security = "tls" if scheme == "smtps" else "auto"
         for key, values in parse_qs(parts.query, keep_blank_values=True).items():
+            if key == "pool":
+                if not values[-1].isdigit() or not 1 <= int(values[-1]) <= 100:
+                    raise ValueError("SMTP URL option pool must be a whole number from 1 to 100")
+                pool_size = int(values[-1])
+                continue
             if key != "starttls":
-                raise ValueError(f"SMTP URL has an unknown option {key!r}; only starttls")
+                raise ValueError(f"SMTP URL has an unknown option {key!r}; only starttls, pool")
             choice = values[-1].lower()
             if choice not in _STARTTLS:
                 raise ValueError("SMTP URL option starttls must be always, never or auto")
