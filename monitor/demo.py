@@ -268,14 +268,7 @@ class _Demo:
 
     def _prepare_config(self, environ: Mapping[str, str]) -> tuple[Path, str, Config]:
         """A shortened copy of the checks to use, and where they came from."""
-        given = os.environ.get("MONITOR_CONFIG")
-        first = (
-            Source("MONITOR_CONFIG", Path(given))
-            if given
-            else Source("./checks", Path("checks"))
-            if Path("checks").is_dir()
-            else None
-        )
+        first = _given_or_local("MONITOR_CONFIG", "checks")
         shipped = Source("the shipped checks", DEFAULTS / "checks")
         target = self.tmp / "checks"
         for source in (first, shipped):
@@ -294,14 +287,7 @@ class _Demo:
         raise AssertionError("unreachable")
 
     def _pick_messages(self, config: Config) -> tuple[Path, str]:
-        given = os.environ.get("MONITOR_MESSAGES")
-        first = (
-            Source("MONITOR_MESSAGES", Path(given))
-            if given
-            else Source("./messages", Path("messages"))
-            if Path("messages").is_dir()
-            else None
-        )
+        first = _given_or_local("MONITOR_MESSAGES", "messages")
         shipped = Source("the shipped messages", DEFAULTS / "messages")
         for source in (first, shipped):
             if source is None:
@@ -571,3 +557,11 @@ def _first_lines(text: str, count: int, width: int) -> list[str]:
     if len(lines) > count and shown:
         shown[-1] += " …"
     return shown
+
+
+def _given_or_local(variable: str, local: str) -> Source | None:
+    """The directory the environment names, else ``./local`` if there is one."""
+    given = os.environ.get(variable)
+    if given:
+        return Source(variable, Path(given))
+    return Source(f"./{local}", Path(local)) if Path(local).is_dir() else None
