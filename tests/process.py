@@ -27,8 +27,10 @@ def monitor_env(extra: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-async def run_cli(*args: str, env: Mapping[str, str] | None = None) -> tuple[int, str, str]:
-    """Run ``monitor ARGS`` to completion; return (exit code, stdout, stderr)."""
+async def run_cli(
+    *args: str, env: Mapping[str, str] | None = None, cwd: Path = REPO
+) -> tuple[int, str, str]:
+    """Run ``monitor ARGS`` in ``cwd`` to completion; return (exit code, stdout, stderr)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -37,7 +39,7 @@ async def run_cli(*args: str, env: Mapping[str, str] | None = None) -> tuple[int
         env=monitor_env(env or {}),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        cwd=REPO,
+        cwd=cwd,
     )
     out, err = await asyncio.wait_for(process.communicate(), 120)
     assert process.returncode is not None

@@ -13,7 +13,7 @@ import pytest
 from process import REPO, monitor_env, run_cli
 
 from monitor.app import Options
-from monitor.demo import ACTION, ALICE, DEFAULTS, PEOPLE
+from monitor.demo import ACTION, ALICE, PEOPLE
 from monitor.mailcatcher import MailCatcher
 from monitor.sendtest import send_test
 
@@ -58,32 +58,16 @@ async def test_demo_scripts_an_outage_from_failure_to_the_resolved_messages() ->
     assert "monitor run" in out
 
 
-@pytest.mark.skipif(
-    not any((DEFAULTS / "checks").glob("*.yaml")),
-    reason="monitor/defaults/checks is not populated yet (the package's shipped copies)",
-)
 async def test_demo_in_an_empty_directory_uses_the_shipped_checks_and_messages(
     tmp_path: Path,
 ) -> None:
     """Run where there is no checks/ or messages/, the demo uses the copies in the package."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "monitor.cli",
-        "demo",
-        "--speed",
-        SPEED,
-        "--listen",
-        "127.0.0.1:0",
-        env=monitor_env({}),
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    code, out, err = await run_cli(
+        "demo", "--speed", SPEED, "--listen", "127.0.0.1:0", cwd=tmp_path
     )
-    out, err = await asyncio.wait_for(process.communicate(), 120)
-    assert process.returncode == 0, (out + err).decode()
-    assert "Checks:      the shipped checks" in out.decode()
-    assert "Messages:    the shipped messages" in out.decode()
+    assert code == 0, out + err
+    assert "Checks:      the shipped checks" in out
+    assert "Messages:    the shipped messages" in out
 
 
 async def test_demo_serves_the_status_page_on_a_free_port_when_the_asked_one_is_taken() -> None:
