@@ -1,6 +1,6 @@
 """Fan-out throughput and memory: one incident to 100,000 people, against a bare aiosmtplib loop.
 
-    python benchmarks/fanout.py                        # 100,000 people, 4 SMTP connections
+    python benchmarks/fanout.py                        # 100,000 people, 8 SMTP connections
     python benchmarks/fanout.py --people 5000          # a quick check
     python benchmarks/fanout.py --sequential           # decide everything, then send
 
@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import inspect
 import json
 import os
 import resource
@@ -76,6 +77,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 MESSAGES = REPO / "messages"
 SENDER = "status@example.com"
+# The monitor's SMTP pool when MONITOR_SMTP_URL does not say ?pool=N.
+DEFAULT_POOL: int = inspect.signature(EmailChannel.from_url).parameters["pool_size"].default
 CHILD_TIMEOUT = 900.0  # seconds; a run that takes longer is broken, not slow
 
 SETTINGS = """\
@@ -576,7 +579,13 @@ def report(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=100_000)
-    parser.add_argument("--connections", type=int, default=4, help="SMTP connections (pool)")
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=DEFAULT_POOL,
+        help=f"SMTP connections, for the monitor's pool and the bare loop (default {DEFAULT_POOL}, "
+        "the pool MONITOR_SMTP_URL gets without ?pool=)",
+    )
     parser.add_argument(
         "--concurrency", type=int, default=Delivery.concurrency, help="delivery's bound"
     )

@@ -87,10 +87,22 @@ def backoff(tries: int, base: float, cap: float, rng: random.Random) -> float:
 
 @dataclass
 class Delivery:
+    """Sends what is due, ``concurrency`` at a time.
+
+    Outcomes ("sent", "retry", ...) are committed ``mark_batch`` at a time: one SQLite commit
+    per message cost more than the rest of the bookkeeping together. An outcome waits for others
+    to share its commit at most ``mark_delay`` seconds, and not at all once no send is under
+    way. Until its outcome is committed a message keeps its place in ``concurrency``, so sends
+    under way and outcomes not yet committed are never more than ``concurrency`` together:
+    after a crash (``kill -9``) at most that many messages go out again, with their Message-ID.
+    """
+
     store: Store
     channels: Channels
     clock: Clock
     concurrency: int = 16
+    mark_batch: int = 8
+    mark_delay: float = 0.005
     tries_per_channel: int = 5
     backoff_base: float = 2.0
     backoff_cap: float = 300.0
@@ -98,6 +110,10 @@ class Delivery:
     rng: random.Random = field(default_factory=random.Random)
     on_outcome: list[Outcome] = field(default_factory=list)
     _inflight: set[str] = field(default_factory=set)
+    # Outcomes sent but not committed yet, each holding its place in ``_limit``, by item key.
+    _marks: dict[str, tuple[OutboxItem, str]] = field(default_factory=dict)
+    _limit: asyncio.Semaphore | None = None
+    _flush_timer: asyncio.TimerHandle | None = None
     # Outcomes the store refused to record (sent, retry...), oldest first, by item key.
     _unsaved: dict[str, tuple[OutboxItem, str]] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -109,6 +125,7 @@ class Delivery:
 
     async def run_once(self) -> int:
         """Send everything due now, ``concurrency`` at a time; return how many were tried.
+        Every outcome is committed (or, if the store refuses, kept in memory) on return.
 
         Raises StoreUnavailable while outcomes of earlier sends cannot be recorded: nothing
         more goes out until they are, so a message the store cannot mark sent is not sent again.
@@ -118,20 +135,32 @@ class Delivery:
         due = [
             item
             for item in self.store.due(now, limit=self.concurrency * 8 + len(self._inflight))
-            if item.key not in self._inflight and item.key not in self._unsaved
+            if item.key not in self._inflight
+            and item.key not in self._unsaved
+            and item.key not in self._marks
         ]
         if not due:
             return 0
-        limit = asyncio.Semaphore(self.concurrency)
+        limit = self._limit = asyncio.Semaphore(self.concurrency)
 
         async def one(item: OutboxItem) -> None:
-            async with limit:
+            await limit.acquire()
+            parked = False
+            try:
                 # On shutdown, or once the store refuses to record outcomes, what has not
                 # started stays pending.
                 if not self._stopping() and not self._unsaved:
-                    await self._send(item)
+                    saved, outcome = await self._send(item)
+                    self._park(saved, outcome)  # its place is given back when committed
+                    parked = True
+            finally:
+                if not parked:
+                    limit.release()
 
-        await asyncio.gather(*(one(item) for item in due))
+        try:
+            await asyncio.gather(*(one(item) for item in due))
+        finally:
+            self._flush_marks()
         return len(due)
 
     async def run(self, idle: float = 1.0, stopping: Callable[[], bool] = lambda: False) -> None:
@@ -152,41 +181,40 @@ class Delivery:
         with contextlib.suppress(StoreUnavailable):
             self._save_unsaved()
 
-    async def _send(self, item: OutboxItem) -> None:
+    async def _send(self, item: OutboxItem) -> tuple[OutboxItem, str]:
         self._inflight.add(item.key)
         try:
-            await self._attempt(item)
+            return await self._attempt(item)
         finally:
             self._inflight.discard(item.key)
 
-    async def _attempt(self, item: OutboxItem) -> None:
+    async def _attempt(self, item: OutboxItem) -> tuple[OutboxItem, str]:
+        """Try the item's first usable channel; the item as it is to be saved, and the
+        outcome."""
         usable = tuple(c for c in item.channels if self.channels.supports(c))
         if not usable:
             why = "no email, phone or webhook" if not item.channels else "no configured channel"
             error = f"{why} (had: {', '.join(c.split(':')[0] for c in item.channels) or 'none'})"
-            self._save(replace(item, status=UNDELIVERABLE, last_error=error), "undeliverable")
-            return
+            return replace(item, status=UNDELIVERABLE, last_error=error), "undeliverable"
         if usable != item.channels:
             item = replace(item, channels=usable)
         channel = item.channels[0]
         try:
             await self.channels.send(channel, item)
         except DeliveryError as exc:
-            self._failed(item, channel, exc)
-            return
+            return self._failed(item, channel, exc)
         except Exception as exc:  # a channel bug must not lose the message
             log.exception("channel failed unexpectedly")
-            self._failed(
+            return self._failed(
                 item, channel, DeliveryError(f"unexpected error: {exc!r}", permanent=False)
             )
-            return
         now = self.clock.now()
-        self._save(
+        return (
             replace(item, status=SENT, sent_at=now, sent_via=channel, tries=item.tries + 1),
             "sent",
         )
 
-    def _failed(self, item: OutboxItem, channel: str, exc: DeliveryError) -> None:
+    def _failed(self, item: OutboxItem, channel: str, exc: DeliveryError) -> tuple[OutboxItem, str]:
         now = self.clock.now()
         tries = item.tries + 1
         error = f"{channel.partition(':')[0]}: {exc}"
@@ -196,43 +224,65 @@ class Delivery:
             event(
                 log, "trying next channel", item=item.key, error=error, next=rest[0].split(":")[0]
             )
-            self._save(
+            return (
                 replace(item, channels=rest, tries=0, next_try_at=now, last_error=error),
                 "next channel",
             )
-        elif exc.permanent or now - item.created_at >= self.give_up_after:
+        if exc.permanent or now - item.created_at >= self.give_up_after:
             event(log, "undeliverable", logging.WARNING, item=item.key, error=error)
-            self._save(
+            return (
                 replace(item, tries=tries, status=UNDELIVERABLE, last_error=error),
                 "undeliverable",
             )
-        else:
-            wait = backoff(tries, self.backoff_base, self.backoff_cap, self.rng)
-            self._save(
-                replace(item, tries=tries, next_try_at=now + wait, last_error=error), "retry"
-            )
+        wait = backoff(tries, self.backoff_base, self.backoff_cap, self.rng)
+        return replace(item, tries=tries, next_try_at=now + wait, last_error=error), "retry"
 
-    def _save(self, item: OutboxItem, outcome: str) -> None:
-        if not self._unsaved:
-            try:
-                self.store.update_item(item)
-            except StoreUnavailable as exc:
-                event(log, "outcome kept until the store takes it", logging.WARNING, error=str(exc))
-            else:
+    def _park(self, item: OutboxItem, outcome: str) -> None:
+        """Keep an outcome for the next commit; commit now if enough are waiting or nothing
+        else is being sent, else within ``mark_delay``."""
+        self._marks[item.key] = (item, outcome)
+        if len(self._marks) >= self.mark_batch or not self._inflight:
+            self._flush_marks()
+        elif self._flush_timer is None:
+            loop = asyncio.get_running_loop()
+            self._flush_timer = loop.call_later(self.mark_delay, self._flush_marks)
+
+    def _flush_marks(self) -> None:
+        """Commit the outcomes kept so far in one transaction (kept in memory instead while
+        the store refuses), and give their places back."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        if not self._marks:
+            return
+        marks = list(self._marks.values())
+        self._marks.clear()
+        try:
+            if self._unsaved:  # the older outcomes must be written first
+                raise StoreUnavailable("earlier outcomes are not recorded yet")
+            self.store.update_items([item for item, _ in marks])
+        except StoreUnavailable as exc:
+            event(log, "outcome kept until the store takes it", logging.WARNING, error=str(exc))
+            # Kept in memory and written later (``_save_unsaved``): read back as pending now,
+            # the items would otherwise be sent again on the next round.
+            self._unsaved.update((item.key, (item, outcome)) for item, outcome in marks)
+        else:
+            for item, outcome in marks:
                 self._told(item, outcome)
-                return
-        # Kept in memory and written later (``_save_unsaved``): read back as pending now, the
-        # item would otherwise be sent again on the next round.
-        self._unsaved[item.key] = (item, outcome)
+        finally:
+            if self._limit is not None:
+                for _ in marks:
+                    self._limit.release()
 
     def _save_unsaved(self) -> None:
         """Record the outcomes the store refused before; raise StoreUnavailable if it still
         does."""
-        while self._unsaved:
-            key = next(iter(self._unsaved))
-            item, outcome = self._unsaved[key]
-            self.store.update_item(item)
-            del self._unsaved[key]
+        if not self._unsaved:
+            return
+        kept = list(self._unsaved.values())
+        self.store.update_items([item for item, _ in kept])
+        self._unsaved.clear()
+        for item, outcome in kept:
             self._told(item, outcome)
 
     def _told(self, item: OutboxItem, outcome: str) -> None:

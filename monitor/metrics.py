@@ -7,11 +7,19 @@ read at scrape time from the functions given, so they can never drift from the t
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterator, Mapping
+from itertools import accumulate
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from monitor.model import Health, ProbeResult, SystemState
 
@@ -50,22 +58,67 @@ class _Present(Collector):
         )
 
 
+class _Tally:
+    """One system's probes: how many passed and failed, and their durations by bucket."""
+
+    __slots__ = ("buckets", "failed", "passed", "seconds")
+
+    def __init__(self) -> None:
+        self.passed = 0
+        self.failed = 0
+        self.buckets = [0] * (len(_DURATION_BUCKETS) + 1)  # per bucket, not cumulative; +Inf
+        self.seconds = 0.0
+
+
+class _Probes(Collector):
+    """``monitor_probe_duration_seconds{system}`` and ``monitor_probes_total{system,result}``.
+
+    Kept as plain counts per system and turned into series at scrape time: a prometheus_client
+    labelled Histogram and Counter cost a labels() lookup and a dozen locked values per series,
+    about 7% of the monitor's CPU at a thousand probes a second and 2.8 KB per system.
+    """
+
+    def __init__(self) -> None:
+        self.tallies: dict[str, _Tally] = {}
+        self._bounds = [*map(floatToGoString, _DURATION_BUCKETS), "+Inf"]
+
+    def record(self, system: str, ok: bool, duration: float) -> None:
+        tally = self.tallies.get(system)
+        if tally is None:
+            tally = self.tallies[system] = _Tally()
+        if ok:
+            tally.passed += 1
+        else:
+            tally.failed += 1
+        tally.buckets[bisect_left(_DURATION_BUCKETS, duration)] += 1
+        tally.seconds += duration
+
+    def collect(self) -> Iterator[Metric]:
+        durations = HistogramMetricFamily(
+            "monitor_probe_duration_seconds", "How long each probe took.", labels=["system"]
+        )
+        probes = CounterMetricFamily(
+            "monitor_probes", "Probes run, by result.", labels=["system", "result"]
+        )
+        for system, tally in sorted(self.tallies.items()):
+            cumulative = accumulate(tally.buckets)
+            durations.add_metric(
+                [system], list(zip(self._bounds, cumulative, strict=True)), tally.seconds
+            )
+            probes.add_metric([system, "success"], tally.passed)
+            probes.add_metric([system, "failure"], tally.failed)
+        yield durations
+        yield probes
+
+
 class Metrics:
     """Every metric the monitor exposes; ``registry`` is what /metrics serves."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.probe_duration = Histogram(
-            "monitor_probe_duration_seconds",
-            "How long each probe took.",
-            ["system"],
-            buckets=_DURATION_BUCKETS,
-            registry=r,
-        )
-        self.probes = Counter(
-            "monitor_probes", "Probes run, by result.", ["system", "result"], registry=r
-        )
+        self.probes = _Probes()
+        r.register(self.probes)
         self.lateness = Histogram(
             "monitor_probe_lateness_seconds",
             "How long after its due time each probe started.",
@@ -99,18 +152,9 @@ class Metrics:
         self.registry.register(_Present(states, open_incidents, outbox_pending))
 
     def record_probe(self, result: ProbeResult, lateness: float) -> None:
-        self.probe_duration.labels(system=result.system).observe(result.duration)
-        self.probes.labels(system=result.system, result="success" if result.ok else "failure").inc()
+        self.probes.record(result.system, result.ok, result.duration)
         self.lateness.observe(lateness)
 
     def forget_system(self, system: str) -> None:
         """Drop a removed system's series so they do not linger forever."""
-        for metric, extra in ((self.probe_duration, ()), (self.probes, ("success", "failure"))):
-            try:
-                if extra:
-                    for result in extra:
-                        metric.remove(system, result)
-                else:
-                    metric.remove(system)
-            except KeyError:
-                pass
+        self.probes.tallies.pop(system, None)

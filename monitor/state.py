@@ -7,8 +7,6 @@ system that is down when the monitor starts is reported DOWN, not UP first.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from monitor.model import Health, ProbeResult, SystemState, Transition
 
 
@@ -17,15 +15,18 @@ def observe(
 ) -> tuple[SystemState, Transition | None]:
     """Fold one probe result into ``state``; return the new state and the transition, if any."""
     at = result.started_at
+    # Built whole rather than with dataclasses.replace: this runs once per probe.
     if result.ok:
-        state = replace(state, pass_streak=state.pass_streak + 1, fail_streak=0)
-        target, streak, needed = Health.UP, state.pass_streak, recover_after
+        passes, fails = state.pass_streak + 1, 0
+        target, streak, needed = Health.UP, passes, recover_after
     else:
-        state = replace(state, fail_streak=state.fail_streak + 1, pass_streak=0)
-        target, streak, needed = Health.DOWN, state.fail_streak, fail_after
-    state = replace(state, last_reason=result.reason, last_checked=at)
-    if state.health is target or streak < needed:
-        return state, None
+        passes, fails = 0, state.fail_streak + 1
+        target, streak, needed = Health.DOWN, fails, fail_after
+    changed = state.health is not target and streak >= needed
+    health, since = (target, at) if changed else (state.health, state.since)
+    new_state = SystemState(state.system, health, since, fails, passes, result.reason, at)
+    if not changed:
+        return new_state, None
     transition = Transition(
         system=state.system,
         at=at,
@@ -34,4 +35,4 @@ def observe(
         reason=result.reason,
         streak=streak,
     )
-    return replace(state, health=target, since=at), transition
+    return new_state, transition

@@ -66,6 +66,9 @@ class Store(Protocol):
     # monitoring
     def load_states(self) -> dict[str, SystemState]: ...
     def save_transition(self, transition: Transition, state: SystemState) -> None: ...
+    def save_transitions(self, saved: Sequence[tuple[Transition, SystemState]]) -> None:
+        """Each transition with its system's state after it, in one commit."""
+
     def save_states(self, states: Iterable[SystemState]) -> None: ...
     def record_results(self, results: Sequence[ProbeResult]) -> None: ...
     def prune_results(self, older_than: float, keep_per_system: int) -> int: ...
@@ -102,6 +105,7 @@ class Store(Protocol):
     ) -> int: ...
     def due(self, now: float, limit: int) -> list[OutboxItem]: ...
     def update_item(self, item: OutboxItem) -> None: ...
+    def update_items(self, items: Sequence[OutboxItem]) -> None: ...
     def message_counts_since(self, since: float) -> dict[str, int]: ...
     def people_by_ids(self, ids: Sequence[str]) -> dict[str, Person]: ...
     def outbox_counts(self, incident_id: int | None = None) -> dict[str, dict[str, int]]: ...
@@ -220,21 +224,20 @@ class SQLiteStore:
         }
 
     def save_transition(self, transition: Transition, state: SystemState) -> None:
+        self.save_transitions([(transition, state)])
+
+    def save_transitions(self, saved: Sequence[tuple[Transition, SystemState]]) -> None:
         try:
             with self.db.atomic():
-                self.db.execute(
+                self.db.conn.executemany(
                     "INSERT INTO transitions (system, at, previous, current, reason, streak) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        transition.system,
-                        transition.at,
-                        transition.previous.value,
-                        transition.current.value,
-                        transition.reason,
-                        transition.streak,
-                    ),
+                    [
+                        (t.system, t.at, t.previous.value, t.current.value, t.reason, t.streak)
+                        for t, _ in saved
+                    ],
                 )
-                self._upsert_states([state])
+                self._upsert_states(state for _, state in saved)
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
@@ -560,20 +563,32 @@ class SQLiteStore:
         return [_outbox_item(r) for r in rows]
 
     def update_item(self, item: OutboxItem) -> None:
-        self._write(
-            "UPDATE outbox SET status = ?, tries = ?, next_try_at = ?, last_error = ?, "
-            "sent_at = ?, sent_via = ?, channels = ? WHERE key = ?",
-            (
-                item.status,
-                item.tries,
-                item.next_try_at,
-                item.last_error,
-                item.sent_at,
-                item.sent_via,
-                json.dumps(item.channels),
-                item.key,
-            ),
-        )
+        self.update_items((item,))
+
+    def update_items(self, items: Sequence[OutboxItem]) -> None:
+        """Record the outcomes of several sends in one transaction: all of them, or (raising
+        StoreUnavailable) none."""
+        try:
+            with self.db.atomic():
+                self.db.conn.executemany(
+                    "UPDATE outbox SET status = ?, tries = ?, next_try_at = ?, last_error = ?, "
+                    "sent_at = ?, sent_via = ?, channels = ? WHERE key = ?",
+                    [
+                        (
+                            item.status,
+                            item.tries,
+                            item.next_try_at,
+                            item.last_error,
+                            item.sent_at,
+                            item.sent_via,
+                            json.dumps(item.channels),
+                            item.key,
+                        )
+                        for item in items
+                    ],
+                )
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(str(exc)) from exc
 
     def message_counts_since(self, since: float) -> dict[str, int]:
         """How many messages each person was sent (or is about to be) since ``since``."""

@@ -5,10 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from email import quoprimime
+from email.utils import parseaddr
 
 import aiohttp
 import pytest
+from aiosmtplib.email import flatten_message
 from fake_twilio import TWILIO_INVALID_NUMBER, FakeTwilio, WebhookReceiver
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.channels import (
     DeliveryError,
@@ -18,6 +23,7 @@ from monitor.channels import (
     WebhookChannel,
     verify_signature,
 )
+from monitor.channels import email as email_module
 from monitor.mailcatcher import CaughtMessage, MailCatcher
 
 SENDER = "Example Status <status@example.com>"
@@ -569,3 +575,94 @@ def test_smtp_url_pool_option_must_be_a_sensible_number() -> None:
     """`?pool=0` is refused with a message naming the option."""
     with pytest.raises(ValueError, match="option pool must be a whole number"):
         EmailChannel.from_url("smtp://127.0.0.1:2525?pool=0", SENDER)
+
+
+# --- email bytes: the fast paths write what the email package would ----------------------
+
+_ATOM_TEXT = st.text(
+    alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+/=?^_`{|}~-",
+    min_size=1,
+    max_size=12,
+)
+_LABEL = st.text(
+    alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-",
+    min_size=1,
+    max_size=10,
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    local=st.lists(_ATOM_TEXT, min_size=1, max_size=3),
+    domain=st.lists(_LABEL, min_size=1, max_size=3),
+)
+def test_a_plain_address_needs_no_parsing(local: list[str], domain: list[str]) -> None:
+    """The fast path for ``a.b@c.d`` gives what ``parseaddr`` would."""
+    address = ".".join(local) + "@" + ".".join(domain)
+    assert email_module._PLAIN_ADDR.fullmatch(address)
+    assert email_module._addr_spec(address) == parseaddr(address)[1] == address
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [
+        ("Alice Example <alice@example.com>", "alice@example.com"),
+        ("a(comment)@example.com", "a@example.com"),
+        ('"a b"@example.com', None),
+        ("alice@example.com\r\nBcc: x@evil.example", None),
+        ("alice@exa mple.com", "alice@example.com"),  # as parseaddr reads it
+    ],
+)
+def test_other_addresses_are_parsed(address: str, expected: str | None) -> None:
+    assert email_module._addr_spec(address) == expected
+
+
+@settings(max_examples=500, deadline=None, derandomize=True)
+@given(
+    lines=st.lists(
+        st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=200),
+        max_size=6,
+    ),
+    pad=st.sampled_from(["", " ", "\t", "  ", "=", "==", "é"]),
+)
+def test_quoted_printable_body_is_the_email_packages(lines: list[str], pad: str) -> None:
+    """The same bytes as ``quoprimime.body_encode``, long lines, "=" near the fold and
+    trailing whitespace included (``pad`` pushes line ends to the fold and past it)."""
+    text = "\n".join(line + pad * (75 - len(line) % 78) for line in lines)
+    body = (text.encode("utf-8") + b"\n").decode("latin-1")
+    for width in (78, 10, 4):
+        assert email_module._qp_body(body, width) == quoprimime.body_encode(body, width)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(
+    name=st.text(max_size=40),
+    subject=st.text(max_size=120),
+    text=st.text(max_size=600),
+    html=st.none() | st.text(max_size=600),
+    n=st.integers(0, 10**6),
+    at=st.floats(0, 2_000_000_000),
+)
+def test_email_bytes_are_what_the_email_package_writes(
+    name: str, subject: str, text: str, html: str | None, n: int, at: float
+) -> None:
+    """The channel writes a message's bytes itself; they are what flattening the equivalent
+    ``EmailMessage`` gives (but for the random MIME boundary)."""
+    channel = EmailChannel.from_url(
+        "smtp://127.0.0.1:25?starttls=never", SENDER, clock=FixedClock(at)
+    )
+    to = f"{''.join(c for c in name if c.isalnum())} <u{n}@example.com>"
+    message = Email(f"incident-1.acknowledge.u{n}@example.com", to, subject, text, html)
+    try:
+        expected = flatten_message(channel._message(message))
+    except DeliveryError:
+        with pytest.raises(DeliveryError):
+            channel._bytes(message)
+        return
+    ours = channel._bytes(message)
+    if html is not None:
+        mark = b'boundary="'
+        theirs = expected.partition(mark)[2].partition(b'"')[0]
+        mine = ours.partition(mark)[2].partition(b'"')[0]
+        ours = ours.replace(mine, theirs)
+    assert ours == expected

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
 
 from process import REPO, run_cli
 
+from monitor.cli import run_on_fastest_loop
 from monitor.store import SQLiteStore
 
 
@@ -104,3 +106,10 @@ async def test_preview_with_a_broken_template_names_file_and_line(tmp_path: Path
     assert code == 1
     assert f"{messages}/acknowledge.j2:" in err
     assert "Traceback" not in err
+
+
+def test_monitor_runs_on_uvloop_where_it_is_installed() -> None:
+    async def running_loop() -> str:
+        return type(asyncio.get_running_loop()).__module__
+
+    assert run_on_fastest_loop(running_loop()).startswith("uvloop")

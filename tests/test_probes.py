@@ -18,6 +18,9 @@ from monitor.config import HttpClient, SystemConfig
 from monitor.probes import MAX_BODY, Prober, make_session
 from monitor.probes.reasons import explain, too_slow, unexpected_status
 
+# `monitor run` probes on uvloop; the tests' own loop is asyncio's.
+pytestmark = pytest.mark.every_loop
+
 DAY = 86400.0
 ELAPSED = r"(\d+ms|\d+(\.\d+)?s)"  # 12ms, or 1.2s on a very slow machine
 

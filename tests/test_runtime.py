@@ -94,3 +94,35 @@ async def test_pruning_applies_the_retention_settings_from_monitor_yaml(tmp_path
     kept = [clock.now() - r.started_at for r in store.recent_results("payment")]
     assert kept == [10, 20, 30]
     store.close()
+
+
+async def test_transitions_of_one_loop_turn_are_saved_before_the_next_and_survive_a_restart(
+    tmp_path: Path,
+) -> None:
+    """Thousands of systems change state together at start and in a mass outage; whatever
+    changed in one turn of the event loop is in the database once the loop moves on, in order,
+    and a monitor started on that database resumes from it."""
+    checks = tmp_path / "checks"
+    checks.mkdir()
+    names = [f"system-{n}" for n in range(50)]
+    for name in names:
+        (checks / f"{name}.yaml").write_text(CHECK.format(name=name, url="http://127.0.0.1:9/"))
+    config = load_config(checks, {})
+    store = SQLiteStore(tmp_path / "monitor.db")
+    clock = FakeClock()
+    monitor = Monitor(config, store, clock)
+    for name in names:
+        monitor.observe(ProbeResult(name, False, "connection refused", clock.now(), 0.001))
+    monitor.observe(ProbeResult("system-7", True, "status 200", clock.now() + 1, 0.001))
+    await asyncio.sleep(0)
+
+    saved = {name: [t.current for t in store.transitions(name)] for name in names}
+    assert saved["system-7"] == [Health.DOWN, Health.UP]
+    assert all(saved[name] == [Health.DOWN] for name in names if name != "system-7")
+    store.close()
+
+    reopened = SQLiteStore(tmp_path / "monitor.db")
+    resumed = Monitor(config, reopened, FakeClock())
+    assert resumed.states["system-7"].health is Health.UP
+    assert {resumed.states[name].health for name in names if name != "system-7"} == {Health.DOWN}
+    reopened.close()

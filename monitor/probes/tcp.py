@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from time import perf_counter
+
+import aiohappyeyeballs
 
 from monitor.config import TcpProbe
 from monitor.probes.reasons import os_error, say_elapsed
@@ -16,10 +19,13 @@ async def probe_tcp(spec: TcpProbe) -> tuple[bool, str]:
     loop = asyncio.get_running_loop()
     started = perf_counter()
     try:
-        transport, _ = await loop.create_connection(
-            asyncio.Protocol, spec.host, spec.port, happy_eyeballs_delay=_HAPPY_EYEBALLS_DELAY
+        # aiohappyeyeballs rather than create_connection's own happy_eyeballs_delay, which
+        # uvloop's loop does not take.
+        addresses = await loop.getaddrinfo(spec.host, spec.port, type=socket.SOCK_STREAM)
+        sock = await aiohappyeyeballs.start_connection(
+            addresses, happy_eyeballs_delay=_HAPPY_EYEBALLS_DELAY
         )
     except OSError as exc:
         return False, os_error(exc, spec.host)
-    transport.close()
+    sock.close()
     return True, f"connected in {say_elapsed(perf_counter() - started)}"

@@ -1,0 +1,132 @@
+"""Delivery's bookkeeping against a real mail server and a real SQLite outbox: outcomes are
+committed several at a time, never held back, and never leave more than ``concurrency``
+messages sent but not marked (what a ``kill -9`` would send again)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+from clock import FakeClock
+
+from monitor.channels import EmailChannel
+from monitor.delivery import Channels, Delivery
+from monitor.mailcatcher import CaughtMessage, MailCatcher
+from monitor.store import PENDING, SENT, OutboxItem, SQLiteStore
+
+
+class RecordingStore(SQLiteStore):
+    """The real store, remembering how many outcomes each commit carried."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.commits: list[int] = []
+
+    def update_items(self, items: Sequence[OutboxItem]) -> None:
+        super().update_items(items)
+        self.commits.append(len(items))
+
+
+def decided(store: SQLiteStore, clock: FakeClock, people: list[str]) -> None:
+    store.decide(
+        [
+            OutboxItem(
+                key=f"incident-1.acknowledge.{person}",
+                incident_id=1,
+                person_id=person,
+                kind="acknowledge",
+                reason="first",
+                created_at=clock.now(),
+                subject="Sorry: payments are failing",
+                text="We are on it.",
+                html=None,
+                sms="We are on it.",
+                channels=(f"email:{person}@example.com",),
+                next_try_at=clock.now(),
+            )
+            for person in people
+        ],
+        {},
+        1,
+    )
+
+
+def sent_count(store: SQLiteStore) -> int:
+    return store.outbox_counts(1).get("acknowledge", {}).get(SENT, 0)
+
+
+async def test_outcomes_are_committed_together_and_never_more_than_concurrency_unmarked(
+    tmp_path: Path,
+) -> None:
+    """60 messages, 16 at a time: outcomes go to the store at most 8 per commit, in far fewer
+    commits than messages; whenever the server accepts a message, the messages it has that are
+    not marked sent (the ones a crash now would send again) are at most 16."""
+    clock = FakeClock()
+    store = RecordingStore(tmp_path / "monitor.db")
+    people = [f"p{i:02d}" for i in range(60)]
+    decided(store, clock, people)
+    unmarked: list[int] = []
+
+    def accepted(_message: CaughtMessage) -> None:
+        unmarked.append(len(catcher.messages) - sent_count(store))
+
+    async with MailCatcher(on_message=accepted) as catcher:
+        # As many connections as sends: the server can hold 16 messages at once.
+        email = EmailChannel.from_url(catcher.url, "status@example.com", pool_size=16)
+        # No timer: only a full batch, or no send under way, commits.
+        delivery = Delivery(
+            store,
+            Channels(email=email, message_domain="example.com"),
+            clock,
+            concurrency=16,
+            mark_batch=8,
+            mark_delay=3600,
+        )
+        try:
+            while await delivery.run_once():
+                pass
+        finally:
+            await email.close()
+    assert len(catcher.messages) == len(people)
+    assert sent_count(store) == len(people)  # all committed when run_once returned
+    assert sum(store.commits) == len(people)
+    assert max(store.commits) <= 8
+    assert len(store.commits) < len(people) / 2
+    assert max(unmarked) <= 16
+    store.close()
+
+
+async def test_an_outcome_is_committed_while_another_send_is_stalled(tmp_path: Path) -> None:
+    """One message's reply is held by the server; another's "sent" is committed meanwhile
+    (within ``mark_delay``), not when the stalled send ends."""
+    clock = FakeClock()
+    store = SQLiteStore(tmp_path / "monitor.db")
+    decided(store, clock, ["slow", "quick"])
+    release = asyncio.Event()
+    quick_marked = asyncio.Event()
+
+    async def hold_slow(message: CaughtMessage) -> None:
+        if message.rcpt_tos == ("slow@example.com",):
+            await release.wait()
+
+    async with MailCatcher(on_message=hold_slow) as catcher:
+        email = EmailChannel.from_url(catcher.url, "status@example.com")
+        delivery = Delivery(
+            store, Channels(email=email, message_domain="example.com"), clock, concurrency=2
+        )
+        delivery.on_outcome.append(
+            lambda item, outcome: quick_marked.set() if item.person_id == "quick" else None
+        )
+        try:
+            sending = asyncio.create_task(delivery.run_once())
+            await asyncio.wait_for(quick_marked.wait(), 30)
+            status = {i.person_id: i.status for i in store.outbox_items(1)}
+            assert status == {"quick": SENT, "slow": PENDING}
+            assert len(catcher.messages) == 2  # the slow one is in, its reply held
+            release.set()
+            assert await sending == 2
+        finally:
+            await email.close()
+    assert {i.person_id: i.status for i in store.outbox_items(1)} == {"quick": SENT, "slow": SENT}
+    store.close()
