@@ -179,7 +179,7 @@ def main() -> None:
         monitor = measure(
             target,
             ["--role", "monitor", "--mode", "fresh", "--checks", str(checks), "--every",
-             f"{every:g}", "--timeout", "2", "--fail-after", "1000000", "--warmup",
+             f"{every:g}", "--timeout", "2", "--fail-after", "1000000", "--settled", "--warmup",
              str(args.warmup), "--duration", str(args.duration)],
             limit=args.warmup + args.duration + 300,
         )  # fmt: skip

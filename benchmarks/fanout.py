@@ -54,6 +54,7 @@ import aiosmtplib
 
 from monitor.app import systems_info
 from monitor.channels import EmailChannel
+from monitor.cli import run_on_fastest_loop
 from monitor.composer import Composer
 from monitor.config import Config, load_config
 from monitor.delivery import Channels, Delivery
@@ -447,6 +448,8 @@ def child(
         str(args.connections),
         "--concurrency",
         str(args.concurrency),
+        "--loop",
+        args.loop,
     ]
     if role == "monitor" and args.profile:
         command += ["--profile", str(args.profile.resolve())]
@@ -589,6 +592,12 @@ def main() -> None:
     parser.add_argument(
         "--concurrency", type=int, default=Delivery.concurrency, help="delivery's bound"
     )
+    parser.add_argument(
+        "--loop",
+        choices=["uvloop", "asyncio"],
+        default="uvloop",
+        help="event loop of both sides (default uvloop, as `monitor run` uses)",
+    )
     parser.add_argument("--keep", type=Path, help="build the world here and keep it")
     parser.add_argument("--role", choices=["bare", "monitor"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -604,15 +613,16 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.role == "bare":
-        out = asyncio.run(
-            run_bare(args.port, args.first, args.people, args.connections, args.dir / "checks")
+        out = run_on_fastest_loop(
+            run_bare(args.port, args.first, args.people, args.connections, args.dir / "checks"),
+            allow_uvloop=args.loop == "uvloop",
         )
         print(json.dumps(out))
         return
     if args.role == "monitor":
         # The app's JSON logs, written where they cost what they cost but are not kept.
         configure("INFO", stream=open(os.devnull, "w"), environ={})  # noqa: SIM115 (lives as long as we do)
-        out = asyncio.run(
+        out = run_on_fastest_loop(
             run_monitor(
                 args.port,
                 args.dir,
@@ -620,7 +630,8 @@ def main() -> None:
                 args.concurrency,
                 not args.sequential,
                 args.profile,
-            )
+            ),
+            allow_uvloop=args.loop == "uvloop",
         )
         print(json.dumps(out))
         return

@@ -58,6 +58,7 @@ from typing import Any
 import aiohttp
 
 from monitor.app import App, Options
+from monitor.cli import run_on_fastest_loop
 from monitor.logs import configure
 from monitor.model import Health, Transition
 
@@ -487,7 +488,7 @@ def _met(met: bool) -> str:
 def orchestrate(args: argparse.Namespace) -> None:
     target = Target()
     rows: list[Row] = []
-    window = ["--duration", f"{args.duration:g}"]
+    window = ["--duration", f"{args.duration:g}", "--loop", args.loop]
 
     def run(role_args: list[str], warmup: float) -> dict[str, Any]:
         limit = warmup + args.duration + 180
@@ -548,6 +549,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="ceiling scenario: ask the monitor for this times the bare loop's rate")  # fmt: skip
     add("--concurrency", type=int, default=64, help="bare loop's workers (default 64)")
     add("--json", help="also write every figure to this file")
+    add("--loop", choices=["uvloop", "asyncio"], default="uvloop",
+        help="event loop of both sides (default uvloop, as `monitor run` uses)")  # fmt: skip
     add("--role", choices=["bare", "monitor"], help="run one measurement (needs --url)")
     add("--url", help="the target, for --role")
     add("--timeout", type=float, default=5.0, help="--role monitor: each check's timeout")
@@ -564,16 +567,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.error("--role needs --url")
     reuse = (args.mode or ["reuse"])[0] == "reuse"
     if args.role == "bare":
-        figures = asyncio.run(
-            run_bare(args.url, reuse, args.concurrency, args.warmup, args.duration)
+        figures = run_on_fastest_loop(
+            run_bare(args.url, reuse, args.concurrency, args.warmup, args.duration),
+            allow_uvloop=args.loop == "uvloop",
         )
     else:
         with tempfile.TemporaryDirectory(prefix="monitor-bench-") as work:
-            figures = asyncio.run(
+            figures = run_on_fastest_loop(
                 run_monitor(
                     args.url, reuse, args.checks, args.every, args.timeout, args.fail_after,
                     args.warmup, args.duration, Path(work), args.settled,
-                )
+                ),
+                allow_uvloop=args.loop == "uvloop",
             )  # fmt: skip
     print(json.dumps(figures))
 

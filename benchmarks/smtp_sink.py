@@ -1,7 +1,10 @@
 """A minimal SMTP sink for the fan-out benchmark: accepts every message and keeps none of it.
 
-    python benchmarks/smtp_sink.py [--port 0]
+    python benchmarks/smtp_sink.py [--port 0] [--delay SECONDS] [--ids FILE]
 
+``--delay`` holds each DATA reply that long (a slow mail server); ``--ids`` appends each
+accepted message's Message-ID (or ``-`` when it has none) to FILE, one per line, as it is
+accepted, so another process can follow who got what and check that nothing came twice.
 It prints ``ready PORT`` once listening, counts what it accepted (messages and bytes) and, when
 its stdin closes or it gets SIGTERM, prints ``{"messages": N, "bytes": B}`` and exits. Run it in
 a process of its own so the process being measured pays only for its own CPU.
@@ -15,30 +18,44 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import resource
 import signal
 import stat
 import sys
+from pathlib import Path
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+_MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*<([^>\r\n]*)>", re.IGNORECASE | re.MULTILINE)
+
 
 class Discard:
-    """An aiosmtpd handler that says 250 to every message and forgets it."""
+    """An aiosmtpd handler that says 250 to every message (after ``delay`` seconds) and forgets
+    it, but for its Message-ID when ``ids`` is given."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay: float = 0.0, ids: Path | None = None) -> None:
         self.messages = 0
         self.bytes = 0
+        self.delay = delay
+        # Unbuffered: a reader following the file sees each message as soon as it is accepted.
+        self.ids = ids.open("ab", buffering=0) if ids else None
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        content = envelope.original_content or b""
         self.messages += 1
-        self.bytes += len(envelope.original_content or b"")
+        self.bytes += len(content)
+        if self.ids is not None:
+            found = _MESSAGE_ID.search(content.partition(b"\r\n\r\n")[0])
+            self.ids.write((found.group(1) if found else b"-") + b"\n")
         return "250 2.0.0 OK"
 
 
-async def serve(port: int) -> dict[str, float]:
+async def serve(port: int, delay: float = 0.0, ids: Path | None = None) -> dict[str, float]:
     loop = asyncio.get_running_loop()
-    handler = Discard()
+    handler = Discard(delay, ids)
     server = await loop.create_server(
         # No size limit and no line-length complaints: the sink measures the client, not policy.
         lambda: SMTP(handler, hostname="sink.invalid", data_size_limit=None, enable_SMTPUTF8=True),
@@ -61,6 +78,8 @@ async def serve(port: int) -> dict[str, float]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
     server.close()
+    if handler.ids is not None:
+        handler.ids.close()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return {
         "messages": handler.messages,
@@ -72,8 +91,10 @@ async def serve(port: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds before each reply")
+    parser.add_argument("--ids", type=Path, help="append each Message-ID to this file")
     args = parser.parse_args()
-    counts = asyncio.run(serve(args.port))
+    counts = asyncio.run(serve(args.port, args.delay, args.ids))
     print(json.dumps(counts), flush=True)
 
 

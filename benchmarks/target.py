@@ -1,5 +1,9 @@
 """The benchmark's target: an aiohttp server on 127.0.0.1 answering every GET with ``200 ok``.
 
+``PUT /-/fail`` with a body of paths, one per line (``/bench-00001``), makes those paths answer
+``503 down`` from then on, until the next ``PUT /-/fail`` replaces the list (an empty body
+heals them all): how the soak benchmark scripts its outages.
+
 It runs in its own process (``python benchmarks/target.py``), so it uses the machine's other core
 and never takes CPU from the process being measured. It prints ``PORT <n>`` once listening and
 serves until sent SIGTERM/SIGINT (or, with ``--until-stdin-closes``, until stdin ends).
@@ -15,8 +19,18 @@ import threading
 
 from aiohttp import web
 
+CONTROL = "/-/fail"
+_failing: set[str] = set()
+
 
 async def _ok(request: web.BaseRequest) -> web.Response:
+    if request.path in _failing:
+        return web.Response(status=503, body=b"down", content_type="text/plain")
+    if request.path == CONTROL and request.method == "PUT":
+        paths = (await request.text()).split()
+        _failing.clear()
+        _failing.update(paths)
+        return web.Response(body=f"{len(_failing)} failing".encode(), content_type="text/plain")
     return web.Response(body=b"ok", content_type="text/plain")
 
 

@@ -97,11 +97,13 @@ def _run(args: argparse.Namespace, options: Options, env: dict[str, str]) -> int
     return run_on_fastest_loop(_serve(options, env))
 
 
-def run_on_fastest_loop(main: Coroutine[Any, Any, T]) -> T:
+def run_on_fastest_loop(main: Coroutine[Any, Any, T], *, allow_uvloop: bool = True) -> T:
     """Run ``main`` on uvloop where it is installed (it is a dependency on Linux and macOS),
     else on asyncio's own loop. A fresh connection per probe is mostly event-loop work (the
     connect, the transport, timers, tasks): uvloop does it with about a fifth less CPU per
-    probe, measured in benchmarks/probes.py."""
+    probe, measured in benchmarks/probes.py. ``allow_uvloop=False`` uses asyncio's loop."""
+    if not allow_uvloop:
+        return asyncio.run(main)
     try:
         import uvloop  # optional: there is no uvloop for Windows
     except ImportError:

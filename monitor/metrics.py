@@ -3,28 +3,37 @@
 Labels stay bounded by the number of systems: no per-person label anywhere. Values that describe
 the present (is a system up, how many incidents are open, how much is waiting in the outbox) are
 read at scrape time from the functions given, so they can never drift from the truth.
+The page is written in a worker thread (``Metrics.page``), not in the event loop that probes.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
+import asyncio
 from collections.abc import Callable, Iterator, Mapping
-from itertools import accumulate
+from contextvars import ContextVar
+from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
 
 from monitor.model import Health, ProbeResult, SystemState
 
 _LATENESS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
-_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """What the present is, read in the event loop (the store is not to be used from another
+    thread) for a page written in a worker thread."""
+
+    states: dict[str, SystemState]
+    open_incidents: int
+    outbox_pending: int
+
+
+# Set by ``Metrics.page`` for the worker thread writing the page (asyncio.to_thread copies it).
+_snapshot: ContextVar[_Snapshot | None] = ContextVar("metrics_snapshot", default=None)
 
 
 class _Present(Collector):
@@ -38,49 +47,54 @@ class _Present(Collector):
         self.open_incidents = open_incidents
         self.outbox_pending = outbox_pending
 
+    def snapshot(self) -> _Snapshot:
+        return _Snapshot(dict(self.states()), self.open_incidents(), self.outbox_pending())
+
     def collect(self) -> Iterator[Metric]:
+        now = _snapshot.get() or self.snapshot()
         up = GaugeMetricFamily(
             "monitor_system_up",
             "Whether the system passes its checks (1 UP, 0 DOWN); absent until first decided.",
             labels=["system"],
         )
-        for name, state in sorted(self.states().items()):
+        for name, state in sorted(now.states.items()):
             if state.health is not Health.UNKNOWN:
                 up.add_metric([name], 1.0 if state.health is Health.UP else 0.0)
         yield up
         yield GaugeMetricFamily(
-            "monitor_incidents_open", "Incidents not yet resolved.", value=self.open_incidents()
+            "monitor_incidents_open", "Incidents not yet resolved.", value=now.open_incidents
         )
         yield GaugeMetricFamily(
             "monitor_outbox_pending",
             "Customer messages decided but not yet sent.",
-            value=self.outbox_pending(),
+            value=now.outbox_pending,
         )
 
 
 class _Tally:
-    """One system's probes: how many passed and failed, and their durations by bucket."""
+    """One system's probes: how many passed and failed, and how long the latest one took."""
 
-    __slots__ = ("buckets", "failed", "passed", "seconds")
+    __slots__ = ("failed", "latest", "passed")
 
     def __init__(self) -> None:
         self.passed = 0
         self.failed = 0
-        self.buckets = [0] * (len(_DURATION_BUCKETS) + 1)  # per bucket, not cumulative; +Inf
-        self.seconds = 0.0
+        self.latest = 0.0
 
 
 class _Probes(Collector):
     """``monitor_probe_duration_seconds{system}`` and ``monitor_probes_total{system,result}``.
 
-    Kept as plain counts per system and turned into series at scrape time: a prometheus_client
-    labelled Histogram and Counter cost a labels() lookup and a dozen locked values per series,
-    about 7% of the monitor's CPU at a thousand probes a second and 2.8 KB per system.
+    The duration is a gauge, the latest probe's, as the blackbox exporter's
+    ``probe_duration_seconds`` is: a histogram per system was 15 series a system, 150,000 with
+    10,000 systems, which weighs on Prometheus and made the page 13 MB.
+    Kept as plain numbers per system and turned into series at scrape time: prometheus_client's
+    labelled metrics cost a labels() lookup and locked values per probe, about 7% of the CPU at
+    a thousand probes a second.
     """
 
     def __init__(self) -> None:
         self.tallies: dict[str, _Tally] = {}
-        self._bounds = [*map(floatToGoString, _DURATION_BUCKETS), "+Inf"]
 
     def record(self, system: str, ok: bool, duration: float) -> None:
         tally = self.tallies.get(system)
@@ -90,21 +104,21 @@ class _Probes(Collector):
             tally.passed += 1
         else:
             tally.failed += 1
-        tally.buckets[bisect_left(_DURATION_BUCKETS, duration)] += 1
-        tally.seconds += duration
+        tally.latest = duration
 
     def collect(self) -> Iterator[Metric]:
-        durations = HistogramMetricFamily(
-            "monitor_probe_duration_seconds", "How long each probe took.", labels=["system"]
+        durations = GaugeMetricFamily(
+            "monitor_probe_duration_seconds",
+            "How long the latest probe of the system took.",
+            labels=["system"],
         )
         probes = CounterMetricFamily(
             "monitor_probes", "Probes run, by result.", labels=["system", "result"]
         )
+        # sorted() copies the dict in one step, so the event loop adding a system meanwhile
+        # (this runs in a worker thread) cannot change it under the loop below.
         for system, tally in sorted(self.tallies.items()):
-            cumulative = accumulate(tally.buckets)
-            durations.add_metric(
-                [system], list(zip(self._bounds, cumulative, strict=True)), tally.seconds
-            )
+            durations.add_metric([system], tally.latest)
             probes.add_metric([system, "success"], tally.passed)
             probes.add_metric([system, "failure"], tally.failed)
         yield durations
@@ -116,6 +130,7 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        self._present: _Present | None = None
         r = self.registry
         self.probes = _Probes()
         r.register(self.probes)
@@ -149,7 +164,19 @@ class Metrics:
         open_incidents: Callable[[], int],
         outbox_pending: Callable[[], int],
     ) -> None:
-        self.registry.register(_Present(states, open_incidents, outbox_pending))
+        self._present = _Present(states, open_incidents, outbox_pending)
+        self.registry.register(self._present)
+
+    async def page(self) -> bytes:
+        """The /metrics page, written in a worker thread: with 10,000 systems writing it takes
+        a few hundred milliseconds, and in the event loop no probe could start meanwhile. What
+        needs the store is read here first, in the loop."""
+        present = self._present.snapshot() if self._present is not None else None
+        token = _snapshot.set(present)
+        try:
+            return await asyncio.to_thread(generate_latest, self.registry)
+        finally:
+            _snapshot.reset(token)
 
     def record_probe(self, result: ProbeResult, lateness: float) -> None:
         self.probes.record(result.system, result.ok, result.duration)

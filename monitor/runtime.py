@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from monitor.config import Config, SystemConfig
 from monitor.logs import event
-from monitor.model import Clock, ProbeResult, SystemState, Transition
+from monitor.model import Clock, Health, ProbeResult, SystemState, Transition
 from monitor.probes import Prober
 from monitor.state import observe
 from monitor.store import Store, StoreUnavailable
@@ -22,6 +22,9 @@ log = logging.getLogger("monitor.runtime")
 
 TransitionListener = Callable[[Transition], None]
 ResultListener = Callable[[ProbeResult, float], None]  # result, lateness
+DAY = 86400.0
+PRUNE_BATCH = 2000  # rows deleted per commit when pruning incidents
+RECLAIM_STEP = 256  # free pages given back per step (1 MiB at SQLite's 4 KiB pages)
 
 
 @dataclass
@@ -69,12 +72,16 @@ class Monitor:
     def observe(self, result: ProbeResult, lateness: float = 0.0) -> Transition | None:
         """Fold one result into its system's state; publish and remember any transition."""
         system = self.config.systems[result.system]
-        state, transition = observe(
-            self.states[result.system], result, system.fail_after, system.recover_after
-        )
+        previous = self.states[result.system]
+        state, transition = observe(previous, result, system.fail_after, system.recover_after)
         self.states[result.system] = state
         self._results.append(result)
-        self._dirty.add(result.system)
+        # A system that stays UP without a failure is not written again every probe: what a
+        # restart needs of it (UP since when, no failures) is stored already, and at thousands
+        # of probes a second the rewrites were a few percent of the CPU.
+        steady = previous.health is state.health is Health.UP
+        if not (steady and not previous.fail_streak and not state.fail_streak):
+            self._dirty.add(result.system)
         for listen in self.on_result:
             listen(result, lateness)
         if transition is None:
@@ -142,7 +149,8 @@ class Monitor:
 
     async def prune(self) -> int:
         """Apply the retention settings a small delete at a time, yielding between them, so a
-        large history never holds up probes."""
+        large history never holds up probes: results, then resolved incidents with their
+        messages. Returns how many rows went."""
         retention = self.config.settings.retention
         deleted = 0
         try:
@@ -152,8 +160,40 @@ class Monitor:
             for system in self.store.result_systems():
                 deleted += self.store.prune_system(system, retention.max_results_per_system)
                 await asyncio.sleep(0)
+            deleted += await self.prune_incidents()
         except StoreUnavailable as exc:
             self._store_failed(exc)
+        return deleted
+
+    async def prune_incidents(self) -> int:
+        """Delete incidents resolved longer ago than ``retention.max_age``, with their outbox
+        rows, what each person was told and their timeline, ``PRUNE_BATCH`` rows at a time.
+
+        Never sooner than a day after (the outbox is what ``max_messages_per_person_per_day``
+        counts) nor than ``correlation_window`` (a flap re-opens an incident resolved within
+        it), never an open incident, and nothing of one with a message still pending. Freed
+        pages are reused by new rows (or given back: ``Store.reclaim``).
+        """
+        settings = self.config.settings
+        keep = max(settings.retention.max_age, DAY, settings.correlation_window)
+        deleted = 0
+        while True:
+            before = self.clock.now() - keep
+            found = self.store.prunable_incidents(before, limit=10)
+            went = 0
+            for incident_id in found:
+                while batch := self.store.prune_incident(incident_id, before, PRUNE_BATCH):
+                    went += batch
+                    await asyncio.sleep(0)
+            deleted += went
+            if len(found) < 10 or not went:
+                break
+        if deleted:
+            given = 0
+            while step := self.store.reclaim(RECLAIM_STEP):
+                given += step
+                await asyncio.sleep(0)
+            event(log, "pruned resolved incidents", rows=deleted, pages_given_back=given)
         return deleted
 
     def _store_failed(self, exc: StoreUnavailable) -> None:

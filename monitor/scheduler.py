@@ -22,6 +22,7 @@ import zlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -99,6 +100,17 @@ def lateness(now: float, every: float, offset: float) -> float:
     return max(0.0, late)
 
 
+class _LetFinishExecutor(AsyncIOExecutor):  # type: ignore[misc]  # APScheduler is untyped
+    """At shutdown, lets slot jobs already handed to the loop run instead of cancelling them.
+
+    APScheduler logs each cancelled job as a failure, a traceback each: a dozen on every SIGTERM
+    under load. A slot job that runs after shutdown starts nothing (see ``_fire``).
+    """
+
+    def shutdown(self, wait: bool = True) -> None:
+        pass
+
+
 class ProbeScheduler:
     """Runs ``run(name, lateness)`` for each system on its interval.
 
@@ -110,7 +122,9 @@ class ProbeScheduler:
         self.clock = clock
         self.run = run
         self.scheduler = AsyncIOScheduler(
-            job_defaults={"coalesce": True, "max_instances": 1}, timezone=UTC
+            executors={"default": _LetFinishExecutor()},
+            job_defaults={"coalesce": True, "max_instances": 1},
+            timezone=UTC,
         )
         self.intervals: dict[str, float] = {}
         self.skipped = 0
@@ -160,6 +174,8 @@ class ProbeScheduler:
 
     async def _fire(self, slot: _Slot) -> None:
         """The job of one slot: start the run of each of its systems not still running."""
+        if not self.scheduler.running:
+            return  # handed to the loop just before shutdown
         every, number = slot
         offset = number * SLOT
         for name in self._members.get(slot, ()):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from monitor.api import APP_KEY, BODY_LIMIT, ROUTES, add_routes, errors_as_json
 from monitor.openapi import OPENAPI_PATH, openapi_document
@@ -61,7 +61,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[APP_KEY].metrics.registry)
+    body = await request.app[APP_KEY].metrics.page()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

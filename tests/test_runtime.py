@@ -126,3 +126,39 @@ async def test_transitions_of_one_loop_turn_are_saved_before_the_next_and_surviv
     assert resumed.states["system-7"].health is Health.UP
     assert {resumed.states[name].health for name in names if name != "system-7"} == {Health.DOWN}
     reopened.close()
+
+
+async def test_a_restart_resumes_the_failure_streak_of_a_system_still_up(tmp_path: Path) -> None:
+    """Payment's failures count towards the three it takes to go DOWN across restarts, and a
+    pass in between starts the count again."""
+    checks = tmp_path / "checks"
+    checks.mkdir()
+    (checks / "payment.yaml").write_text(
+        CHECK.format(name="payment", url="http://127.0.0.1:9/").replace(
+            "fail_after: 1", "fail_after: 3"
+        )
+    )
+    config = load_config(checks, {})
+    clock = FakeClock()
+
+    def run(results: list[bool]) -> Monitor:
+        store = SQLiteStore(tmp_path / "monitor.db")
+        monitor = Monitor(config, store, clock)
+        for ok in results:
+            clock.advance(30)
+            monitor.observe(ProbeResult("payment", ok, "status 503", clock.now(), 0.001))
+        monitor.flush()
+        store.close()
+        return monitor
+
+    run([True])  # UP
+    run([True, False])  # restarted: a pass, then one failure
+    run([False])  # restarted: two
+    resumed = run([False])  # restarted again: three
+    assert resumed.states["payment"].health is Health.DOWN
+
+    run([True, True, False, False])  # UP again, then two failures
+    run([True])  # a pass: the count starts again
+    again = run([False, False])
+    assert again.states["payment"].health is Health.UP
+    assert again.states["payment"].fail_streak == 2

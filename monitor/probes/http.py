@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 import ssl
 from dataclasses import dataclass
+from functools import lru_cache
 from time import perf_counter
 from typing import Any, Final
 
 import aiohttp
 from aiohttp.connector import Connection
+from yarl import URL
 
 from monitor.config import HttpClient, HttpExpect, HttpProbe
 from monitor.probes.reasons import (
@@ -99,7 +101,7 @@ class Answer:
 async def fetch(
     session: aiohttp.ClientSession,
     method: str,
-    url: str,
+    url: str | URL,
     *,
     headers: dict[str, str],
     expect: HttpExpect,
@@ -163,6 +165,13 @@ def json_path(document: Any, path: str) -> Any:
     return document
 
 
+@lru_cache(maxsize=65_536)
+def parsed(url: str) -> URL:
+    """``url`` parsed as aiohttp parses it; a check probes its URL over and over, and parsing it
+    each time was 2% of the monitor's CPU."""
+    return URL(url)
+
+
 async def probe_http(
     session: aiohttp.ClientSession, spec: HttpProbe, now: float
 ) -> tuple[bool, str]:
@@ -170,7 +179,7 @@ async def probe_http(
     answer = await fetch(
         session,
         spec.method,
-        spec.url,
+        parsed(spec.url),
         headers=spec.headers,
         expect=expect,
         need_body=expect.body_contains is not None or bool(expect.json_fields),
