@@ -44,6 +44,7 @@ import math
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -458,12 +459,21 @@ def print_table(rows: list[Row]) -> None:
 
 def verdicts(rows: list[Row]) -> None:
     print("\ntargets:")
+    ratios: dict[str, list[float]] = {}
+    for r in rows:
+        if r["ratio"] is not None:
+            ratios.setdefault(r["mode"], []).append(r["ratio"])
+    for mode, found in ratios.items():
+        median = statistics.median(found)
+        each = ", ".join(f"{ratio:.2f}" for ratio in found)
+        print(
+            f"  ratio >= 0.7 at the ceiling [ceiling, {mode}]: {median:.2f}"
+            f"{f' (median of {each})' if len(found) > 1 else ''} {_met(median >= 0.7)}"
+        )
     for r in rows:
         where = f"[{r['scenario']}, {r['mode']}]"
         if r["ratio"] is not None:
-            print(
-                f"  ratio >= 0.7 at the ceiling {where}: {r['ratio']:.2f} {_met(r['ratio'] >= 0.7)}"
-            )
+            continue
         else:
             print(
                 f"  p99 lateness < 50 ms at {r['monitor']:.0f} probes/s {where}: "
@@ -496,7 +506,9 @@ def orchestrate(args: argparse.Namespace) -> None:
 
     try:
         for mode in args.mode:
-            if "ceiling" in args.scenario:
+            # Each pair is the bare loop, then the monitor right after it: on a shared machine
+            # the load changes between pairs, so the verdict takes the median pair's ratio.
+            for _ in range(args.repeat if "ceiling" in args.scenario else 0):
                 bare = run(
                     ["--role", "bare", "--mode", mode, "--concurrency", str(args.concurrency)],
                     args.warmup,
@@ -548,6 +560,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     add("--load", type=float, default=1.1,
         help="ceiling scenario: ask the monitor for this times the bare loop's rate")  # fmt: skip
     add("--concurrency", type=int, default=64, help="bare loop's workers (default 64)")
+    add("--repeat", type=int, default=3,
+        help="ceiling: bare+monitor pairs per mode; the median counts")  # fmt: skip
     add("--json", help="also write every figure to this file")
     add("--loop", choices=["uvloop", "asyncio"], default="uvloop",
         help="event loop of both sides (default uvloop, as `monitor run` uses)")  # fmt: skip

@@ -193,6 +193,8 @@ class Monitor:
             while step := self.store.reclaim(RECLAIM_STEP):
                 given += step
                 await asyncio.sleep(0)
+            # Until a checkpoint the file keeps its size, and the log holds the changes.
+            self.store.checkpoint()
             event(log, "pruned resolved incidents", rows=deleted, pages_given_back=given)
         return deleted
 

@@ -20,6 +20,8 @@ from monitor.incidents import Incident, Member
 from monitor.model import Attempt, Health, Person, ProbeResult, SystemState, Transition
 
 PENDING, SENT, UNDELIVERABLE = "pending", "sent", "undeliverable"
+BUSY_TIMEOUT_MS = 5000
+WAL_LIMIT = 16 * 1024 * 1024  # bytes a write-ahead log is cut back to after a checkpoint
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,15 @@ class Store(Protocol):
     def add_timeline(self, incident_id: int, at: float, kind: str, text: str) -> None: ...
     def timeline(self, incident_id: int) -> list[TimelineEntry]: ...
     def latest_incidents(self, limit: int, status: str | None = None) -> list[Incident]: ...
+    def prunable_incidents(self, resolved_before: float, limit: int = 100) -> list[int]: ...
+    def prune_incident(self, incident_id: int, resolved_before: float, batch: int = 2000) -> int:
+        """Delete up to ``batch`` rows of a prunable incident; 0 once it is gone."""
+
+    def reclaim(self, pages: int) -> int:
+        """Give up to ``pages`` free pages back to the filesystem; how many went."""
+
+    def checkpoint(self) -> bool:
+        """Copy the write-ahead log into the database and empty it, without waiting."""
 
     # people
     def upsert_people(self, people: Iterable[Person]) -> int: ...
@@ -162,6 +173,8 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_try_at);
 CREATE INDEX IF NOT EXISTS outbox_incident ON outbox (incident_id, person_id, status);
 CREATE INDEX IF NOT EXISTS outbox_person ON outbox (person_id, created_at);
+CREATE TABLE IF NOT EXISTS counters (
+    name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 """
 
 _OUTBOX_COLUMNS = (
@@ -179,18 +192,29 @@ class SQLiteStore:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite_utils.Database(self.path)
         try:
+            # Pages freed by retention are reused for new rows. A new file can also give them
+            # back to the filesystem (``reclaim``); an older file would need a full VACUUM to
+            # switch, which is not done behind on-call's back (see README, Retention).
+            if not self.db.table_names():
+                self.db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            self.incremental = self._pragma("auto_vacuum") == 2
             if self.path != ":memory:":
                 self.db.enable_wal()
+            # After a checkpoint, a WAL grown by a burst of writes is cut back to this size.
+            self.db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
             # NORMAL is durable across process crashes in WAL mode; only power loss may lose
             # the last commits.
             self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA busy_timeout=5000")
+            self.db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             self.db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open the database {self.path}: {exc}") from exc
 
     def close(self) -> None:
         self.db.close()
+
+    def _pragma(self, name: str) -> int:
+        return int(self.db.conn.execute(f"PRAGMA {name}").fetchone()[0])
 
     def _write(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Cursor:
         try:
@@ -361,7 +385,14 @@ class SQLiteStore:
     # incidents ----------------------------------------------------------------------------
 
     def new_incident_id(self) -> int:
-        row = next(self.db.query("SELECT COALESCE(MAX(id), 0) + 1 AS next FROM incidents"))
+        # Never an id used before, even once its incident is pruned: the id is in every
+        # Message-ID sent about it, and a reused one would thread new mail into an old outage.
+        row = next(
+            self.db.query(
+                "SELECT MAX(COALESCE((SELECT MAX(id) FROM incidents), 0), COALESCE((SELECT "
+                "value FROM counters WHERE name = 'incident'), 0)) + 1 AS next"
+            )
+        )
         return int(row["next"])
 
     def save_incident(self, incident: Incident) -> None:
@@ -421,6 +452,95 @@ class SQLiteStore:
         }[status]
         rows = self.db.query(f"SELECT * FROM incidents {where} ORDER BY id DESC LIMIT ?", (limit,))
         return [_incident(r) for r in rows]
+
+    def prunable_incidents(self, resolved_before: float, limit: int = 100) -> list[int]:
+        """Incidents resolved, and their resolution decided, before ``resolved_before``, with no
+        message still pending: oldest first."""
+        rows = self.db.query(
+            "SELECT id FROM incidents WHERE resolved_at IS NOT NULL AND resolved_at < :before "
+            "AND (resolution_told_at IS NULL OR resolution_told_at < :before) "
+            "AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.incident_id = incidents.id "
+            "AND outbox.status = :pending) ORDER BY resolved_at, id LIMIT :limit",
+            {"before": resolved_before, "pending": PENDING, "limit": limit},
+        )
+        return [int(r["id"]) for r in rows]
+
+    def prune_incident(self, incident_id: int, resolved_before: float, batch: int = 2000) -> int:
+        """Delete up to ``batch`` rows of one incident resolved before ``resolved_before``: its
+        settled outbox rows first, then what each person was told, its timeline, and last the
+        incident itself (an interrupted prune carries on at the next pass). Returns how many
+        rows went: 0 once the incident is gone, or when it is open or resolved since
+        ``resolved_before``. A pending message is never deleted, and while one is left
+        nothing else of its incident is.
+        """
+        resolved = (
+            "EXISTS (SELECT 1 FROM incidents WHERE id = :id AND resolved_at IS NOT NULL "
+            "AND resolved_at < :before)"
+        )
+        params = {"id": incident_id, "before": resolved_before, "pending": PENDING, "n": batch}
+        conn = self.db.conn
+        try:
+            with self.db.atomic():
+                deleted = conn.execute(
+                    "DELETE FROM outbox WHERE rowid IN (SELECT rowid FROM outbox WHERE "
+                    f"incident_id = :id AND status != :pending LIMIT :n) AND {resolved}",
+                    params,
+                ).rowcount
+                if deleted:
+                    return int(deleted)
+                left = "SELECT 1 FROM outbox WHERE incident_id = :id LIMIT 1"
+                if conn.execute(left, params).fetchone() is not None:
+                    return 0  # a message is still pending: keep all of the incident
+                for sql in (
+                    "DELETE FROM told WHERE incident_id = :id AND person_id IN (SELECT "
+                    f"person_id FROM told WHERE incident_id = :id LIMIT :n) AND {resolved}",
+                    "DELETE FROM timeline WHERE id IN (SELECT id FROM timeline "
+                    f"WHERE incident_id = :id LIMIT :n) AND {resolved}",
+                ):
+                    deleted = conn.execute(sql, params).rowcount
+                    if deleted:
+                        return int(deleted)
+                # Its id is remembered, so that no new incident takes it again.
+                conn.execute(
+                    "INSERT INTO counters VALUES ('incident', :id) ON CONFLICT (name) "
+                    "DO UPDATE SET value = MAX(value, excluded.value)",
+                    params,
+                )
+                sql = f"DELETE FROM incidents WHERE id = :id AND {resolved}"
+                return int(conn.execute(sql, params).rowcount)
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    def reclaim(self, pages: int) -> int:
+        """Give up to ``pages`` free pages back to the filesystem; how many went (0 when none
+        are free). Only a file made with ``auto_vacuum=INCREMENTAL`` can: any other keeps its
+        free pages, and reuses them for new rows."""
+        if pages <= 0 or not self.incremental:
+            return 0
+        try:
+            before = self._pragma("freelist_count")
+            self.db.conn.execute(f"PRAGMA incremental_vacuum({int(pages)})").fetchall()
+            return before - self._pragma("freelist_count")
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    def checkpoint(self) -> bool:
+        """Copy the write-ahead log into the database file and truncate the log to nothing;
+        False, having waited for nobody, if another connection is reading or writing (the
+        next checkpoint will do). Until a checkpoint, pages given back by ``reclaim`` are
+        still in the database file, and the log holds what replaced them."""
+        if self.path == ":memory:":
+            return True
+        conn = self.db.conn
+        try:
+            conn.execute("PRAGMA busy_timeout=0")
+            try:
+                busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            finally:
+                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return not busy
 
     # people -------------------------------------------------------------------------------
 
@@ -567,23 +687,36 @@ class SQLiteStore:
 
     def update_items(self, items: Sequence[OutboxItem]) -> None:
         """Record the outcomes of several sends in one transaction: all of them, or (raising
-        StoreUnavailable) none."""
+        StoreUnavailable) none.
+
+        A settled item (sent or undeliverable) is final: nothing sends it again, so its rendered
+        text, html and sms are cleared in the same UPDATE. The row keeps its key, kind, reason,
+        person, subject, times, status, tries, channels, sent_via and last error: what the
+        API, the daily limit, the exactly-once keys and the demo read. A settled row is never
+        changed again.
+        """
         try:
             with self.db.atomic():
                 self.db.conn.executemany(
-                    "UPDATE outbox SET status = ?, tries = ?, next_try_at = ?, last_error = ?, "
-                    "sent_at = ?, sent_via = ?, channels = ? WHERE key = ?",
+                    "UPDATE outbox SET status = :status, tries = :tries, "
+                    "next_try_at = :next_try_at, last_error = :last_error, sent_at = :sent_at, "
+                    "sent_via = :sent_via, channels = :channels, "
+                    "text = CASE WHEN :status = :pending THEN text ELSE '' END, "
+                    "html = CASE WHEN :status = :pending THEN html END, "
+                    "sms = CASE WHEN :status = :pending THEN sms ELSE '' END "
+                    "WHERE key = :key AND status = :pending",
                     [
-                        (
-                            item.status,
-                            item.tries,
-                            item.next_try_at,
-                            item.last_error,
-                            item.sent_at,
-                            item.sent_via,
-                            json.dumps(item.channels),
-                            item.key,
-                        )
+                        {
+                            "status": item.status,
+                            "tries": item.tries,
+                            "next_try_at": item.next_try_at,
+                            "last_error": item.last_error,
+                            "sent_at": item.sent_at,
+                            "sent_via": item.sent_via,
+                            "channels": json.dumps(item.channels),
+                            "pending": PENDING,
+                            "key": item.key,
+                        }
                         for item in items
                     ],
                 )
