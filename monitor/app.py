@@ -155,7 +155,7 @@ class App:
         self.metrics.config_reloads.labels(result="success").inc()
         self.metrics.config_last_success.set(self.clock.now())
 
-        self.scheduler = ProbeScheduler(self.clock, self._probe)
+        self.scheduler = ProbeScheduler(self.clock, self._probe, settings.http.max_connections)
         self.tasks: list[asyncio.Task[None]] = []
         self.runner: web.AppRunner | None = None
         if self.serve_http:
