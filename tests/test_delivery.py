@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from clock import FakeClock
+from world import decided
 
 from monitor.channels import EmailChannel
 from monitor.delivery import Channels, Delivery
@@ -26,30 +27,6 @@ class RecordingStore(SQLiteStore):
     def update_items(self, items: Sequence[OutboxItem]) -> None:
         super().update_items(items)
         self.commits.append(len(items))
-
-
-def decided(store: SQLiteStore, clock: FakeClock, people: list[str]) -> None:
-    store.decide(
-        [
-            OutboxItem(
-                key=f"incident-1.acknowledge.{person}",
-                incident_id=1,
-                person_id=person,
-                kind="acknowledge",
-                reason="first",
-                created_at=clock.now(),
-                subject="Sorry: payments are failing",
-                text="We are on it.",
-                html=None,
-                sms="We are on it.",
-                channels=(f"email:{person}@example.com",),
-                next_try_at=clock.now(),
-            )
-            for person in people
-        ],
-        {},
-        1,
-    )
 
 
 def sent_count(store: SQLiteStore) -> int:

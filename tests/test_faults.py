@@ -27,7 +27,7 @@ from clock import FakeClock
 from killable import Killable, LogLine, until
 from process import REPO, free_port, run_cli
 from targets import Mode, Target
-from world import ALICE, BOB, DANA, MESSAGES, world, write_config
+from world import ALICE, BOB, DANA, MESSAGES, decided, world, write_config
 
 from monitor.app import App, Options
 from monitor.channels import EmailChannel
@@ -36,7 +36,7 @@ from monitor.delivery import Channels, Delivery
 from monitor.incidents import Incident, Member
 from monitor.mailcatcher import CaughtMessage, MailCatcher
 from monitor.model import Health, ProbeResult, SystemState, Transition
-from monitor.store import SENT, OutboxItem, SQLiteStore, StoreUnavailable
+from monitor.store import SENT, SQLiteStore, StoreUnavailable
 from monitor.web import build_web_app
 
 TOKEN = "fault-test-token"
@@ -742,27 +742,7 @@ async def test_sends_the_store_cannot_mark_sent_are_kept_not_sent_again(tmp_path
     clock = FakeClock()
     store = SQLiteStore(tmp_path / "monitor.db")
     people = [f"p{i:02d}" for i in range(40)]
-    store.decide(
-        [
-            OutboxItem(
-                key=f"incident-1.acknowledge.{person}",
-                incident_id=1,
-                person_id=person,
-                kind="acknowledge",
-                reason="first",
-                created_at=clock.now(),
-                subject="Sorry: payments are failing",
-                text="We are on it.",
-                html=None,
-                sms="We are on it.",
-                channels=(f"email:{person}@example.com",),
-                next_try_at=clock.now(),
-            )
-            for person in people
-        ],
-        {},
-        1,
-    )
+    decided(store, clock, people)
 
     def refuse_writes(_message: CaughtMessage) -> None:
         catcher.on_message = None

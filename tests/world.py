@@ -25,7 +25,7 @@ from monitor.mailcatcher import CaughtMessage, MailCatcher
 from monitor.model import Attempt, Person, ProbeResult
 from monitor.notifier import Notifier
 from monitor.runtime import Monitor
-from monitor.store import SQLiteStore
+from monitor.store import OutboxItem, SQLiteStore
 
 REPO = Path(__file__).resolve().parent.parent
 MESSAGES = REPO / "messages"
@@ -198,3 +198,28 @@ async def world(
             yield the_world
         finally:
             await the_world.close()
+
+
+def decided(store: SQLiteStore, clock: FakeClock, people: list[str]) -> None:
+    """Incident 1's acknowledgement to each of ``people``, decided and due now."""
+    store.decide(
+        [
+            OutboxItem(
+                key=f"incident-1.acknowledge.{person}",
+                incident_id=1,
+                person_id=person,
+                kind="acknowledge",
+                reason="first",
+                created_at=clock.now(),
+                subject="Sorry: payments are failing",
+                text="We are on it.",
+                html=None,
+                sms="We are on it.",
+                channels=(f"email:{person}@example.com",),
+                next_try_at=clock.now(),
+            )
+            for person in people
+        ],
+        {},
+        1,
+    )
