@@ -280,6 +280,7 @@ class Composer:
         self._systems = dict(systems)
         self._update_every = update_every
         self._tz = timezone
+        self._said_when: dict[tuple[float, float], str] = {}
         self._sources: dict[str, str] = {}
         self._read_problems: list[Problem] = []
         self._read_templates()
@@ -500,16 +501,18 @@ class Composer:
                 errors.append(self._caught(env, name, ""))
                 return result
             result.defined.update(chains)
+            # One context for the blocks of one environment, as Jinja renders a template's
+            # blocks: they only read it (a ``{% set %}`` in a block stays in that block).
+            # ``shared`` holds the globals already: a copy of it is the context
+            # ``new_context(shared)`` would build, without re-reading the globals' ChainMap.
+            context = template.new_context(dict(shared), shared=True)
+            context.blocks = {key: list(chain) for key, chain in chains.items()}
             for block in wanted:
                 if block not in chains:
                     continue
                 first = chains[block][0]
                 origin = self._names_by_filename.get(first.__code__.co_filename, name)
                 result.origins[block] = origin
-                # ``shared`` holds the globals already: a copy of it is the context
-                # ``new_context(shared)`` would build, without re-reading the globals' ChainMap.
-                context = template.new_context(dict(shared), shared=True)
-                context.blocks = {key: list(chain) for key, chain in chains.items()}
                 try:
                     result.rendered[block] = "".join(first(context))
                 except Exception:
@@ -597,6 +600,17 @@ class Composer:
 
     def _when(self, at: float, now: float) -> str:
         """``14:05 UTC today``, ``09:30 UTC yesterday``, ``14:05 UTC on Monday 3 March``."""
+        # A fan-out writes the same few moments into every message. What ``now`` adds is its
+        # date, the same all through one UTC minute (time zones are whole minutes apart).
+        key = (at, now // 60)
+        said = self._said_when.get(key)
+        if said is None:
+            if len(self._said_when) >= 1024:
+                self._said_when.clear()
+            said = self._said_when[key] = self._format_when(at, now)
+        return said
+
+    def _format_when(self, at: float, now: float) -> str:
         moment = datetime.fromtimestamp(at, self._tz)
         today = datetime.fromtimestamp(now, self._tz).date()
         clock = f"{moment:%H:%M} {moment.tzname()}"

@@ -70,9 +70,11 @@ class Notifier:
     systems: dict[str, SystemInfo]
     correlator: Correlator
     clock: Clock
-    # People decided (rendered and committed) between yields to the event loop. A message
-    # takes ~0.3 ms to decide, so 64 hold probes up ~20 ms at most; 500 held them ~0.2 s, past
-    # the 50 ms a probe may start late.
+    # Decisions committed together. Between two decisions (~0.25 ms each) the notifier yields
+    # to the event loop: probes then start on time, and the sends of the decisions already
+    # committed go on meanwhile. Yielding only once a batch, the loop was held ~20 ms at a time
+    # and each SMTP reply waited that long, so a fan-out sent almost nothing until everything
+    # was decided (in the 20,000-people benchmark, 184 sent while deciding instead of ~11,700).
     batch_size: int = 64
     on_incident: list[IncidentListener] = field(default_factory=list)
     on_decided: list[Callable[[list[OutboxItem]], None]] = field(default_factory=list)
@@ -341,7 +343,7 @@ class Notifier:
             if len(batch) >= self.batch_size:
                 self._decide(batch, batch_told, incident.id)
                 batch, batch_told = [], {}
-                await asyncio.sleep(0)  # let probes and sends run between batches
+            await asyncio.sleep(0)
         self._decide(batch, batch_told, incident.id)
         self._note_counts(incident.id, now, counts)
         return incident
@@ -380,8 +382,8 @@ class Notifier:
                         now,
                     )
                 )
+                await asyncio.sleep(0)
             sent += self._decide(batch, {}, incident.id)
-            await asyncio.sleep(0)
         self.store.save_incident(replace(incident, resolution_told_at=now))
         if sent:
             self.store.add_timeline(incident.id, now, "messages", f"resolved: {sent} people")
