@@ -155,6 +155,9 @@ class GcPauses:
             "gc_full": len(full),
             "gc_full_max_ms": max(full, default=0.0) * 1000,
             "gc_young_max_ms": max(young, default=0.0) * 1000,
+            # The collector's share of the window: what a collection costs adds up per probe.
+            "gc_share": sum(p for _, p in inside) / (end - start),
+            "gc_young": len(young),
         }
 
 

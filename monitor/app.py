@@ -118,7 +118,11 @@ class App:
         self.metrics = Metrics()
         self.session = make_session(settings.http, self.ssl_context)
         self.monitor = Monitor(
-            self.config, self.store, self.clock, Prober(self.session, self.clock)
+            self.config,
+            self.store,
+            self.clock,
+            # The scheduler's pool (below) is the limit on probes at once: as many as connections.
+            Prober(self.session, self.clock, take_turns=False),
         )
         info = systems_info(self.config)
         self.composer = Composer(

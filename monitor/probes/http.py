@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import ssl
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from functools import lru_cache
 from time import perf_counter
@@ -50,11 +51,12 @@ class TlsAwareResponse(aiohttp.ClientResponse):
 
     tls: ssl.SSLObject | None = None
 
-    async def start(self, connection: Connection) -> aiohttp.ClientResponse:
+    # Not a coroutine itself, so that every response does not go through one more.
+    def start(self, connection: Connection) -> Coroutine[Any, Any, aiohttp.ClientResponse]:
         transport = connection.transport
         if transport is not None:
             self.tls = transport.get_extra_info("ssl_object")
-        return await super().start(connection)
+        return super().start(connection)
 
 
 def make_session(
