@@ -809,9 +809,16 @@ def paragraphs(value: object) -> Markup:
 _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
+_BREAKS = re.compile(r"[\s\x00-\x1f\x7f-\x9f]+")
+
+
 def _one_line(text: str) -> str:
     """One line: every run of whitespace or control characters (CR, LF, ...) becomes a space."""
-    return re.sub(r"[\s\x00-\x1f\x7f-\x9f]+", " ", text).strip()
+    # Most names, actions and subjects are one line already, and a fan-out asks for each of
+    # them: ``isprintable`` is false for every control and whitespace character but " ".
+    if text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
+        return text
+    return _BREAKS.sub(" ", text).strip()
 
 
 def _strip_controls(text: str) -> str:
