@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 import ssl
@@ -149,6 +150,45 @@ async def test_slow_server_times_out_within_the_timeout(prober: Prober, target: 
     assert result.reason == "timed out after 200ms"
     assert took < 0.2 + 1.0
     assert result.duration < 0.2 + 1.0
+
+
+async def test_probes_sharing_a_timeout_each_end_by_their_own(
+    prober: Prober, target: Target
+) -> None:
+    """Probes with the same timeout share one timer (the prober's deadlines): a slow one started
+    later still gets its whole timeout, and a fast one among them passes."""
+    healthy = Target()
+    async with healthy:
+        await target.set_mode(Mode.SLOW)
+        slow = system({"http": {"url": target.url_for("/healthz")}}, timeout="300ms")
+        fast = system({"http": {"url": healthy.url_for("/healthz")}}, timeout="300ms")
+
+        first = asyncio.create_task(prober.probe(slow))
+        await asyncio.sleep(0.1)  # the second slow probe starts while the first is running
+        later = asyncio.create_task(prober.probe(slow))
+        passed = await prober.probe(fast)
+        results = await asyncio.gather(first, later)
+
+    assert passed.ok, passed.reason
+    assert [r.reason for r in results] == ["timed out after 300ms"] * 2
+    # The later one was not cut short by the earlier one's deadline.
+    assert results[1].duration > 0.25  # cut by the first deadline it would have had ~0.2 s
+
+
+async def test_a_probe_cancelled_from_outside_is_not_called_a_timeout(
+    prober: Prober, target: Target
+) -> None:
+    """Shutdown cancels the probes under way: that cancellation goes through, it does not turn
+    into a "timed out" result."""
+    await target.set_mode(Mode.SLOW)
+    slow = system({"http": {"url": target.url_for("/healthz")}}, timeout="5s")
+
+    running = asyncio.create_task(prober.probe(slow))
+    await asyncio.sleep(0.1)
+    running.cancel()
+
+    with pytest.raises(asyncio.CancelledError):
+        await running
 
 
 async def test_closed_port_is_connection_refused(prober: Prober, target: Target) -> None:
