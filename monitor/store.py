@@ -111,6 +111,9 @@ class Store(Protocol):
 
     # outbox
     def told(self, incident_id: int) -> dict[str, frozenset[str]]: ...
+    def told_pages(
+        self, incident_id: int, size: int = 1000
+    ) -> Iterator[dict[str, frozenset[str]]]: ...
     def decide(
         self, items: Sequence[OutboxItem], told: dict[str, frozenset[str]], incident_id: int
     ) -> int: ...
@@ -644,6 +647,18 @@ class SQLiteStore:
             "SELECT person_id, systems FROM told WHERE incident_id = ?", (incident_id,)
         )
         return {r["person_id"]: frozenset(json.loads(r["systems"])) for r in rows}
+
+    def told_pages(self, incident_id: int, size: int = 1000) -> Iterator[dict[str, frozenset[str]]]:
+        """What each person was told about ``incident_id``, ``size`` people at a time by id;
+        each page is read whole, so the caller may write between pages."""
+        last = ""
+        while rows := self.db.conn.execute(
+            "SELECT person_id, systems FROM told WHERE incident_id = ? AND person_id > ? "
+            "ORDER BY person_id LIMIT ?",
+            (incident_id, last, size),
+        ).fetchall():
+            yield {person: frozenset(json.loads(systems)) for person, systems in rows}
+            last = rows[-1][0]
 
     def decide(
         self, items: Sequence[OutboxItem], told: dict[str, frozenset[str]], incident_id: int

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from pathlib import Path
 
 import aiohttp
@@ -321,3 +323,70 @@ async def test_a_restart_keeps_the_outage_and_sends_nothing_twice(tmp_path: Path
         await w.wait(60)
         kinds = [m.split(".")[1] for m in message_ids(w, ALICE)]
         assert kinds == ["acknowledge", "resolved"]
+
+
+def crowd(n: int) -> list[Person]:
+    """``n`` subscribers of both payment and login."""
+    return [
+        Person(
+            f"p{i:04d}", f"Person {i}", f"p{i:04d}@example.com", None, None, ("payment", "login")
+        )
+        for i in range(n)
+    ]
+
+
+async def turns_while(work: Awaitable[None]) -> int:
+    """How many turns another task gets while ``work`` runs: a probe due meanwhile waits for
+    the next one, so a long stretch without a turn is a late probe."""
+    task = asyncio.ensure_future(work)
+    turns = 0
+    while not task.done():
+        turns += 1
+        await asyncio.sleep(0)
+    await task
+    return turns
+
+
+async def test_going_through_people_already_told_lets_probes_run_in_between(
+    tmp_path: Path,
+) -> None:
+    """An attempt reported during an outage makes the monitor look through everyone affected
+    again. With 300 people already told it sends nothing new, and it gives other work (probes)
+    a turn after each person rather than holding the loop for the whole crowd."""
+    async with world(tmp_path) as w:
+        people = crowd(300)
+        w.people(*people)
+        await w.fail(["payment"])
+        await w.wait(120)
+        assert len(w.catcher.messages) == 300
+        w.report(people[0], "payment", "pay for the course")
+        turns = await turns_while(w.notifier.tick())
+        assert turns >= 300
+        await w.settle()
+        assert len(w.catcher.messages) == 300
+
+
+async def test_one_system_recovering_while_another_is_down_does_not_go_through_everyone(
+    tmp_path: Path,
+) -> None:
+    """Payment and login fail together; payment passes again while login is still down. No one
+    can have become affected by that, so the monitor does not look through the 300 people it
+    told again: nothing is sent, and the work is done within a few turns of the loop."""
+    async with world(tmp_path) as w:
+        w.people(*crowd(300))
+        await w.fail(["payment", "login"])
+        await w.wait(120)
+        assert len(w.catcher.messages) == 300
+        for _ in range(2):
+            w.result("payment", ok=True)
+            w.result("login", ok=False)
+            w.clock.advance(15)
+        turns = await turns_while(w.notifier.tick())
+        assert turns < 30
+        incident = w.incidents()[0]
+        payment = incident.member("payment")
+        assert incident.is_open
+        assert payment is not None
+        assert not payment.down
+        await w.settle()
+        assert len(w.catcher.messages) == 300

@@ -86,3 +86,20 @@ def test_attempts_older_than_the_cutoff_are_forgotten(tmp_path: Path) -> None:
     assert store.prune_attempts(older_than=500.0) == 1
     assert [a.action for a in store.attempts(["payment"], since=0.0)] == ["pay again"]
     store.close()
+
+
+def test_who_was_told_what_reads_back_a_page_at_a_time(tmp_path: Path) -> None:
+    """2,500 people told about incident 1 (and one about incident 2) read back in pages of
+    1,000, by id: every person of incident 1 once, with their systems, and no one else."""
+    store = SQLiteStore(tmp_path / "monitor.db")
+    told = {
+        f"p{i:05d}": frozenset({"payment", "login"} if i % 2 else {"payment"}) for i in range(2500)
+    }
+    store.decide([], told, 1)
+    store.decide([], {"other": frozenset({"crm"})}, 2)
+    pages = list(store.told_pages(1, size=1000))
+    store.close()
+    assert [len(page) for page in pages] == [1000, 1000, 500]
+    merged = {person: systems for page in pages for person, systems in page.items()}
+    assert merged == told
+    assert [person for page in pages for person in page] == sorted(told)
