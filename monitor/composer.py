@@ -507,6 +507,11 @@ class Composer:
             # ``new_context(shared)`` would build, without re-reading the globals' ChainMap.
             context = template.new_context(dict(shared), shared=True)
             context.blocks = {key: list(chain) for key, chain in chains.items()}
+            if env is self._html_env and "text" in result.rendered:
+                # ``self.text()`` in the html block is the text part as sent, escaped whole:
+                # rendering it again, autoescaped, was a quarter of each message's cost and
+                # left markup-like literals ("<https://...>") raw in the html.
+                context.blocks["text"] = [_rendered_block(result.rendered["text"])]
             for block in wanted:
                 if block not in chains:
                     continue
@@ -640,6 +645,16 @@ class _MutedBlocks(dict[str, list[BlockFunction]]):
 
     def __getitem__(self, name: str) -> list[BlockFunction]:
         return [_render_nothing]
+
+
+def _rendered_block(text: str) -> BlockFunction:
+    """A block that yields ``text``, rendered already, escaped for html."""
+    escaped = str(escape(text))
+
+    def block(context: Context) -> Iterator[str]:
+        yield escaped
+
+    return block
 
 
 def _render_nothing(context: Context) -> Iterator[str]:

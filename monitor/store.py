@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -180,10 +180,12 @@ CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 """
 
-_OUTBOX_COLUMNS = (
-    "key, incident_id, person_id, kind, reason, created_at, subject, text, html, sms, channels, "
-    "status, tries, next_try_at, last_error, sent_at, sent_via"
-)
+_PEOPLE_COLUMNS = "id, name, email, phone, webhook, systems"
+_PEOPLE_PAGE = 1000
+# OutboxItem's fields, in order: a row of them is the item's arguments.
+_OUTBOX_FIELDS = [f.name for f in fields(OutboxItem)]
+_OUTBOX_COLUMNS = ", ".join(_OUTBOX_FIELDS)
+_CHANNELS = _OUTBOX_FIELDS.index("channels")
 
 
 class SQLiteStore:
@@ -576,29 +578,36 @@ class SQLiteStore:
         return len(people)
 
     def person(self, person_id: str) -> Person | None:
-        rows = list(self.db.query("SELECT * FROM people WHERE id = ?", (person_id,)))
-        return _person(rows[0]) if rows else None
+        row = self.db.conn.execute(
+            f"SELECT {_PEOPLE_COLUMNS} FROM people WHERE id = ?", (person_id,)
+        ).fetchone()
+        return _person_of(row) if row else None
 
     def people_for_systems(self, systems: Iterable[str]) -> Iterator[Person]:
         """Subscribers of any of ``systems``, by id, read a page at a time so a caller may
         write between pages."""
         names = sorted(set(systems))
-        if not names:
-            return
-        marks = ", ".join("?" for _ in names)
         last = ""
         while True:
-            rows = list(
-                self.db.query(
-                    f"SELECT * FROM people WHERE id IN (SELECT person_id FROM subscriptions "
-                    f"WHERE system IN ({marks})) AND id > ? ORDER BY id LIMIT 1000",
-                    [*names, last],
+            # Each system's next ids by its key range, merged: the first page of the union is
+            # among them. (One ``id IN (SELECT ... WHERE system IN ...)`` query per page built
+            # the whole list of ids again each time: 61 ms a page at 100,000 people.)
+            ids: set[str] = set()
+            for name in names:
+                ids.update(
+                    person_id
+                    for (person_id,) in self.db.conn.execute(
+                        "SELECT person_id FROM subscriptions WHERE system = ? AND person_id > ? "
+                        "ORDER BY person_id LIMIT ?",
+                        (name, last, _PEOPLE_PAGE),
+                    )
                 )
-            )
-            if not rows:
+            page = sorted(ids)[:_PEOPLE_PAGE]
+            if not page:
                 return
-            yield from (_person(r) for r in rows)
-            last = rows[-1]["id"]
+            found = self.people_by_ids(page)
+            yield from (found[person_id] for person_id in page if person_id in found)
+            last = page[-1]
 
     def add_attempt(self, attempt: Attempt, person: Person) -> None:
         """Remember an attempt; a person we did not know is kept, with no subscriptions.
@@ -685,7 +694,7 @@ class SQLiteStore:
         return inserted
 
     def due(self, now: float, limit: int) -> list[OutboxItem]:
-        rows = self.db.query(
+        rows = self.db.conn.execute(
             f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE status = ? AND next_try_at <= ? "
             # A person hears about one incident in order: nothing goes out while an earlier
             # message of theirs for it is still waiting.
@@ -751,8 +760,11 @@ class SQLiteStore:
         for start in range(0, len(ids), 500):
             chunk = list(ids[start : start + 500])
             marks = ", ".join("?" for _ in chunk)
-            for row in self.db.query(f"SELECT * FROM people WHERE id IN ({marks})", chunk):
-                found[row["id"]] = _person(row)
+            for row in self.db.conn.execute(
+                f"SELECT {_PEOPLE_COLUMNS} FROM people WHERE id IN ({marks})", chunk
+            ):
+                person = _person_of(row)
+                found[person.id] = person
         return found
 
     def outbox_counts(self, incident_id: int | None = None) -> dict[str, dict[str, int]]:
@@ -775,7 +787,7 @@ class SQLiteStore:
         return int(row["n"])
 
     def outbox_items(self, incident_id: int) -> list[OutboxItem]:
-        rows = self.db.query(
+        rows = self.db.conn.execute(
             f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE incident_id = ? ORDER BY created_at, key",
             (incident_id,),
         )
@@ -799,15 +811,10 @@ def _incident(row: dict[str, Any]) -> Incident:
     )
 
 
-def _person(row: dict[str, Any]) -> Person:
-    return Person(
-        id=row["id"],
-        name=row["name"],
-        email=row["email"],
-        phone=row["phone"],
-        webhook=row["webhook"],
-        systems=tuple(json.loads(row["systems"])),
-    )
+def _person_of(row: tuple[Any, ...]) -> Person:
+    """A person from a row of ``_PEOPLE_COLUMNS``."""
+    person_id, name, email, phone, webhook, systems = row
+    return Person(person_id, name, email, phone, webhook, tuple(json.loads(systems)))
 
 
 def _outbox_row(item: OutboxItem) -> tuple[Any, ...]:
@@ -832,7 +839,8 @@ def _outbox_row(item: OutboxItem) -> tuple[Any, ...]:
     )
 
 
-def _outbox_item(row: dict[str, Any]) -> OutboxItem:
-    values = dict(row)
-    values["channels"] = tuple(json.loads(values["channels"]))
-    return OutboxItem(**values)
+def _outbox_item(row: tuple[Any, ...]) -> OutboxItem:
+    """An item from a row of ``_OUTBOX_COLUMNS``, which are OutboxItem's fields in order."""
+    values = list(row)
+    values[_CHANNELS] = tuple(json.loads(values[_CHANNELS]))
+    return OutboxItem(*values)

@@ -341,7 +341,7 @@ def test_an_override_can_extend_the_default_and_replace_one_block(messages: Path
     )
     assert message.text.startswith("Alice, I'm sorry")
     assert message.html is not None
-    assert "<p>Alice, I'm sorry" in message.html
+    assert "<p>Alice, I&#39;m sorry" in message.html  # as a mail client shows it: "I'm"
     assert message.sms.startswith("Example Ltd: Alice, sorry")
 
 
@@ -636,3 +636,18 @@ def test_paragraphs_turn_text_into_simple_html() -> None:
         "<p>Hi &lt;you&gt;,<br>\nline two</p>\n<p>Meanwhile:</p>\n"
         "<ul><li>a &amp; b</li><li>c</li></ul>"
     )
+
+
+def test_the_html_part_is_the_text_part_with_its_literals_escaped_too(messages: Path) -> None:
+    """An override's text written for plain-text mail ("<https://...>", "R&D") reads the same
+    in the html part: escaped there, never a stray tag, and the text part is left as it is."""
+    write(
+        messages / "payment" / "acknowledge.j2",
+        '{% extends "acknowledge.j2" %}\n'
+        "{% block text %}Hi {{ user.first_name }}, R&D is on it: <https://status.example.com>"
+        "{% endblock %}",
+    )
+    message = render(Composer(messages, ORG, SYSTEMS))
+    assert message.text == "Hi Alice, R&D is on it: <https://status.example.com>"
+    assert message.html is not None
+    assert "<p>Hi Alice, R&amp;D is on it: &lt;https://status.example.com&gt;</p>" in message.html

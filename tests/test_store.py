@@ -103,3 +103,22 @@ def test_who_was_told_what_reads_back_a_page_at_a_time(tmp_path: Path) -> None:
     merged = {person: systems for page in pages for person, systems in page.items()}
     assert merged == told
     assert [person for page in pages for person in page] == sorted(told)
+
+
+def test_subscribers_of_several_systems_come_once_each_in_id_order(tmp_path: Path) -> None:
+    """2,500 people over three systems, many on two or three of them, read across pages of
+    1,000: each subscriber of payment or login exactly once, in id order, with their details;
+    crm-only people and subscriptions whose person has gone are not included."""
+    store = SQLiteStore(tmp_path / "monitor.db")
+    plans = [("payment",), ("login",), ("payment", "login"), ("crm",), ("payment", "crm")]
+    people = [
+        Person(f"p{i:05d}", f"Person {i}", f"p{i}@example.com", None, None, plans[i % 5])
+        for i in range(2500)
+    ]
+    store.upsert_people(people)
+    store.db.execute("INSERT INTO subscriptions VALUES ('login', 'gone')")
+    found = list(store.people_for_systems(["login", "payment"]))
+    store.close()
+    expected = [p for p in people if {"payment", "login"} & set(p.systems)]
+    assert found == expected
+    assert len(found) == 2000
