@@ -404,6 +404,9 @@ async def _send_bytes(client: aiosmtplib.SMTP, sender: str, recipient: str, data
     addresses are plain addr-specs already (``_addr_spec``), and ``sendmail`` parses each twice
     more with ``email.utils.parseaddr``, about a tenth of the monitor's CPU in a fan-out. The
     errors raised are ``sendmail``'s, and a refused envelope is reset as it resets it.
+
+    The caller's ``asyncio.timeout`` bounds the whole send, so the commands go without one of
+    their own (a timer per reply, for every message of a fan-out).
     """
     if client.is_ehlo_or_helo_needed:
         try:
@@ -416,14 +419,16 @@ async def _send_bytes(client: aiosmtplib.SMTP, sender: str, recipient: str, data
     if client.supports_extension("size"):
         options.insert(0, b"SIZE=%d" % len(data))  # RFC 1870: CRLF line ends, as ``data`` has
     try:
-        reply = await client.execute_command(b"MAIL", b"FROM:<%s>" % sender.encode(), *options)
+        reply = await client.execute_command(
+            b"MAIL", b"FROM:<%s>" % sender.encode(), *options, timeout=None
+        )
         if reply.code != aiosmtplib.SMTPStatus.completed:
             raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, sender)
-        reply = await client.execute_command(b"RCPT", b"TO:<%s>" % recipient.encode())
+        reply = await client.execute_command(b"RCPT", b"TO:<%s>" % recipient.encode(), timeout=None)
         if reply.code not in (aiosmtplib.SMTPStatus.completed, aiosmtplib.SMTPStatus.will_forward):
             refused = aiosmtplib.SMTPRecipientRefused(reply.code, reply.message, recipient)
             raise aiosmtplib.SMTPRecipientsRefused([refused])
-        await client.data(data)
+        await client.data(data, timeout=None)
     except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
         # The next message on this connection starts a fresh envelope.
         with contextlib.suppress(ConnectionError, aiosmtplib.SMTPResponseException):
