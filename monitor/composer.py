@@ -509,8 +509,8 @@ class Composer:
             context.blocks = {key: list(chain) for key, chain in chains.items()}
             if env is self._html_env and "text" in result.rendered:
                 # ``self.text()`` in the html block is the text part as sent, escaped whole:
-                # rendering it again, autoescaped, was a quarter of each message's cost and
-                # left markup-like literals ("<https://...>") raw in the html.
+                # rendering it again, autoescaped, cost ~20 us of a message's ~165 and left
+                # markup-like literals ("<https://...>") raw in the html.
                 context.blocks["text"] = [_rendered_block(result.rendered["text"])]
             for block in wanted:
                 if block not in chains:
