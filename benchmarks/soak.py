@@ -762,9 +762,11 @@ def soak_report(args: argparse.Namespace, world: dict[str, Any], outages: list[O
         for o in outages
         if "resolved" in o.times
     ]
+    # Between outages: until the next one's failure, or the end of the run.
+    stops = [*(o.times.get("fail", end) for o in outages[1:]), end]
     quiet_growth = [
-        _growth_within(samples, o.times["resolved"] + settled, nxt.times.get("fail", end))
-        for o, nxt in zip(outages, [*outages[1:], Outage([])], strict=True)
+        _growth_within(samples, o.times["resolved"] + settled, stop)
+        for o, stop in zip(outages, stops, strict=True)
         if "resolved" in o.times
     ]
     print(

@@ -652,10 +652,11 @@ class SQLiteStore:
     # outbox -------------------------------------------------------------------------------
 
     def told(self, incident_id: int) -> dict[str, frozenset[str]]:
-        rows = self.db.query(
-            "SELECT person_id, systems FROM told WHERE incident_id = ?", (incident_id,)
-        )
-        return {r["person_id"]: frozenset(json.loads(r["systems"])) for r in rows}
+        return {
+            person: systems
+            for page in self.told_pages(incident_id)
+            for person, systems in page.items()
+        }
 
     def told_pages(self, incident_id: int, size: int = 1000) -> Iterator[dict[str, frozenset[str]]]:
         """What each person was told about ``incident_id``, ``size`` people at a time by id;
