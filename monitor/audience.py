@@ -34,6 +34,7 @@ def recipients(
     """Everyone ``incident`` affects, each once: subscribers first (in the order given), then
     people known only from attempts.
 
+    ``subscribers`` holds each person once, as ``Store.people_for_systems`` gives them.
     ``attempts`` may include attempts on other systems or from other times; only those that
     count are used. ``attempt_people`` looks up the people the attempts name.
     """
@@ -57,15 +58,17 @@ def recipients(
             affected_since=min(members[n].down_at for n in ordered),
         )
 
-    seen: set[str] = set()
+    # Only subscribers who made attempts are remembered: the set of all of them would be
+    # 100,000 ids held through a fan-out.
+    subscribed_attempters: set[str] = set()
     for person in subscribers:
-        if person.id in seen:
-            continue
-        seen.add(person.id)
-        found = recipient(person, by_person.get(person.id, ()))
+        own = by_person.get(person.id, ())
+        if own:
+            subscribed_attempters.add(person.id)
+        found = recipient(person, own)
         if found is not None:
             yield found
-    for person_id in sorted(by_person.keys() - seen):
+    for person_id in sorted(by_person.keys() - subscribed_attempters):
         person = attempt_people.get(person_id, Person(id=person_id))
         found = recipient(person, by_person[person_id])
         if found is not None:

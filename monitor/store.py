@@ -110,7 +110,9 @@ class Store(Protocol):
     def attempts(self, systems: Iterable[str], since: float) -> list[Attempt]: ...
 
     # outbox
-    def told(self, incident_id: int) -> dict[str, frozenset[str]]: ...
+    def told_about(
+        self, incident_id: int, person_ids: Sequence[str]
+    ) -> dict[str, frozenset[str]]: ...
     def told_pages(
         self, incident_id: int, size: int = 1000
     ) -> Iterator[dict[str, frozenset[str]]]: ...
@@ -120,7 +122,7 @@ class Store(Protocol):
     def due(self, now: float, limit: int) -> list[OutboxItem]: ...
     def update_item(self, item: OutboxItem) -> None: ...
     def update_items(self, items: Sequence[OutboxItem]) -> None: ...
-    def message_counts_since(self, since: float) -> dict[str, int]: ...
+    def message_counts(self, person_ids: Sequence[str], since: float) -> dict[str, int]: ...
     def people_by_ids(self, ids: Sequence[str]) -> dict[str, Person]: ...
     def outbox_counts(self, incident_id: int | None = None) -> dict[str, dict[str, int]]: ...
     def outbox_items(self, incident_id: int) -> list[OutboxItem]: ...
@@ -182,6 +184,7 @@ CREATE TABLE IF NOT EXISTS counters (
 
 _PEOPLE_COLUMNS = "id, name, email, phone, webhook, systems"
 _PEOPLE_PAGE = 1000
+_IDS_PER_QUERY = 500
 # OutboxItem's fields, in order: a row of them is the item's arguments.
 _OUTBOX_FIELDS = [f.name for f in fields(OutboxItem)]
 _OUTBOX_COLUMNS = ", ".join(_OUTBOX_FIELDS)
@@ -651,12 +654,17 @@ class SQLiteStore:
 
     # outbox -------------------------------------------------------------------------------
 
-    def told(self, incident_id: int) -> dict[str, frozenset[str]]:
-        return {
-            person: systems
-            for page in self.told_pages(incident_id)
-            for person, systems in page.items()
-        }
+    def told_about(self, incident_id: int, person_ids: Sequence[str]) -> dict[str, frozenset[str]]:
+        """What each of ``person_ids`` was told about ``incident_id``; nothing for the rest."""
+        found: dict[str, frozenset[str]] = {}
+        for chunk, marks in _id_chunks(person_ids):
+            for person, systems in self.db.conn.execute(
+                "SELECT person_id, systems FROM told "
+                f"WHERE incident_id = ? AND person_id IN ({marks})",
+                [incident_id, *chunk],
+            ):
+                found[person] = frozenset(json.loads(systems))
+        return found
 
     def told_pages(self, incident_id: int, size: int = 1000) -> Iterator[dict[str, frozenset[str]]]:
         """What each person was told about ``incident_id``, ``size`` people at a time by id;
@@ -748,19 +756,23 @@ class SQLiteStore:
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
-    def message_counts_since(self, since: float) -> dict[str, int]:
-        """How many messages each person was sent (or is about to be) since ``since``."""
-        rows = self.db.query(
-            "SELECT person_id, COUNT(*) AS n FROM outbox WHERE created_at >= ? GROUP BY person_id",
-            (since,),
-        )
-        return {r["person_id"]: r["n"] for r in rows}
+    def message_counts(self, person_ids: Sequence[str], since: float) -> dict[str, int]:
+        """How many messages each of ``person_ids`` was sent (or is about to be) since
+        ``since``; people with none are left out."""
+        counts: dict[str, int] = {}
+        for chunk, marks in _id_chunks(person_ids):
+            counts.update(
+                self.db.conn.execute(
+                    "SELECT person_id, COUNT(*) FROM outbox "
+                    f"WHERE person_id IN ({marks}) AND created_at >= ? GROUP BY person_id",
+                    [*chunk, since],
+                ).fetchall()
+            )
+        return counts
 
     def people_by_ids(self, ids: Sequence[str]) -> dict[str, Person]:
         found: dict[str, Person] = {}
-        for start in range(0, len(ids), 500):
-            chunk = list(ids[start : start + 500])
-            marks = ", ".join("?" for _ in chunk)
+        for chunk, marks in _id_chunks(ids):
             for row in self.db.conn.execute(
                 f"SELECT {_PEOPLE_COLUMNS} FROM people WHERE id IN ({marks})", chunk
             ):
@@ -793,6 +805,13 @@ class SQLiteStore:
             (incident_id,),
         )
         return [_outbox_item(r) for r in rows]
+
+
+def _id_chunks(ids: Sequence[str]) -> Iterator[tuple[Sequence[str], str]]:
+    """``ids`` in pieces a query can take as parameters, each with its ``?, ?, ...``."""
+    for start in range(0, len(ids), _IDS_PER_QUERY):
+        chunk = ids[start : start + _IDS_PER_QUERY]
+        yield chunk, ", ".join("?" * len(chunk))
 
 
 def _incident(row: dict[str, Any]) -> Incident:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from clock import FakeClock
+from world import decided
 
 from monitor.model import Attempt, Health, Person, ProbeResult, SystemState, Transition
 from monitor.store import SQLiteStore, StoreUnavailable
@@ -103,6 +106,42 @@ def test_who_was_told_what_reads_back_a_page_at_a_time(tmp_path: Path) -> None:
     merged = {person: systems for page in pages for person, systems in page.items()}
     assert merged == told
     assert [person for page in pages for person in page] == sorted(told)
+
+
+def test_what_some_people_were_told_is_read_for_just_those_people(tmp_path: Path) -> None:
+    """Asked about 1,200 ids of incident 1 (more than one query takes), the store gives what
+    the told ones among them were told, and nothing for the others or for incident 2."""
+    store = SQLiteStore(tmp_path / "monitor.db")
+    told = {
+        f"p{i:05d}": frozenset({"payment", "login"} if i % 2 else {"payment"})
+        for i in range(0, 3000, 2)
+    }
+    store.decide([], told, 1)
+    store.decide([], {"p00001": frozenset({"crm"})}, 2)
+    asked = [f"p{i:05d}" for i in range(1200)]
+    found = store.told_about(1, asked)
+    store.close()
+    assert found == {person: told[person] for person in asked if person in told}
+
+
+def test_messages_per_person_are_counted_since_a_moment(tmp_path: Path) -> None:
+    """Each of 1,200 people has one message at t=100 and the even ones one more at t=500:
+    counted since t=200 they have 1 (even) or none (odd, left out); since 0, 2 or 1."""
+    clock = FakeClock(100.0)
+    store = SQLiteStore(tmp_path / "monitor.db")
+    people = [f"p{i:05d}" for i in range(1200)]
+    decided(store, clock, people)
+    later = [
+        replace(item, key=f"{item.key}.later", created_at=500.0)
+        for item in store.outbox_items(1)
+        if int(item.person_id[1:]) % 2 == 0
+    ]
+    store.decide(later, {}, 1)
+    since_200 = store.message_counts(people, since=200.0)
+    since_0 = store.message_counts(people, since=0.0)
+    store.close()
+    assert since_200 == dict.fromkeys(people[::2], 1)
+    assert since_0 == {person: 2 if i % 2 == 0 else 1 for i, person in enumerate(people)}
 
 
 def test_subscribers_of_several_systems_come_once_each_in_id_order(tmp_path: Path) -> None:
