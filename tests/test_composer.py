@@ -183,6 +183,22 @@ def test_system_without_workaround_tells_them_nothing_is_needed(composer: Compos
     assert "In the meantime" not in message.text
 
 
+def test_several_systems_list_only_the_workarounds_there_are(composer: Composer) -> None:
+    """Affected by payment, login and crm (no workaround), the message lists what to do for
+    payment and login, by title, and says nothing of crm there."""
+    message = render(
+        composer,
+        who=recipient(systems=("payment", "crm", "login")),
+        about=incident("payment", ("payment", "crm", "login")),
+    )
+    assert (
+        "In the meantime:\n"
+        "- Online payments: Pay by phone on 0800 123 456 and we will process it by hand.\n"
+        "- Signing in to your account: Your account and your data are safe.\n"
+    ) in message.text
+    assert "- Your order history" not in message.text
+
+
 def test_an_org_without_contact_details_offers_none() -> None:
     """Without a support phone or email, no message offers a way to reach us."""
     quiet = Composer(MESSAGES, Org(name="Example Ltd"), SYSTEMS)
