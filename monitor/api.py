@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from monitor.config import Problem
 from monitor.incidents import Incident
-from monitor.model import Attempt, Health, MessageKind, Person, SystemState
+from monitor.model import UPTIME_WINDOW, Attempt, Health, MessageKind, Person, SystemState
 from monitor.store import PENDING, SENT, UNDELIVERABLE, Store, StoreUnavailable
 
 if TYPE_CHECKING:
@@ -41,7 +41,6 @@ APP_KEY: web.AppKey[App] = web.AppKey("monitor")
 MiB = 1024 * 1024
 BODY_LIMIT = 1 * MiB
 USERS_BODY_LIMIT = 10 * MiB
-UPTIME_WINDOW = 7 * 86400.0
 MAX_INCIDENT_ID = 2**63 - 1  # SQLite's largest integer: anything above cannot exist
 TOKEN_VARIABLE = "MONITOR_API_TOKEN"
 

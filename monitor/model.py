@@ -7,6 +7,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+# How far back the status page and /api/v1/systems reckon uptime; state history is kept this
+# long at least, whatever the retention settings say.
+UPTIME_WINDOW = 7 * 86400.0
+
 
 class Clock(Protocol):
     """Where the current time comes from: wall-clock seconds since the epoch."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from monitor.config import Config, SystemConfig
 from monitor.logs import event
-from monitor.model import Clock, Health, ProbeResult, SystemState, Transition
+from monitor.model import UPTIME_WINDOW, Clock, Health, ProbeResult, SystemState, Transition
 from monitor.probes import Prober
 from monitor.state import observe
 from monitor.store import Store, StoreUnavailable
@@ -149,16 +149,22 @@ class Monitor:
 
     async def prune(self) -> int:
         """Apply the retention settings a small delete at a time, yielding between them, so a
-        large history never holds up probes: results, then resolved incidents with their
-        messages. Returns how many rows went."""
+        large history never holds up probes: results, state transitions (never within the
+        uptime window), then resolved incidents with their messages. Returns how many rows
+        went."""
         retention = self.config.settings.retention
+        now = self.clock.now()
         deleted = 0
         try:
-            while batch := self.store.prune_aged(self.clock.now() - retention.max_age):
+            while batch := self.store.prune_aged(now - retention.max_age):
                 deleted += batch
                 await asyncio.sleep(0)
             for system in self.store.result_systems():
                 deleted += self.store.prune_system(system, retention.max_results_per_system)
+                await asyncio.sleep(0)
+            history_from = now - max(retention.max_age, UPTIME_WINDOW)
+            for system in self.store.transition_systems():
+                deleted += self.store.prune_transitions(system, history_from)
                 await asyncio.sleep(0)
             deleted += await self.prune_incidents()
         except StoreUnavailable as exc:

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING
 # composer are the only modules that import jinja2.
 import jinja2
 
-from monitor.api import UPTIME_WINDOW, systems_view
+from monitor.api import systems_view
 from monitor.incidents import Incident
-from monitor.model import Health
+from monitor.model import UPTIME_WINDOW, Health
 
 if TYPE_CHECKING:
     from monitor.app import App

@@ -78,6 +78,11 @@ class Store(Protocol):
     def result_systems(self) -> list[str]: ...
     def prune_system(self, system: str, keep: int) -> int: ...
     def prune_attempts(self, older_than: float) -> int: ...
+    def transition_systems(self) -> list[str]: ...
+    def prune_transitions(self, system: str, older_than: float) -> int:
+        """Delete ``system``'s transitions older than ``older_than`` but the newest of them,
+        which says what its health was at that moment."""
+
     def recent_results(self, system: str, limit: int = 100) -> list[ProbeResult]: ...
     def transitions(self, system: str | None = None, limit: int = 100) -> list[Transition]: ...
     def health_history(self, since: float) -> dict[str, list[tuple[float, Health]]]: ...
@@ -344,6 +349,19 @@ class SQLiteStore:
     def prune_attempts(self, older_than: float) -> int:
         """Forget reported attempts older than ``older_than``: they can no longer count."""
         return int(self._write("DELETE FROM attempts WHERE at < ?", (older_than,)).rowcount)
+
+    def transition_systems(self) -> list[str]:
+        return [r["system"] for r in self.db.query("SELECT DISTINCT system FROM transitions")]
+
+    def prune_transitions(self, system: str, older_than: float) -> int:
+        # One system at a time, by its index: a single statement over every system held the
+        # loop ~70 ms at 10,000 systems even with nothing to delete.
+        cursor = self._write(
+            "DELETE FROM transitions WHERE system = ? AND id < (SELECT MAX(id) FROM transitions "
+            "WHERE system = ? AND at < ?)",
+            (system, system, older_than),
+        )
+        return int(cursor.rowcount)
 
     def recent_results(self, system: str, limit: int = 100) -> list[ProbeResult]:
         rows = self.db.query(

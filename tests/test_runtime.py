@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from clock import FakeClock
 from targets import Mode, Target
 
+from monitor.api import uptimes
 from monitor.config import HttpClient, load_config
 from monitor.model import Health, ProbeResult, Transition
 from monitor.probes import Prober, make_session
@@ -93,6 +95,42 @@ async def test_pruning_applies_the_retention_settings_from_monitor_yaml(tmp_path
     assert await monitor.prune() == 3
     kept = [clock.now() - r.started_at for r in store.recent_results("payment")]
     assert kept == [10, 20, 30]
+    store.close()
+
+
+async def test_pruning_forgets_state_history_older_than_the_uptime_window_and_no_more(
+    tmp_path: Path,
+) -> None:
+    """Payment flaps twice a day for ten days; login went UP once, ten days ago. With max_age 1h,
+    pruning keeps the seven days the uptime figures read: each system's uptime is the same
+    before and after, and payment's older flaps are gone but for the one that says how it was
+    seven days ago."""
+    checks = tmp_path / "checks"
+    checks.mkdir()
+    (checks / "monitor.yaml").write_text("retention: {max_age: 1h}\n")
+    for name in ("payment", "login"):
+        (checks / f"{name}.yaml").write_text(CHECK.format(name=name, url="http://127.0.0.1:9/"))
+    store = SQLiteStore(tmp_path / "monitor.db")
+    clock = FakeClock()
+    monitor = Monitor(load_config(checks, {}), store, clock)
+    monitor.observe(ProbeResult("login", True, "status 200", clock.now(), 0.01))
+    for _ in range(20):
+        monitor.observe(ProbeResult("payment", False, "status 500", clock.now(), 0.01))
+        clock.advance(3600)
+        monitor.observe(ProbeResult("payment", True, "status 200", clock.now(), 0.01))
+        clock.advance(11 * 3600)
+    monitor.flush()
+    names = ["payment", "login"]
+    before = uptimes(store, names, clock.now())
+
+    await monitor.prune()
+
+    assert uptimes(store, names, clock.now()) == before
+    assert before["payment"] == pytest.approx(1 - 14 / (7 * 24))
+    assert before["login"] == 1.0
+    assert [t.current for t in store.transitions("login")] == [Health.UP]
+    # Six days of flaps (twelve transitions) were older than seven days: one of them stays.
+    assert len(store.transitions("payment")) == 40 - 11
     store.close()
 
 
