@@ -11,7 +11,7 @@ import contextlib
 import logging
 import os
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -218,18 +218,18 @@ class App:
         async for _changes in watchfiles.awatch(*paths, debounce=500, recursive=True):
             self.reload()
 
-    def _count_incident(self, incident: Incident, change: Change, system: str) -> None:
+    def _count_incident(self, incident: Incident, change: Change, systems: Sequence[str]) -> None:
         if change is Change.OPENED:
             self.metrics.incidents.inc()
 
-    def _tell_oncall(self, incident: Incident, change: Change, system: str) -> None:
+    def _tell_oncall(self, incident: Incident, change: Change, systems: Sequence[str]) -> None:
         if not self.oncall.urls:
             return
         opened = change is Change.OPENED
         notice = describe(
             incident,
             change,
-            system,
+            systems,
             {n: s.title for n, s in self.config.systems.items()},
             self.notifier.audience_size(incident) if opened else None,
             self.config.settings.notify_after,

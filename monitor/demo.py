@@ -24,7 +24,7 @@ import socket
 import sys
 import tempfile
 import textwrap
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -372,7 +372,8 @@ class _Demo:
         self._say(f"{t.system:<8} {t.current.value:<5} {t.reason}")
         self._poke()
 
-    def _incident_changed(self, incident: Incident, change: Change, system: str) -> None:
+    def _incident_changed(self, incident: Incident, change: Change, changed: Sequence[str]) -> None:
+        system = ", ".join(changed)
         systems = ", ".join(incident.systems)
         head = f"Incident {incident.id}"
         if change is Change.OPENED:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from operator import attrgetter
 
 from monitor.model import Health, Transition
 
@@ -84,6 +85,54 @@ class Outcome:
     system: str
 
 
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What one transition of a batch did to which incident."""
+
+    incident_id: int
+    change: Change
+    transition: Transition
+
+
+@dataclass(frozen=True, slots=True)
+class Folded:
+    """A batch of transitions applied: each changed incident as the batch left it, in the
+    order they were known (new ones last), and one step per transition that changed one."""
+
+    incidents: tuple[Incident, ...]
+    steps: tuple[Step, ...]
+
+
+_ORDER = attrgetter("down_at", "name")
+
+
+class _Draft:
+    """An incident while a batch changes it: members by name and a count of those down, so a
+    step is a lookup, not a pass over an outage's thousands of members. The likely cause is
+    kept up to date as members join (``best``), from counts of how many members depend on each
+    one, built the first time a step needs it."""
+
+    __slots__ = ("base", "best", "cause", "changed", "dependents", "down", "members", "resolved_at")
+
+    def __init__(self, incident: Incident) -> None:
+        self.base = incident
+        self.members = {m.name: m for m in incident.members}
+        self.down = sum(1 for m in incident.members if m.down)
+        self.resolved_at = incident.resolved_at
+        self.cause = incident.cause
+        self.dependents: dict[str, int] | None = None
+        self.best = ""
+        self.changed = False
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None
+
+    def incident(self) -> Incident:
+        members = tuple(sorted(self.members.values(), key=_ORDER))
+        return replace(self.base, members=members, cause=self.cause, resolved_at=self.resolved_at)
+
+
 @dataclass
 class Correlator:
     """Applies transitions to incidents. ``depends_on`` maps each system to its dependencies."""
@@ -91,10 +140,15 @@ class Correlator:
     depends_on: Mapping[str, Iterable[str]]
     window: float
     _closure: dict[str, frozenset[str]] = field(default_factory=dict, init=False)
+    _dependents: dict[str, frozenset[str]] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
+        dependents: dict[str, set[str]] = {}
         for name in self.depends_on:
             self._closure[name] = frozenset(_reach(self.depends_on, name))
+            for dependency in self._closure[name]:
+                dependents.setdefault(dependency, set()).add(name)
+        self._dependents = {name: frozenset(names) for name, names in dependents.items()}
 
     def depends(self, system: str, other: str) -> bool:
         """Whether ``system`` depends on ``other``, directly or through a chain."""
@@ -113,85 +167,148 @@ class Correlator:
         Returns None when the transition concerns no incident (a system coming UP that was not
         part of one, such as UNKNOWN -> UP at start).
         """
-        if transition.current is Health.DOWN:
-            return self._down(transition, incidents, new_id, hold)
-        if transition.current is Health.UP:
-            return self._up(transition, incidents)
-        return None
+        folded = self.fold([transition], incidents, new_id, hold)
+        if not folded.steps:
+            return None
+        return Outcome(folded.incidents[0], folded.steps[0].change, transition.system)
 
-    def _down(
+    def fold(
         self,
-        t: Transition,
+        transitions: Iterable[Transition],
         incidents: Sequence[Incident],
         new_id: Callable[[], int],
-        hold: bool,
-    ) -> Outcome:
-        open_ones = [i for i in incidents if i.is_open]
-        for incident in sorted(open_ones, key=lambda i: i.opened_at, reverse=True):
-            existing = incident.member(t.system)
+        hold: bool = False,
+    ) -> Folded:
+        """Apply ``transitions``, in order, to the known incidents, as ``apply`` would one at a
+        time, at a cost that does not grow with the size of the incidents: when thousands of
+        systems fail together, each joins in constant time."""
+        drafts = [_Draft(incident) for incident in incidents]
+        steps = []
+        for t in transitions:
+            if t.current is Health.DOWN:
+                draft, change = self._down(t, drafts, new_id, hold)
+            elif t.current is Health.UP:
+                found = self._up(t, drafts)
+                if found is None:
+                    continue
+                draft, change = found
+            else:
+                continue
+            draft.changed = True
+            steps.append(Step(draft.base.id, change, t))
+        changed = tuple(d.incident() for d in drafts if d.changed)
+        return Folded(changed, tuple(steps))
+
+    def _down(
+        self, t: Transition, drafts: list[_Draft], new_id: Callable[[], int], hold: bool
+    ) -> tuple[_Draft, Change]:
+        open_ones = [d for d in drafts if d.is_open]
+        for draft in sorted(open_ones, key=lambda d: d.base.opened_at, reverse=True):
+            existing = draft.members.get(t.system)
             if existing is not None:
-                again = replace(existing, up_at=None)
-                return Outcome(self._with(incident, again), Change.FAILED_AGAIN, t.system)
-            if self._belongs(t, incident):
-                joined = self._with(incident, Member(t.system, t.at))
-                return Outcome(joined, Change.JOINED, t.system)
+                self._fail_again(draft, existing)
+                return draft, Change.FAILED_AGAIN
+            if self._belongs(t, draft):
+                self._join(draft, Member(t.system, t.at))
+                return draft, Change.JOINED
         recently_resolved = [
-            i
-            for i in incidents
-            if not i.is_open
-            and i.resolved_at is not None
-            and t.at - i.resolved_at <= self.window
-            and (i.member(t.system) is not None or self._belongs(t, i))
+            d
+            for d in drafts
+            if d.resolved_at is not None
+            and t.at - d.resolved_at <= self.window
+            and (t.system in d.members or self._belongs(t, d))
         ]
         if recently_resolved:
-            incident = max(recently_resolved, key=lambda i: i.resolved_at or 0.0)
-            existing = incident.member(t.system)
-            member = replace(existing, up_at=None) if existing else Member(t.system, t.at)
-            reopened = replace(self._with(incident, member), resolved_at=None)
-            return Outcome(reopened, Change.REOPENED, t.system)
-        incident = Incident(
+            draft = max(recently_resolved, key=lambda d: d.resolved_at or 0.0)
+            existing = draft.members.get(t.system)
+            if existing is not None:
+                self._fail_again(draft, existing)
+            else:
+                self._join(draft, Member(t.system, t.at))
+            draft.resolved_at = None
+            return draft, Change.REOPENED
+        opened = Incident(
             id=new_id(),
             opened_at=t.at,
             members=(Member(t.system, t.at),),
             cause=t.system,
             held=hold,
         )
-        return Outcome(incident, Change.OPENED, t.system)
+        draft = _Draft(opened)
+        drafts.append(draft)
+        return draft, Change.OPENED
 
-    def _up(self, t: Transition, incidents: Sequence[Incident]) -> Outcome | None:
-        for incident in incidents:
-            member = incident.member(t.system)
-            if not incident.is_open or member is None or not member.down:
+    def _up(self, t: Transition, drafts: list[_Draft]) -> tuple[_Draft, Change] | None:
+        for draft in drafts:
+            member = draft.members.get(t.system)
+            if not draft.is_open or member is None or not member.down:
                 continue
-            updated = self._with(incident, replace(member, up_at=t.at), recompute_cause=False)
-            if all(not m.down for m in updated.members):
-                return Outcome(replace(updated, resolved_at=t.at), Change.RESOLVED, t.system)
-            return Outcome(updated, Change.RECOVERED, t.system)
+            draft.members[t.system] = replace(member, up_at=t.at)
+            draft.down -= 1
+            if draft.down == 0:
+                draft.resolved_at = t.at
+                return draft, Change.RESOLVED
+            return draft, Change.RECOVERED
         return None
 
-    def _belongs(self, t: Transition, incident: Incident) -> bool:
-        if t.at - incident.opened_at <= self.window:
+    def _belongs(self, t: Transition, draft: _Draft) -> bool:
+        if t.at - draft.base.opened_at <= self.window:
             return True
-        return any(
-            self.depends(t.system, m.name) or self.depends(m.name, t.system)
-            for m in incident.members
+        return _any_in(self._closure.get(t.system, frozenset()), draft.members) or _any_in(
+            self._dependents.get(t.system, frozenset()), draft.members
         )
 
-    def _with(self, incident: Incident, member: Member, recompute_cause: bool = True) -> Incident:
-        members = (*(m for m in incident.members if m.name != member.name), member)
-        members = tuple(sorted(members, key=lambda m: (m.down_at, m.name)))
-        cause = self.cause(members) if recompute_cause else incident.cause
-        return replace(incident, members=members, cause=cause)
+    def _fail_again(self, draft: _Draft, member: Member) -> None:
+        if not member.down:
+            draft.members[member.name] = replace(member, up_at=None)
+            draft.down += 1
+        draft.cause = self._best(draft)
 
-    def cause(self, members: Sequence[Member]) -> str:
-        """The system most others in the incident depend on; without any, the first to fail."""
-        names = [m.name for m in members]
+    def _join(self, draft: _Draft, member: Member) -> None:
+        counts = self._counts(draft)
+        draft.members[member.name] = member
+        draft.down += 1
+        # Only the newcomer and what it depends on count differently: the others keep their
+        # place behind the best so far.
+        candidates = [draft.best, member.name]
+        for dependency in self._closure.get(member.name, frozenset()):
+            if dependency in draft.members and dependency != member.name:
+                counts[dependency] += 1
+                candidates.append(dependency)
+        counts[member.name] = sum(
+            1
+            for other in self._dependents.get(member.name, frozenset())
+            if other in draft.members and other != member.name
+        )
+        draft.best = min(candidates, key=lambda name: self._rank(draft, counts, name))
+        draft.cause = draft.best
 
-        def dependents(name: str) -> int:
-            return sum(1 for other in names if other != name and self.depends(other, name))
+    def _best(self, draft: _Draft) -> str:
+        self._counts(draft)
+        return draft.best
 
-        first = {m.name: m.down_at for m in members}
-        return min(names, key=lambda n: (-dependents(n), first[n], n))
+    def _counts(self, draft: _Draft) -> dict[str, int]:
+        if draft.dependents is None:
+            counts = dict.fromkeys(draft.members, 0)
+            for name in draft.members:
+                for dependency in self._closure.get(name, frozenset()):
+                    if dependency in counts and dependency != name:
+                        counts[dependency] += 1
+            draft.dependents = counts
+            draft.best = min(draft.members, key=lambda name: self._rank(draft, counts, name))
+        return draft.dependents
+
+    @staticmethod
+    def _rank(draft: _Draft, counts: dict[str, int], name: str) -> tuple[int, float, str]:
+        """The likely cause ranks first: the system most members depend on, then the first
+        to fail, then by name."""
+        return (-counts[name], draft.members[name].down_at, name)
+
+
+def _any_in(names: frozenset[str], members: Mapping[str, Member]) -> bool:
+    if len(names) <= len(members):
+        return any(name in members for name in names)
+    return any(name in names for name in members)
 
 
 def _reach(depends_on: Mapping[str, Iterable[str]], name: str) -> set[str]:

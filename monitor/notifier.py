@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import islice
 
 from monitor.audience import attempts_window, recipients
 from monitor.composer import Composer
 from monitor.config import MonitorSettings
-from monitor.incidents import Change, Correlator, Incident
+from monitor.incidents import Change, Correlator, Incident, Step
 from monitor.logs import event
 from monitor.model import (
     Attempt,
@@ -33,13 +33,17 @@ from monitor.model import (
     SystemState,
     Transition,
 )
-from monitor.store import OutboxItem, Store, StoreUnavailable
+from monitor.store import OutboxItem, Store, StoreUnavailable, TimelineEntry
 
 log = logging.getLogger("monitor.notifier")
 DAY = 86400.0
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
-IncidentListener = Callable[[Incident, Change, str], None]
+# Told once per incident and kind of change in a batch of transitions, with the systems that
+# made that change: a mass failure is one "joined" with thousands of systems, not thousands.
+IncidentListener = Callable[[Incident, Change, Sequence[str]], None]
+_CORRELATE_CHUNK = 1000  # transitions folded per read and commit of the incidents
+_LOGGED_SYSTEMS = 20  # an incident's systems named in a log line; the rest are counted
 
 
 def outbox_key(incident_id: int, kind: str, person_id: str) -> str:
@@ -49,6 +53,13 @@ def outbox_key(incident_id: int, kind: str, person_id: str) -> str:
     """
     safe = _UNSAFE.sub(lambda m: "".join(f"={b:02X}" for b in m.group().encode()), person_id)
     return f"incident-{incident_id}.{kind}.{safe}"
+
+
+def _logged_systems(incident: Incident) -> list[str]:
+    names = [m.name for m in incident.members[:_LOGGED_SYSTEMS]]
+    if len(incident.members) > _LOGGED_SYSTEMS:
+        names.append(f"and {len(incident.members) - _LOGGED_SYSTEMS} more")
+    return names
 
 
 def channels_of(person: Person) -> tuple[str, ...]:
@@ -213,51 +224,71 @@ class Notifier:
 
     # correlation --------------------------------------------------------------------------
 
-    def _correlate_pending(self) -> None:
+    async def _correlate_pending(self) -> None:
         while self._pending:
-            transition = self._pending[0]
+            chunk = self._pending[:_CORRELATE_CHUNK]
             try:
-                self._correlate(transition)
+                self._correlate(chunk)
             except StoreUnavailable as exc:
                 event(log, "incident update waits for the store", logging.WARNING, error=str(exc))
                 return
-            self._pending.pop(0)
+            del self._pending[: len(chunk)]
+            await asyncio.sleep(0)
 
-    def _correlate(self, transition: Transition) -> None:
-        known = self.store.incidents(resolved_since=transition.at - self.correlator.window)
-        outcome = self.correlator.apply(
-            transition,
-            known,
-            self.store.new_incident_id,
-            hold=self.settings.customer_messages == "confirm",
+    def _correlate(self, transitions: Sequence[Transition]) -> None:
+        earliest = min(t.at for t in transitions)
+        known = self.store.incidents(resolved_since=earliest - self.correlator.window)
+        issued: list[int] = []
+
+        def new_id() -> int:
+            # Nothing of the batch is saved yet: the store's next id is only the first one.
+            issued.append(issued[-1] + 1 if issued else self.store.new_incident_id())
+            return issued[-1]
+
+        folded = self.correlator.fold(
+            transitions, known, new_id, hold=self.settings.customer_messages == "confirm"
         )
-        if outcome is None:
+        if not folded.steps:
             return
-        incident = outcome.incident
-        self.store.save_incident(incident)
-        title = self.systems.get(outcome.system, SystemInfo(outcome.system, outcome.system)).title
-        self.store.add_timeline(
-            incident.id, transition.at, outcome.change.value, f"{title}: {transition.reason}"
-        )
-        if outcome.change in _NEW_AUDIENCE:
-            self._mark(incident.id)
-        event(
-            log,
-            f"incident {outcome.change.value}",
-            incident=incident.id,
-            system=outcome.system,
-            cause=incident.cause,
-            systems=list(incident.systems),
-        )
-        for listen in self.on_incident:
-            listen(incident, outcome.change, outcome.system)
+        timeline = [
+            (
+                step.incident_id,
+                TimelineEntry(step.transition.at, step.change.value, self._said(step)),
+            )
+            for step in folded.steps
+        ]
+        self.store.save_incidents(folded.incidents, timeline)
+        incidents = {incident.id: incident for incident in folded.incidents}
+        logged = {incident.id: _logged_systems(incident) for incident in folded.incidents}
+        changed: dict[tuple[int, Change], list[str]] = {}
+        for step in folded.steps:
+            incident = incidents[step.incident_id]
+            if step.change in _NEW_AUDIENCE:
+                self._mark(incident.id)
+            event(
+                log,
+                f"incident {step.change.value}",
+                incident=incident.id,
+                system=step.transition.system,
+                cause=incident.cause,
+                systems=logged[incident.id],
+            )
+            changed.setdefault((incident.id, step.change), []).append(step.transition.system)
+        for (incident_id, change), systems in changed.items():
+            for listen in self.on_incident:
+                listen(incidents[incident_id], change, systems)
+
+    def _said(self, step: Step) -> str:
+        name = step.transition.system
+        title = self.systems.get(name, SystemInfo(name, name)).title
+        return f"{title}: {step.transition.reason}"
 
     # timed work and fan-out ---------------------------------------------------------------
 
     async def tick(self) -> None:
         """Do what is due now: first acknowledgements, periodic updates, fan-outs, resolutions."""
         async with self._lock:
-            self._correlate_pending()
+            await self._correlate_pending()
             now = self.clock.now()
             known = self.store.incidents(resolved_since=now - DAY)
             if self._dirty is None:

@@ -30,17 +30,21 @@ class Notice:
     level: str  # "info", "success", "warning", "failure"
 
 
+NAMED = 10  # systems named in a notice; the rest are counted
+
+
 def describe(
     incident: Incident,
     change: Change,
-    system: str,
+    systems: Sequence[str],
     titles: dict[str, str],
     audience: int | None,
     notify_after: float,
     held: bool,
 ) -> Notice | None:
-    """The notice for one incident change, or None if the change is not worth a message."""
-    names = ", ".join(titles.get(m.name, m.name) for m in incident.members)
+    """The notice for a change ``systems`` made to an incident together (thousands of systems
+    failing at once are one notice), or None if the change is not worth a message."""
+    names = _named([titles.get(m.name, m.name) for m in incident.members])
     cause = titles.get(incident.cause, incident.cause)
     where = f"/api/v1/incidents/{incident.id}"
     if change is Change.OPENED:
@@ -58,10 +62,10 @@ def describe(
             "failure",
         )
     if change in (Change.JOINED, Change.REOPENED):
-        title = titles.get(system, system)
+        who = titles.get(systems[0], systems[0]) if len(systems) == 1 else f"{len(systems)} systems"
         verb = "joined" if change is Change.JOINED else "failed again and re-opened"
         return Notice(
-            f"Incident {incident.id}: {title} {verb}",
+            f"Incident {incident.id}: {who} {verb}",
             f"Systems now: {names}. Likely cause: {cause}.",
             "warning",
         )
@@ -73,6 +77,12 @@ def describe(
             "success",
         )
     return None
+
+
+def _named(titles: Sequence[str]) -> str:
+    if len(titles) <= NAMED:
+        return ", ".join(titles)
+    return f"{', '.join(titles[:NAMED])} and {len(titles) - NAMED:,} more"
 
 
 class OnCall:

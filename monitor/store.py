@@ -90,6 +90,12 @@ class Store(Protocol):
     # incidents
     def new_incident_id(self) -> int: ...
     def save_incident(self, incident: Incident) -> None: ...
+    def save_incidents(
+        self, incidents: Sequence[Incident], timeline: Sequence[tuple[int, TimelineEntry]]
+    ) -> None:
+        """The incidents and timeline entries (by incident id) a batch of transitions made,
+        in one commit."""
+
     def incident(self, incident_id: int) -> Incident | None: ...
     def incidents(
         self, open_only: bool = False, resolved_since: float | None = None
@@ -422,24 +428,19 @@ class SQLiteStore:
         return int(row["next"])
 
     def save_incident(self, incident: Incident) -> None:
-        members = json.dumps([[m.name, m.down_at, m.up_at] for m in incident.members])
-        self._write(
-            "INSERT OR REPLACE INTO incidents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                incident.id,
-                incident.opened_at,
-                incident.resolved_at,
-                incident.cause,
-                members,
-                incident.note,
-                int(incident.held),
-                incident.notified_at,
-                incident.last_update_at,
-                incident.update_seq,
-                incident.pending_round,
-                incident.resolution_told_at,
-            ),
-        )
+        self._write(_SAVE_INCIDENT, _incident_row(incident))
+
+    def save_incidents(
+        self, incidents: Sequence[Incident], timeline: Sequence[tuple[int, TimelineEntry]]
+    ) -> None:
+        try:
+            with self.db.atomic():
+                self.db.conn.executemany(_SAVE_INCIDENT, [_incident_row(i) for i in incidents])
+                self.db.conn.executemany(
+                    _ADD_TIMELINE, [(id_, e.at, e.kind, e.text) for id_, e in timeline]
+                )
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(str(exc)) from exc
 
     def incident(self, incident_id: int) -> Incident | None:
         rows = list(self.db.query("SELECT * FROM incidents WHERE id = ?", (incident_id,)))
@@ -458,10 +459,7 @@ class SQLiteStore:
         return [_incident(r) for r in rows]
 
     def add_timeline(self, incident_id: int, at: float, kind: str, text: str) -> None:
-        self._write(
-            "INSERT INTO timeline (incident_id, at, kind, text) VALUES (?, ?, ?, ?)",
-            (incident_id, at, kind, text),
-        )
+        self._write(_ADD_TIMELINE, (incident_id, at, kind, text))
 
     def timeline(self, incident_id: int) -> list[TimelineEntry]:
         rows = self.db.query(
@@ -830,6 +828,27 @@ def _id_chunks(ids: Sequence[str]) -> Iterator[tuple[Sequence[str], str]]:
     for start in range(0, len(ids), _IDS_PER_QUERY):
         chunk = ids[start : start + _IDS_PER_QUERY]
         yield chunk, ", ".join("?" * len(chunk))
+
+
+_SAVE_INCIDENT = "INSERT OR REPLACE INTO incidents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_ADD_TIMELINE = "INSERT INTO timeline (incident_id, at, kind, text) VALUES (?, ?, ?, ?)"
+
+
+def _incident_row(incident: Incident) -> tuple[object, ...]:
+    return (
+        incident.id,
+        incident.opened_at,
+        incident.resolved_at,
+        incident.cause,
+        json.dumps([[m.name, m.down_at, m.up_at] for m in incident.members]),
+        incident.note,
+        int(incident.held),
+        incident.notified_at,
+        incident.last_update_at,
+        incident.update_seq,
+        incident.pending_round,
+        incident.resolution_told_at,
+    )
 
 
 def _incident(row: dict[str, Any]) -> Incident:

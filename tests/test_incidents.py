@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from itertools import count
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from monitor.incidents import Change, Correlator, Incident
 from monitor.model import Health, Transition
 
@@ -107,3 +110,66 @@ def test_up_of_a_system_in_no_incident_changes_nothing() -> None:
     first_up = Transition("payment", 10.0, Health.UNKNOWN, Health.UP, "status 200", 2)
     assert script.feed(first_up) is None
     assert script.incidents == {}
+
+
+def cause_by_definition(incident: Incident) -> str:
+    """The rule as written: most members depending on it, then first to fail, then by name."""
+    correlator = Correlator(DEPENDS, WINDOW)
+    names = incident.systems
+
+    def rank(name: str) -> tuple[int, float, str]:
+        dependents = sum(1 for other in names if other != name and correlator.depends(other, name))
+        member = incident.member(name)
+        assert member is not None
+        return (-dependents, member.down_at, name)
+
+    return min(names, key=rank)
+
+
+def test_thousands_failing_together_are_one_incident_with_the_shared_dependency_as_cause() -> None:
+    """5,000 systems, half of them depending on crm, go DOWN within a minute, crm last: one
+    incident with all of them, crm its cause; then all come back and it resolves once."""
+    depends = {f"app-{n}": (["crm"] if n % 2 else []) for n in range(5000)} | {"crm": []}
+    correlator = Correlator(depends, WINDOW)
+    ids = count(1)
+    names = [*(f"app-{n}" for n in range(5000)), "crm"]
+    failed = correlator.fold(
+        [down(name, 1000.0 + n * 0.01) for n, name in enumerate(names)], [], lambda: next(ids)
+    )
+    assert [i.id for i in failed.incidents] == [1]
+    assert len(failed.incidents[0].members) == 5001
+    assert failed.incidents[0].cause == "crm"
+    assert [s.change for s in failed.steps].count(Change.JOINED) == 5000
+
+    back = correlator.fold(
+        [up(name, 2000.0) for name in names], failed.incidents, count(2).__next__
+    )
+    changes = [s.change for s in back.steps]
+    assert changes == [Change.RECOVERED] * 5000 + [Change.RESOLVED]
+    assert back.incidents[0].resolved_at == 2000.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(sorted(DEPENDS)), st.booleans(), st.floats(0.0, 400.0, width=16)),
+        max_size=30,
+    )
+)
+def test_a_batch_does_what_its_transitions_do_one_at_a_time(
+    script_steps: list[tuple[str, bool, float]],
+) -> None:
+    """Folding any sequence of transitions at once leaves the same incidents, changes and
+    causes as feeding them one at a time, and each cause follows the rule as written."""
+    transitions, at = [], 1000.0
+    for system, failing, gap in script_steps:
+        at += gap
+        transitions.append(down(system, at) if failing else up(system, at))
+    one_by_one = Script()
+    changes = [one_by_one.feed(t) for t in transitions]
+
+    batch = Script().correlator.fold(transitions, [], count(1).__next__)
+
+    assert [s.change for s in batch.steps] == [c for c in changes if c is not None]
+    assert {i.id: i for i in batch.incidents} == one_by_one.incidents
+    assert all(i.cause == cause_by_definition(i) for i in batch.incidents)

@@ -22,7 +22,7 @@ INCIDENT = Incident(
 def test_an_opened_incident_says_cause_systems_audience_and_how_to_hold() -> None:
     """The opening notice names the cause, the systems, how many people will be told and
     when, and the request that holds the messages."""
-    notice = describe(INCIDENT, Change.OPENED, "payment", TITLES, 1234, 60.0, held=False)
+    notice = describe(INCIDENT, Change.OPENED, ["payment"], TITLES, 1234, 60.0, held=False)
     assert notice is not None
     assert notice.title == "Incident 7 opened: Online payments is down"
     assert "Systems: Online payments, Signing in" in notice.body
@@ -32,7 +32,7 @@ def test_an_opened_incident_says_cause_systems_audience_and_how_to_hold() -> Non
 
 def test_a_held_incident_says_how_to_release() -> None:
     """In confirm mode the notice says messages are held and how to release them."""
-    notice = describe(INCIDENT, Change.OPENED, "payment", TITLES, 3, 60.0, held=True)
+    notice = describe(INCIDENT, Change.OPENED, ["payment"], TITLES, 3, 60.0, held=True)
     assert notice is not None
     assert "POST /api/v1/incidents/7/release" in notice.body
 
@@ -43,7 +43,7 @@ async def test_notices_reach_an_apprise_url() -> None:
         oncall = OnCall([receiver.url("/team").replace("http://", "json://")])
         runner = asyncio.create_task(oncall.run())
         resolved = Incident(7, 1000.0, INCIDENT.members, "payment", resolved_at=4600.0)
-        notice = describe(resolved, Change.RESOLVED, "login", TITLES, None, 60.0, False)
+        notice = describe(resolved, Change.RESOLVED, ["login"], TITLES, None, 60.0, False)
         assert notice is not None
         oncall.tell(notice)
         try:

@@ -1,0 +1,96 @@
+"""Everything fails at once (the sidecar's own network goes, and every check with it): one
+incident, a handful of notices for on-call, one message per affected person."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from clock import FakeClock
+
+from monitor.composer import Composer
+from monitor.config import MonitorSettings, Org
+from monitor.incidents import Change, Correlator, Incident
+from monitor.model import Health, Person, SystemInfo, Transition
+from monitor.notifier import Notifier
+from monitor.oncall import Notice, describe
+from monitor.store import SQLiteStore
+
+MESSAGES = Path(__file__).resolve().parent.parent / "messages"
+APPS = [f"app-{n}" for n in range(3000)]
+CAROL = Person("carol", "Carol King", "carol@example.com", None, None, ("crm",))
+
+
+def change(system: str, at: float, health: Health) -> Transition:
+    before = Health.UP if health is Health.DOWN else Health.DOWN
+    reason = "connection refused" if health is Health.DOWN else "status 200"
+    return Transition(system, at, before, health, reason, 3)
+
+
+async def test_thousands_of_systems_failing_at_once_are_one_incident_told_once(
+    tmp_path: Path,
+) -> None:
+    """3,000 apps and the crm they all depend on go DOWN in the same second: one incident with
+    all of them, crm named its cause, every failure on its timeline; on-call gets a few notices
+    that count the systems rather than one per system; crm's customer gets one
+    acknowledgement and, once everything is back, one follow-up."""
+    settings = MonitorSettings(org=Org(name="Example Ltd"))
+    info = {name: SystemInfo(name, f"App {name[4:]}") for name in APPS}
+    info["crm"] = SystemInfo("crm", "Your order history", "Your orders are safe.")
+    titles = {name: system.title for name, system in info.items()}
+    store = SQLiteStore(tmp_path / "monitor.db")
+    store.upsert_people([CAROL])
+    clock = FakeClock()
+    notifier = Notifier(
+        store=store,
+        composer=Composer(MESSAGES, settings.org, info),
+        settings=settings,
+        systems=info,
+        correlator=Correlator(dict.fromkeys(APPS, ("crm",)) | {"crm": ()}, 300.0),
+        clock=clock,
+    )
+    notices: list[tuple[Change, int, Notice | None]] = []
+
+    def tell_oncall(incident: Incident, what: Change, systems: Sequence[str]) -> None:
+        notice = describe(incident, what, systems, titles, None, 60.0, False)
+        notices.append((what, len(systems), notice))
+
+    notifier.on_incident.append(tell_oncall)
+    for name in [*APPS, "crm"]:
+        notifier.on_transition(change(name, clock.now(), Health.DOWN))
+    await notifier.tick()
+
+    [incident] = store.incidents()
+    assert len(incident.members) == 3001
+    assert incident.cause == "crm"
+    assert len(store.timeline(incident.id)) == 3001
+    assert [what for what, _, _ in notices].count(Change.OPENED) == 1
+    assert sum(n for what, n, _ in notices if what is Change.JOINED) == 3000
+    assert len(notices) <= 6
+    last = notices[-1][2]
+    assert last is not None
+    assert last.title == "Incident 1: Your order history joined"
+    assert "Likely cause: Your order history." in last.body
+    assert "and 2,991 more" in last.body
+
+    clock.advance(61)
+    await notifier.tick()
+    told = store.outbox_items(incident.id)
+    assert [(item.person_id, item.kind) for item in told] == [("carol", "acknowledge")]
+    assert "Your order history" in told[0].text
+
+    clock.advance(600)
+    for name in ["crm", *APPS]:
+        notifier.on_transition(change(name, clock.now(), Health.UP))
+    await notifier.tick()
+    [incident] = store.incidents()
+    assert incident.resolved_at == clock.now()
+    assert [n.title for what, _, n in notices if what is Change.RESOLVED and n] == [
+        "Incident 1 resolved after 11 minutes"
+    ]
+    told = store.outbox_items(incident.id)
+    assert [(item.person_id, item.kind) for item in told] == [
+        ("carol", "acknowledge"),
+        ("carol", "resolved"),
+    ]
+    store.close()
