@@ -667,3 +667,28 @@ def test_the_html_part_is_the_text_part_with_its_literals_escaped_too(messages: 
     assert message.text == "Hi Alice, R&D is on it: <https://status.example.com>"
     assert message.html is not None
     assert "<p>Hi Alice, R&amp;D is on it: &lt;https://status.example.com&gt;</p>" in message.html
+
+
+@pytest.mark.parametrize("kind", list(MessageKind))
+def test_an_html_block_written_another_way_renders_the_same_html(
+    messages: Path, kind: MessageKind
+) -> None:
+    """_base.j2's html block is the text as paragraphs in a fixed frame; the same block written
+    another way (here with an empty expression after it) gives the very same html, for each
+    kind of message, for a customer whose name and action carry markup."""
+    base = messages / "_base.j2"
+    base.write_text(
+        base.read_text().replace(
+            "{{ self.text()|paragraphs }}", '{{ self.text()|paragraphs }}{{ "" }}'
+        )
+    )
+    who = recipient(name="<b>Bo</b> & Co", action="pay <i>now</i>", systems=("payment", "login"))
+    about = incident("payment", ("payment", "login"), note=LONG_NOTE, resolved_at=None)
+    reason = REASONS[kind][0]
+    shipped = render(Composer(MESSAGES, ORG, SYSTEMS), kind, reason, who, about)
+    rewritten = render(Composer(messages, ORG, SYSTEMS), kind, reason, who, about)
+    assert rewritten.html == shipped.html
+    assert shipped.html is not None
+    assert "&lt;b&gt;Bo&lt;/b&gt;" in shipped.html
+    assert shipped.html.startswith("<!DOCTYPE html>\n<html>\n<body")
+    assert shipped.html.endswith("</p>\n</body>\n</html>")

@@ -161,3 +161,25 @@ def test_subscribers_of_several_systems_come_once_each_in_id_order(tmp_path: Pat
     expected = [p for p in people if {"payment", "login"} & set(p.systems)]
     assert found == expected
     assert len(found) == 2000
+
+
+def test_subscribers_of_every_system_in_a_mass_failure_come_once_each_in_id_order(
+    tmp_path: Path,
+) -> None:
+    """The same over 100 systems failing together (read in person order, not system by
+    system): 2,500 people on one to three of 120 systems, across pages of 1,000; those on any
+    of the 100 come once each, in id order; the rest and vanished people are left out."""
+    store = SQLiteStore(tmp_path / "monitor.db")
+    systems = [f"app-{n}" for n in range(120)]
+    people = [
+        Person(f"p{i:05d}", f"Person {i}", None, None, None, tuple(systems[i % 120 :][: i % 3 + 1]))
+        for i in range(2500)
+    ]
+    store.upsert_people(people)
+    store.db.execute("INSERT INTO subscriptions VALUES ('app-1', 'gone')")
+    down = systems[:100]
+    found = list(store.people_for_systems(reversed(down)))
+    store.close()
+    expected = [p for p in people if set(down) & set(p.systems)]
+    assert found == expected
+    assert 2000 < len(found) < 2500
