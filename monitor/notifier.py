@@ -345,7 +345,10 @@ class Notifier:
 
     def audience_size(self, incident: Incident) -> int:
         """How many people ``incident`` affects now."""
-        return sum(1 for _ in self._audience(incident))
+        until = incident.resolved_at if incident.resolved_at is not None else float("inf")
+        return self.store.audience_count(
+            incident.systems, attempts_window(incident, self.settings.attempt_lookback), until
+        )
 
     async def _fan_out(self, incident: Incident, now: float) -> Incident:
         """Decide every message this incident owes now; return the incident as saved."""

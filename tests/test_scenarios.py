@@ -149,6 +149,26 @@ async def test_an_attempt_older_than_the_lookback_does_not_count(tmp_path: Path)
         assert w.mail_to("eve@example.com") == []
 
 
+async def test_the_count_on_call_is_given_is_the_number_of_people_told(tmp_path: Path) -> None:
+    """On-call's "N people will be told" counts each person once: Alice (subscriber, also
+    reported), Dana (subscriber of both), Eve (reported only), not Fay (reported too long ago),
+    not Bob or Charlie (other systems); and it is how many acknowledgements go out."""
+    eve = Person("eve", "Eve Adams", "eve@example.com")
+    fay = Person("fay", "Fay Lu", "fay@example.com")
+    async with world(tmp_path) as w:
+        w.people(ALICE, BOB, CHARLIE, DANA)
+        w.report(ALICE, "payment", "renew her membership", ago=60)
+        w.report(eve, "payment", "buy the LinkedIn course", ago=600)
+        w.report(fay, "payment", "pay an invoice", ago=3 * 3600)
+        await w.fail(["payment"])
+        [incident] = w.incidents()
+        told_on_call = w.notifier.audience_size(incident)
+        await w.wait(120)
+        acknowledged = {to for m in w.catcher.messages for to in m.rcpt_tos}
+        assert acknowledged == {"alice@example.com", "dana@example.com", "eve@example.com"}
+        assert told_on_call == len(acknowledged)
+
+
 async def test_a_subscriber_also_reported_is_one_person_messaged_once(tmp_path: Path) -> None:
     """Alice is a payment subscriber and also reported failing to pay: one acknowledgement,
     which mentions what she tried to do."""
