@@ -62,7 +62,8 @@ def describe(
             "failure",
         )
     if change in (Change.JOINED, Change.REOPENED):
-        who = titles.get(systems[0], systems[0]) if len(systems) == 1 else f"{len(systems)} systems"
+        one = len(systems) == 1
+        who = titles.get(systems[0], systems[0]) if one else f"{len(systems):,} systems"
         verb = "joined" if change is Change.JOINED else "failed again and re-opened"
         return Notice(
             f"Incident {incident.id}: {who} {verb}",

@@ -67,6 +67,8 @@ async def test_thousands_of_systems_failing_at_once_are_one_incident_told_once(
     assert [what for what, _, _ in notices].count(Change.OPENED) == 1
     assert sum(n for what, n, _ in notices if what is Change.JOINED) == 3000
     assert len(notices) <= 6
+    joined = [n.title for what, _, n in notices if what is Change.JOINED and n]
+    assert "Incident 1: 1,000 systems joined" in joined
     last = notices[-1][2]
     assert last is not None
     assert last.title == "Incident 1: Your order history joined"
