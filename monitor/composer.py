@@ -44,6 +44,7 @@ from monitor.model import (
     RenderedMessage,
     SystemInfo,
 )
+from monitor.text import one_line
 
 MAX_SMS = 320
 REQUIRED_BLOCKS = ("subject", "text")
@@ -351,20 +352,20 @@ class Composer:
         # otherwise start a line of its own in the text ("Bcc: x@evil.example").
         user = UserFacts(
             id=person.id,
-            name=_one_line(person.name),
-            first_name=_one_line(person.first_name),
+            name=one_line(person.name),
+            first_name=one_line(person.first_name),
             email=person.email or "",
             phone=person.phone or "",
             attempts=tuple(
                 AttemptFacts(
                     a.system,
                     self._title(a.system, incident),
-                    _one_line(a.action),
+                    one_line(a.action),
                     self._when(a.at, now),
                 )
                 for a in attempts
             ),
-            actions=tuple(dict.fromkeys(filter(None, (_one_line(a.action) for a in attempts)))),
+            actions=tuple(dict.fromkeys(filter(None, (one_line(a.action) for a in attempts)))),
             systems=systems,
             workarounds=tuple(system for system in systems if system.workaround),
             affected_since=self._when(recipient.affected_since, now),
@@ -447,7 +448,7 @@ class Composer:
         for block in REQUIRED_BLOCKS:
             if block in blocks.rendered and not _tidy(blocks.rendered[block]):
                 problems.append(self._problem(blocks, block, "it is empty with sample data"))
-        sms = _one_line(blocks.rendered.get("sms", ""))
+        sms = one_line(blocks.rendered.get("sms", ""))
         if len(sms) > MAX_SMS:
             where = self._problem(blocks, "sms", "")
             longest[where] = max(len(sms), longest.get(where, 0))
@@ -574,15 +575,15 @@ class Composer:
         ]
 
     def _finish(self, rendered: Mapping[str, str]) -> RenderedMessage:
-        subject = _one_line(rendered["subject"])
+        subject = one_line(rendered["subject"])
         text = _tidy(rendered["text"])
         html = _strip_controls(rendered.get("html", "")).strip() or None
-        sms = _one_line(rendered.get("sms", "")) or self._derive_sms(subject, text)
+        sms = one_line(rendered.get("sms", "")) or self._derive_sms(subject, text)
         return RenderedMessage(subject=subject, text=text, html=html, sms=_fit(sms, MAX_SMS))
 
     def _derive_sms(self, subject: str, text: str) -> str:
         """The subject and the text's first sentence, signed with the org's name."""
-        first = _first_sentence(_one_line(text))
+        first = _first_sentence(one_line(text))
         if not subject or not first or subject in first:
             sms = first or subject
         else:
@@ -897,18 +898,6 @@ def paragraphs(value: object) -> Markup:
 # Output hygiene.
 
 _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-_BREAKS = re.compile(r"[\s\x00-\x1f\x7f-\x9f]+")
-
-
-def _one_line(text: str) -> str:
-    """One line: every run of whitespace or control characters (CR, LF, ...) becomes a space."""
-    # Most names, actions and subjects are one line already, and a fan-out asks for each of
-    # them: ``isprintable`` is false for every control and whitespace character but " ".
-    if text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
-        return text
-    return _BREAKS.sub(" ", text).strip()
 
 
 def _strip_controls(text: str) -> str:

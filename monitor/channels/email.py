@@ -35,6 +35,7 @@ import aiosmtplib
 
 from monitor.channels.errors import DeliveryError
 from monitor.model import Clock, SystemClock
+from monitor.text import one_line
 
 Security = Literal["tls", "starttls", "auto", "none"]
 
@@ -346,7 +347,7 @@ class EmailChannel:
             head = [
                 _header("From", self._sender)[1],
                 _header("To", email.to)[1],
-                _header("Subject", _one_line(email.subject))[1],
+                _header("Subject", one_line(email.subject))[1],
                 _header("Date", date)[1],
             ]
             message_id, line = _header("Message-ID", f"<{email.message_id}>")
@@ -381,7 +382,7 @@ class EmailChannel:
             message["To"] = email.to
             # Subjects come from templates: fold any line break (or other control character)
             # into a space rather than let it start a header of its own.
-            message["Subject"] = _one_line(email.subject)
+            message["Subject"] = one_line(email.subject)
             message["Date"] = format_datetime(datetime.fromtimestamp(self._clock.now(), UTC))
             message["Message-ID"] = f"<{email.message_id}>"
         except ValueError as exc:
@@ -510,13 +511,6 @@ def _addr_spec(address: str) -> str | None:
         return None
     _, addr = parseaddr(address)
     return addr if _ADDR_SPEC.fullmatch(addr) else None
-
-
-_CONTROLS_TO_SPACE = {code: " " for code in (*range(32), 127)}
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.translate(_CONTROLS_TO_SPACE).split())
 
 
 def _reply(exc: aiosmtplib.SMTPResponseException) -> str:
