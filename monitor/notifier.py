@@ -259,24 +259,25 @@ class Notifier:
         ]
         self.store.save_incidents(folded.incidents, timeline)
         incidents = {incident.id: incident for incident in folded.incidents}
-        logged = {incident.id: _logged_systems(incident) for incident in folded.incidents}
         changed: dict[tuple[int, Change], list[str]] = {}
         for step in folded.steps:
-            incident = incidents[step.incident_id]
             if step.change in _NEW_AUDIENCE:
-                self._mark(incident.id)
+                self._mark(step.incident_id)
+            changed.setdefault((step.incident_id, step.change), []).append(step.transition.system)
+        # One line per incident and kind of change, as on-call is told: a line per system was
+        # most of the time a mass failure took to correlate (its timeline has every system).
+        for (incident_id, change), systems in changed.items():
+            incident = incidents[incident_id]
             event(
                 log,
-                f"incident {step.change.value}",
-                incident=incident.id,
-                system=step.transition.system,
+                f"incident {change.value}",
+                incident=incident_id,
+                system=systems[0] if len(systems) == 1 else f"{len(systems):,} systems",
                 cause=incident.cause,
-                systems=logged[incident.id],
+                systems=_logged_systems(incident),
             )
-            changed.setdefault((incident.id, step.change), []).append(step.transition.system)
-        for (incident_id, change), systems in changed.items():
             for listen in self.on_incident:
-                listen(incidents[incident_id], change, systems)
+                listen(incident, change, systems)
 
     def _said(self, step: Step) -> str:
         name = step.transition.system
