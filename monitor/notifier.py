@@ -18,7 +18,7 @@ from itertools import islice
 from monitor.audience import attempts_window, recipients
 from monitor.composer import Composer
 from monitor.config import MonitorSettings
-from monitor.incidents import Change, Correlator, Incident, Step
+from monitor.incidents import Change, Correlator, Folded, Incident, Step
 from monitor.logs import event
 from monitor.model import (
     Attempt,
@@ -39,8 +39,8 @@ log = logging.getLogger("monitor.notifier")
 DAY = 86400.0
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
-# Told once per incident and kind of change in a batch of transitions, with the systems that
-# made that change: a mass failure is one "joined" with thousands of systems, not thousands.
+# Told once per incident and kind of change in a pass over the transitions, with the systems
+# that made that change: a mass failure is one "joined" with thousands of systems.
 IncidentListener = Callable[[Incident, Change, Sequence[str]], None]
 _CORRELATE_CHUNK = 1000  # transitions folded per read and commit of the incidents
 _LOGGED_SYSTEMS = 20  # an incident's systems named in a log line; the rest are counted
@@ -225,17 +225,33 @@ class Notifier:
     # correlation --------------------------------------------------------------------------
 
     async def _correlate_pending(self) -> None:
-        while self._pending:
-            chunk = self._pending[:_CORRELATE_CHUNK]
-            try:
-                self._correlate(chunk)
-            except StoreUnavailable as exc:
-                event(log, "incident update waits for the store", logging.WARNING, error=str(exc))
-                return
-            del self._pending[: len(chunk)]
-            await asyncio.sleep(0)
+        # Told once the pass has saved them: one notice and one log line per incident and kind
+        # of change (10,000 systems failing at once are one "joined"; the timeline keeps each).
+        incidents: dict[int, Incident] = {}
+        changed: dict[tuple[int, Change], list[str]] = {}
+        try:
+            while self._pending:
+                chunk = self._pending[:_CORRELATE_CHUNK]
+                try:
+                    folded = self._correlate(chunk)
+                except StoreUnavailable as exc:
+                    event(
+                        log, "incident update waits for the store", logging.WARNING, error=str(exc)
+                    )
+                    return
+                del self._pending[: len(chunk)]
+                incidents.update((incident.id, incident) for incident in folded.incidents)
+                for step in folded.steps:
+                    if step.change in _NEW_AUDIENCE:
+                        self._mark(step.incident_id)
+                    key = (step.incident_id, step.change)
+                    changed.setdefault(key, []).append(step.transition.system)
+                await asyncio.sleep(0)
+        finally:
+            self._tell(incidents, changed)
 
-    def _correlate(self, transitions: Sequence[Transition]) -> None:
+    def _correlate(self, transitions: Sequence[Transition]) -> Folded:
+        """Fold a chunk of transitions into the incidents and save what they changed."""
         earliest = min(t.at for t in transitions)
         known = self.store.incidents(resolved_since=earliest - self.correlator.window)
         issued: list[int] = []
@@ -248,24 +264,20 @@ class Notifier:
         folded = self.correlator.fold(
             transitions, known, new_id, hold=self.settings.customer_messages == "confirm"
         )
-        if not folded.steps:
-            return
-        timeline = [
-            (
-                step.incident_id,
-                TimelineEntry(step.transition.at, step.change.value, self._said(step)),
-            )
-            for step in folded.steps
-        ]
-        self.store.save_incidents(folded.incidents, timeline)
-        incidents = {incident.id: incident for incident in folded.incidents}
-        changed: dict[tuple[int, Change], list[str]] = {}
-        for step in folded.steps:
-            if step.change in _NEW_AUDIENCE:
-                self._mark(step.incident_id)
-            changed.setdefault((step.incident_id, step.change), []).append(step.transition.system)
-        # One line per incident and kind of change, as on-call is told: a line per system was
-        # most of the time a mass failure took to correlate (its timeline has every system).
+        if folded.steps:
+            timeline = [
+                (
+                    step.incident_id,
+                    TimelineEntry(step.transition.at, step.change.value, self._said(step)),
+                )
+                for step in folded.steps
+            ]
+            self.store.save_incidents(folded.incidents, timeline)
+        return folded
+
+    def _tell(
+        self, incidents: dict[int, Incident], changed: dict[tuple[int, Change], list[str]]
+    ) -> None:
         for (incident_id, change), systems in changed.items():
             incident = incidents[incident_id]
             event(
