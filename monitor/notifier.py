@@ -225,21 +225,28 @@ class Notifier:
     # correlation --------------------------------------------------------------------------
 
     async def _correlate_pending(self) -> None:
+        if not self._pending:
+            return
         # Told once the pass has saved them: one notice and one log line per incident and kind
         # of change (10,000 systems failing at once are one "joined"; the timeline keeps each).
         incidents: dict[int, Incident] = {}
         changed: dict[tuple[int, Change], list[str]] = {}
+        # Read once a pass: each chunk takes the incidents as the one before left them (the
+        # lock keeps everyone else from changing them meanwhile). A transition arriving during
+        # the pass is later than these, so the window read covers it too.
+        earliest = min(t.at for t in self._pending)
         try:
+            known = {
+                incident.id: incident
+                for incident in self.store.incidents(
+                    resolved_since=earliest - self.correlator.window
+                )
+            }
             while self._pending:
                 chunk = self._pending[:_CORRELATE_CHUNK]
-                try:
-                    folded = self._correlate(chunk)
-                except StoreUnavailable as exc:
-                    event(
-                        log, "incident update waits for the store", logging.WARNING, error=str(exc)
-                    )
-                    return
+                folded = self._correlate(chunk, list(known.values()))
                 del self._pending[: len(chunk)]
+                known.update((incident.id, incident) for incident in folded.incidents)
                 incidents.update((incident.id, incident) for incident in folded.incidents)
                 for step in folded.steps:
                     if step.change in _NEW_AUDIENCE:
@@ -247,13 +254,13 @@ class Notifier:
                     key = (step.incident_id, step.change)
                     changed.setdefault(key, []).append(step.transition.system)
                 await asyncio.sleep(0)
+        except StoreUnavailable as exc:
+            event(log, "incident update waits for the store", logging.WARNING, error=str(exc))
         finally:
             self._tell(incidents, changed)
 
-    def _correlate(self, transitions: Sequence[Transition]) -> Folded:
-        """Fold a chunk of transitions into the incidents and save what they changed."""
-        earliest = min(t.at for t in transitions)
-        known = self.store.incidents(resolved_since=earliest - self.correlator.window)
+    def _correlate(self, transitions: Sequence[Transition], known: Sequence[Incident]) -> Folded:
+        """Fold a chunk of transitions into the known incidents and save what they changed."""
         issued: list[int] = []
 
         def new_id() -> int:
