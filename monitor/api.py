@@ -26,11 +26,21 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from monitor.config import Problem
 from monitor.incidents import Incident
-from monitor.model import UPTIME_WINDOW, Attempt, Health, MessageKind, Person, SystemState
+from monitor.model import UPTIME_WINDOW, Attempt, Health, MessageKind, SystemState
+from monitor.people import (
+    TRIMMED,
+    KnownSystem,
+    Strict,
+    Subscriber,
+    User,
+    dotted,
+    explain,
+    known_systems,
+)
 from monitor.store import PENDING, SENT, UNDELIVERABLE, Store, StoreUnavailable
 
 if TYPE_CHECKING:
@@ -41,58 +51,28 @@ APP_KEY: web.AppKey[App] = web.AppKey("monitor")
 MiB = 1024 * 1024
 BODY_LIMIT = 1 * MiB
 USERS_BODY_LIMIT = 10 * MiB
+UNDELIVERABLE_LISTED = 100
 MAX_INCIDENT_ID = 2**63 - 1  # SQLite's largest integer: anything above cannot exist
 TOKEN_VARIABLE = "MONITOR_API_TOKEN"
 
-_NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
-# No control characters, and no space at either end (an id of "  " is no id).
-_TRIMMED = r"^[^\x00-\x20\x7f]([^\x00-\x1f\x7f]*[^\x00-\x20\x7f])?$"
-
 # request bodies ------------------------------------------------------------------------------
 
-
-class _Body(BaseModel):
-    # strict: "yes" is not a boolean and 7 is not a string; extra fields are refused so a typo
-    # ("emial") is an error, not silently dropped data. Nothing is trimmed or coerced: what the
-    # published schema refuses, the server refuses.
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-SystemName = Annotated[str, Field(pattern=r"^[a-z0-9-]+$", min_length=1, max_length=63)]
-Email = Annotated[str, Field(pattern=r"^[^@\s,;<>]+@[^@\s,;<>]+$", max_length=254)]
-Phone = Annotated[str, Field(pattern=r"^\+?[0-9][0-9 ().-]*$", max_length=32)]
-WebhookUrl = Annotated[str, Field(pattern=r"^https?://\S+$", max_length=2000)]
-
-
-class User(_Body):
-    """A person as an app knows them; contacts are optional (null or absent when unknown)."""
-
-    id: Annotated[str, Field(min_length=1, max_length=200, pattern=_TRIMMED)]
-    name: Annotated[str, Field(max_length=200, pattern=_NO_CONTROL)] = ""
-    email: Email | None = None
-    phone: Phone | None = None
-    webhook: WebhookUrl | None = None
-
-    def person(self, systems: Sequence[str] = ()) -> Person:
-        return Person(self.id, self.name, self.email, self.phone, self.webhook, tuple(systems))
-
-
-class Subscriber(User):
-    """A person and the systems they subscribe to (told whenever one of those is down)."""
-
-    systems: list[SystemName] = Field(default_factory=list, max_length=1000)
+_Body = Strict  # strict, and unknown fields refused: see monitor.people
 
 
 class AttemptIn(_Body):
-    """An app reports that ``user`` just failed to do ``action`` on ``system``."""
+    """An app reports that ``user`` just failed to do ``action`` on ``system`` (one that a
+    check file declares)."""
 
-    system: SystemName
+    system: KnownSystem
     user: User
-    action: Annotated[str, Field(min_length=1, max_length=500, pattern=_TRIMMED)]
+    action: Annotated[str, Field(min_length=1, max_length=500, pattern=TRIMMED)]
 
 
 class UsersIn(_Body):
-    """Subscribers to add or replace, by id. A bare JSON list of subscribers is accepted too."""
+    """Subscribers to add or replace, by id. A bare JSON list of subscribers is accepted too.
+    Each needs an email, a phone or a webhook, and may only name systems a check file declares.
+    """
 
     users: list[Subscriber] = Field(max_length=100_000)
 
@@ -130,8 +110,13 @@ class SystemOut(BaseModel):
     depends_on: list[str]
     every: float = Field(description="Probe interval in seconds.")
     uptime_7d: float | None = Field(
-        description="Share of the last 7 days spent UP, of the time UP or DOWN (0..1); "
-        "null before the first decided state."
+        description="Share of the time since uptime_since spent UP, of the time UP or DOWN "
+        "(0..1); null before the first decided state."
+    )
+    uptime_since: datetime | None = Field(
+        description="Where uptime_7d starts: when the monitor first decided this system's "
+        "state, or 7 days ago if that was earlier (then uptime_7d covers the whole 7 days); "
+        "null with uptime_7d."
     )
 
 
@@ -184,8 +169,18 @@ class IncidentOut(BaseModel):
     )
 
 
+class Undeliverable(BaseModel):
+    person: str = Field(description="The person's id.")
+    kind: str
+    error: str = Field(description="Why no channel could deliver it (each channel's last try).")
+
+
 class IncidentDetail(IncidentOut):
     timeline: list[TimelineOut]
+    undeliverable: list[Undeliverable] = Field(
+        description=f"Who could not be told, and why: the first {UNDELIVERABLE_LISTED} by id "
+        "(``counts.undeliverable`` has them all)."
+    )
 
 
 class IncidentList(BaseModel):
@@ -201,10 +196,7 @@ class AttemptAccepted(BaseModel):
 
 
 class UsersSaved(BaseModel):
-    upserted: int
-    unknown_systems: list[str] = Field(
-        description="Subscribed systems no check file names (kept, in case one is added)."
-    )
+    upserted: int = Field(description="How many people were added or replaced.")
 
 
 class Reloaded(BaseModel):
@@ -222,6 +214,37 @@ class ReloadRefused(BaseModel):
     reloaded: Literal[False]
     error: str
     problems: list[ProblemOut]
+
+
+class ConfigStatus(BaseModel):
+    last_reload_successful: bool = Field(
+        description="False when the last reload was refused: the previous configuration runs."
+    )
+    loaded_at: datetime = Field(description="When the running configuration was loaded.")
+    refused_at: datetime | None = Field(description="When the last reload was refused, if it was.")
+    problems: list[ProblemOut] = Field(description="Why the last reload was refused.")
+    systems: int
+
+
+class StoreStatus(BaseModel):
+    writable: bool
+    error: str | None = Field(description="Why it does not take writes, if it does not.")
+
+
+class StatusOut(BaseModel):
+    """The monitor's own health, for on-call: everything /readyz only summarises."""
+
+    ready: bool = Field(description="As /readyz: false only while starting or stopping.")
+    not_ready: str | None = Field(description="Why it is not ready, if it is not.")
+    warnings: list[str] = Field(
+        description="What is wrong that does not stop it working, one line each."
+    )
+    config: ConfigStatus
+    store: StoreStatus
+    channels: list[str] = Field(
+        description="The channels configured (email, sms, webhook), best first; empty: "
+        "customers cannot be told."
+    )
 
 
 # plumbing ------------------------------------------------------------------------------------
@@ -311,14 +334,6 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _field(loc: Sequence[int | str]) -> str | None:
-    return ".".join(str(part) for part in loc) or None
-
-
-def _message(error: Mapping[str, Any]) -> str:
-    return "unknown field" if error["type"] == "extra_forbidden" else str(error["msg"])
-
-
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -327,11 +342,13 @@ async def parse(
     model: type[M],
     limit: int = BODY_LIMIT,
     wrap_list: str | None = None,
+    context: dict[str, Any] | None = None,
 ) -> M:
     """The body as ``model``, or ApiError 400 naming the first bad field (413 when too large).
 
     With ``wrap_list``, a bare JSON list is taken as ``{wrap_list: list}``; its errors are then
-    named from the list (``3.email``).
+    named from the list (``3.email``). ``context`` goes to the model's validators (the systems
+    there are: ``monitor.people.known_systems``).
     """
     raw = await read_body(request, limit)
     try:
@@ -342,12 +359,12 @@ async def parse(
     if bare:
         data = {wrap_list: data}
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except ValidationError as exc:
         found = []
-        for error in exc.errors(include_url=False, include_input=False):
+        for error in exc.errors(include_url=False):
             loc = error["loc"][1:] if bare else error["loc"]
-            found.append(FieldError(field=_field(loc), error=_message(error)))
+            found.append(FieldError(field=dotted(loc) or None, error=explain(error)))
         first = found[0]
         message = f"{first.field}: {first.error}" if first.field else first.error
         raise ApiError(400, message, first.field, errors=found[:50]) from exc
@@ -385,17 +402,43 @@ def uptime_ratio(history: Sequence[tuple[float, Health]], since: float, now: flo
     return up / (up + down) if up + down > 0 else None
 
 
+@dataclass(frozen=True, slots=True)
+class Uptime:
+    """A system's uptime ``ratio`` over the time from ``since`` to now; both None before its
+    state is first decided."""
+
+    ratio: float | None
+    since: float | None
+
+
+def uptime_figures(store: Store, names: Sequence[str], now: float) -> dict[str, Uptime]:
+    """Each system's uptime over the time the monitor has watched it, at most the last
+    ``UPTIME_WINDOW`` seconds: a system first decided an hour ago has an hour's figure.
+
+    Every transition is to UP or DOWN, so a system's first history entry is when its state
+    was first decided, or the window's start when an older transition says how it was then
+    (pruning always keeps the newest older one, so a long-watched system keeps its 7 days).
+    """
+    window_start = now - UPTIME_WINDOW
+    history = store.health_history(window_start)
+    figures = {}
+    for name in names:
+        entries = history.get(name, [])
+        ratio = uptime_ratio(entries, window_start, now)
+        figures[name] = Uptime(ratio, entries[0][0] if ratio is not None else None)
+    return figures
+
+
 def uptimes(store: Store, names: Sequence[str], now: float) -> dict[str, float | None]:
-    """Each system's uptime ratio over the last ``UPTIME_WINDOW`` seconds."""
-    since = now - UPTIME_WINDOW
-    history = store.health_history(since)
-    return {name: uptime_ratio(history.get(name, []), since, now) for name in names}
+    """Each system's uptime ratio over the time watched, at most ``UPTIME_WINDOW`` seconds."""
+    return {name: figure.ratio for name, figure in uptime_figures(store, names, now).items()}
 
 
-def systems_view(app: App) -> list[SystemOut]:
-    """Every configured system, by name, with its live state."""
+def systems_view(app: App, now: float | None = None) -> list[SystemOut]:
+    """Every configured system, by name, with its live state (uptime as of ``now``, by default
+    the clock's)."""
     names = sorted(app.config.systems)
-    ratios = uptimes(app.store, names, app.clock.now())
+    figures = uptime_figures(app.store, names, app.clock.now() if now is None else now)
     views = []
     for name in names:
         system = app.config.systems[name]
@@ -410,7 +453,8 @@ def systems_view(app: App) -> list[SystemOut]:
                 last_reason=state.last_reason,
                 depends_on=list(system.depends_on),
                 every=system.every,
-                uptime_7d=ratios[name],
+                uptime_7d=figures[name].ratio,
+                uptime_since=_time(figures[name].since),
             )
         )
     return views
@@ -467,6 +511,10 @@ def incident_detail(app: App, incident: Incident) -> IncidentDetail:
         timeline=[
             TimelineOut(at=_at(e.at), kind=e.kind, text=e.text)
             for e in app.store.timeline(incident.id)
+        ],
+        undeliverable=[
+            Undeliverable(person=person, kind=kind, error=error)
+            for person, kind, error in app.store.undeliverable(incident.id, UNDELIVERABLE_LISTED)
         ],
     )
 
@@ -532,9 +580,7 @@ async def get_incident(request: web.Request) -> web.Response:
 
 async def post_attempt(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    body = await parse(request, AttemptIn)
-    if body.system not in app.config.systems:
-        raise ApiError(400, f"system: no system is named {body.system!r}", "system")
+    body = await parse(request, AttemptIn, context=known_systems(app.config.systems))
     person = body.user.person()
     app.notifier.report_attempt(
         Attempt(body.system, person.id, body.action, app.clock.now()), person
@@ -545,10 +591,10 @@ async def post_attempt(request: web.Request) -> web.Response:
 
 async def post_users(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
-    body = await parse(request, UsersIn, USERS_BODY_LIMIT, wrap_list="users")
+    known = known_systems(app.config.systems)
+    body = await parse(request, UsersIn, USERS_BODY_LIMIT, wrap_list="users", context=known)
     count = app.store.upsert_people(u.person(u.systems) for u in body.users)
-    unknown = sorted({s for u in body.users for s in u.systems} - set(app.config.systems))
-    return respond(UsersSaved(upserted=count, unknown_systems=unknown))
+    return respond(UsersSaved(upserted=count))
 
 
 async def post_note(request: web.Request) -> web.Response:
@@ -585,6 +631,28 @@ async def post_release(request: web.Request) -> web.Response:
 def _problem(problem: Problem) -> ProblemOut:
     return ProblemOut(
         file=problem.file, line=problem.line, field=problem.field, message=problem.message
+    )
+
+
+async def get_status(request: web.Request) -> web.Response:
+    app = request.app[APP_KEY]
+    not_ready = app.ready()
+    store_error = app.store_problem()
+    return respond(
+        StatusOut(
+            ready=not_ready is None,
+            not_ready=not_ready,
+            warnings=app.warnings(),
+            config=ConfigStatus(
+                last_reload_successful=not app.reload_problems,
+                loaded_at=_at(app.config_loaded_at),
+                refused_at=_time(app.reload_refused_at),
+                problems=[_problem(p) for p in app.reload_problems],
+                systems=len(app.config.systems),
+            ),
+            store=StoreStatus(writable=store_error is None, error=store_error),
+            channels=app.delivery.channels.configured(),
+        )
     )
 
 
@@ -734,6 +802,15 @@ ROUTES: tuple[Route, ...] = (
         {200: ("The incident as it now is.", IncidentDetail), **_BAD, **_NO_INCIDENT},
         write=True,
         params=(_ID,),
+    ),
+    Route(
+        "GET",
+        "/api/v1/status",
+        get_status,
+        "The monitor's own health: readiness, the last reload and its problems, the store, "
+        "the channels.",
+        {200: ("The monitor's status.", StatusOut)},
+        tags=("operations",),
     ),
     Route(
         "POST",

@@ -28,7 +28,7 @@ from monitor.logs import event
 from monitor.metrics import Metrics
 from monitor.model import Clock, SystemClock, SystemInfo
 from monitor.notifier import Notifier
-from monitor.oncall import OnCall, describe
+from monitor.oncall import Notice, OnCall, describe
 from monitor.probes import Prober, make_session
 from monitor.runtime import Monitor
 from monitor.scheduler import ProbeScheduler
@@ -36,6 +36,25 @@ from monitor.store import OutboxItem, SQLiteStore, StoreUnavailable
 from monitor.web import build_web_app
 
 log = logging.getLogger("monitor.app")
+
+NO_CHANNEL = (
+    "no channel is configured, so customers cannot be told: set MONITOR_SMTP_URL (email), "
+    "MONITOR_TWILIO_* (SMS) or MONITOR_WEBHOOK_SECRET (webhooks)"
+)
+NAMED_PROBLEMS = 10  # problems listed in an on-call notice; the rest are counted
+
+
+def refused_notice(problems: Sequence[Problem]) -> Notice:
+    """On-call's notice of a refused reload: what is wrong, where, and that nothing stopped."""
+    lines = [str(p) for p in problems[:NAMED_PROBLEMS]]
+    if len(problems) > NAMED_PROBLEMS:
+        lines.append(f"and {len(problems) - NAMED_PROBLEMS} more (GET /api/v1/status)")
+    count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+    return Notice(
+        f"Configuration refused: {count}",
+        "\n".join(lines) + "\nThe previous configuration keeps running; fix the files to reload.",
+        "warning",
+    )
 
 
 @dataclass(frozen=True)
@@ -137,11 +156,15 @@ class App:
             clock=self.clock,
         )
         self.reload_problems: list[Problem] = []
+        self.reload_refused_at: float | None = None
+        self.config_loaded_at = self.clock.now()
         self.delivery = Delivery(
             self.store,
             channels_from_env(self.session, self.environ, settings.org.message_domain),
             self.clock,
         )
+        if not self.delivery.channels.configured():
+            event(log, NO_CHANNEL, logging.WARNING)
         self.monitor.on_transition.append(self.notifier.on_transition)
         # What a crash cut off between a saved transition and its incident is applied first.
         self.notifier.resume(self.monitor.states.values())
@@ -155,9 +178,11 @@ class App:
             lambda: self.monitor.states,
             self.store.open_incident_count,
             self.store.pending_count,
+            lambda: self.store_problem() is None,
         )
         self.metrics.config_reloads.labels(result="success").inc()
         self.metrics.config_last_success.set(self.clock.now())
+        self.metrics.config_last_reload_ok.set(1)
 
         self.scheduler = ProbeScheduler(self.clock, self._probe, settings.http.max_connections)
         self.tasks: list[asyncio.Task[None]] = []
@@ -278,8 +303,12 @@ class App:
         except ConfigError as exc:
             problems = exc.problems
         if problems:
+            if [str(p) for p in problems] != [str(p) for p in self.reload_problems]:
+                self.oncall.tell(refused_notice(problems))
             self.reload_problems = problems
+            self.reload_refused_at = self.clock.now()
             self.metrics.config_reloads.labels(result="failure").inc()
+            self.metrics.config_last_reload_ok.set(0)
             event(
                 log,
                 "reload refused; the running configuration stays",
@@ -295,9 +324,20 @@ class App:
             self.scheduler.schedule(name, config.systems[name].every)
         self.config = config
         self.notifier.reconfigure(config.settings, info, composer, _correlator(config))
+        if self.reload_problems:
+            self.oncall.tell(
+                Notice(
+                    "Configuration reloaded: the earlier problems are fixed",
+                    f"{len(config.systems)} systems; the new configuration runs.",
+                    "success",
+                )
+            )
         self.reload_problems = []
+        self.reload_refused_at = None
+        self.config_loaded_at = self.clock.now()
         self.metrics.config_reloads.labels(result="success").inc()
         self.metrics.config_last_success.set(self.clock.now())
+        self.metrics.config_last_reload_ok.set(1)
         event(
             log,
             "reloaded",
@@ -308,18 +348,40 @@ class App:
         return []
 
     def ready(self) -> str | None:
-        """None when ready to serve, else why not."""
-        if self.reload_problems:
-            return "last reload was refused (the previous configuration is running): " + "; ".join(
-                str(p) for p in self.reload_problems
-            )
-        if not self.scheduler.running:
-            return "scheduler is not running"
+        """None when the monitor can do its job, else why not.
+
+        Only the monitor's own life decides this (started, and not yet stopping): a sidecar's
+        readiness can take the whole pod out of its Service, so a refused reload (the last good
+        configuration keeps running), a store refusing writes for a while (probing goes on in
+        memory) or a mail server that is down (the outbox keeps every message) are ``warnings``
+        instead, shown on /readyz, ``GET /api/v1/status``, /metrics, the log and to on-call.
+        """
+        if self.stopping or not self.scheduler.running:
+            return "the scheduler is not running (starting or stopping)"
+        return None
+
+    def store_problem(self) -> str | None:
+        """None while the store takes writes, else what it says."""
         try:
             self.store.check_writable()
         except StoreUnavailable as exc:
             return str(exc)
         return None
+
+    def warnings(self) -> list[str]:
+        """What is wrong that does not stop the monitor doing its job, each on one line."""
+        found = []
+        if self.reload_problems:
+            found.append(
+                "the last reload was refused (the previous configuration is running): "
+                + "; ".join(str(p) for p in self.reload_problems)
+            )
+        store = self.store_problem()
+        if store is not None:
+            found.append(f"{store} (probing goes on in memory; decisions wait for the store)")
+        if not self.delivery.channels.configured():
+            found.append(NO_CHANNEL)
+        return found
 
     async def stop(self) -> None:
         """Stop probing, let in-flight sends finish (or stay in the outbox), write what is

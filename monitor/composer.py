@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta, tzinfo
 from itertools import groupby
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_type_hints
 
 from jinja2 import BaseLoader, Environment, StrictUndefined, TemplateNotFound, nodes
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
@@ -148,6 +148,9 @@ _RECORD_FIELDS: Mapping[type, frozenset[str]] = {
     cls: frozenset(f.name for f in fields(cls))
     for cls in (SystemFacts, AttemptFacts, UserFacts, IncidentFacts, OrgFacts)
 }
+_FIELD_TYPES: Mapping[type, Mapping[str, object]] = {
+    cls: get_type_hints(cls) for cls in _RECORD_FIELDS
+}
 
 _LABELS: Mapping[str, tuple[str, type]] = {
     cls.__name__: (label, cls)
@@ -202,6 +205,29 @@ _NOTE_FOR: Mapping[SamplePerson, frozenset[Reason]] = {
     "alice": frozenset({Reason.NOTE, Reason.RESOLVED}),
     "subscriber": frozenset({Reason.FIRST, Reason.GREW, Reason.NOTE}),
 }
+# What people do on the usual kinds of system, found in its name or title; any other system's
+# sample person tried to use it, so a CRM's acknowledgement does not speak of a payment.
+_SAMPLE_ACTIONS = (
+    (re.compile(r"\b(pay|checkout|billing|card)", re.IGNORECASE), "make a payment"),
+    (
+        re.compile(r"\b(log ?in|sign(ing)? ?(in|on)|sso|auth(entication)?\b)", re.IGNORECASE),
+        "sign in",
+    ),
+)
+
+
+def sample_action(system: SystemInfo) -> str:
+    """What the sample person tried to do on ``system``: ``make a payment`` or ``sign in`` when
+    its name or title says it is for that, else ``use`` and its title as a sentence says it
+    (``use your order history``; a first word such as ``CRM`` keeps its capitals)."""
+    for pattern, action in _SAMPLE_ACTIONS:
+        if pattern.search(f"{system.name} {system.title}"):
+            return action
+    title = one_line(system.title) or system.name
+    first = title.split(" ", 1)[0]
+    if first[1:].islower():
+        title = title[0].lower() + title[1:]
+    return f"use {title}"
 
 
 def sample_context(
@@ -216,8 +242,8 @@ def sample_context(
     """A realistic message about ``system``: it is the incident's cause, or (``as_cause=False``)
     affected by another system's failure.
 
-    ``person="alice"`` is Alice Martin, who just failed to "buy the LinkedIn course" on
-    ``system`` (and, when the problem grew, is affected by every system of the incident);
+    ``person="alice"`` is Alice Martin, who just failed to do what ``system`` is for (see
+    ``sample_action``; and, when the problem grew, is affected by every system of the incident);
     ``"subscriber"`` has no name and no attempts and follows every system of the incident.
     ``reason`` defaults to the kind's usual one (an update defaults to on-call's note).
     """
@@ -249,7 +275,7 @@ def sample_context(
             email="alice.martin@example.com",
             phone="+44 7700 900123",
         )
-        tried = Attempt(focus.name, alice.id, "buy the LinkedIn course", _SAMPLE_START + 120)
+        tried = Attempt(focus.name, alice.id, sample_action(focus), _SAMPLE_START + 120)
         grown = involved if reason is Reason.GREW else (focus,)
         recipient = Recipient(alice, grown, (tried,), tried.at)
     else:
@@ -435,7 +461,35 @@ class Composer:
                 "sent, so it would be cut"
             )
             problems.append(Problem(where.file, where.line, where.field, message))
-        return list(dict.fromkeys(problems))
+        # Rendering stops a block at its first undefined name; reading the templates finds
+        # the others too (and those in branches no sample takes).
+        rendered = {(p.file, p.line, p.message) for p in problems}
+        problems.extend(
+            p for p in self._undefined_names() if (p.file, p.line, p.message) not in rendered
+        )
+        return sorted(dict.fromkeys(problems), key=lambda p: (p.file, p.line or 0))
+
+    def _undefined_names(self) -> list[Problem]:
+        """Each name no message has and each field a record lacks, wherever a template uses
+        it, unless guarded (``is defined``, ``|default``): what rendering would fail on."""
+        trees = {}
+        for name, source in sorted(self._sources.items()):
+            try:
+                trees[name] = self._text_env.parse(source)
+            except TemplateSyntaxError:
+                continue  # reported as a syntax error
+        # A name set, imported or made a macro in any template may reach another through
+        # {% extends %}: only names no template gives at all are certainly undefined.
+        assigned = {found for tree in trees.values() for found in _assigned_names(tree)}
+        known = {*CONTEXT_NAMES, *self._text_env.globals, *_JINJA_NAMES, *assigned}
+        found = []
+        for name, tree in trees.items():
+            # ``{% if nickname is defined %}{{ nickname }}``: a name asked about is allowed.
+            asked = {_dotted(t.node) for t in tree.find_all(nodes.Test) if t.name in _GUARDS}
+            for line, block, said in _undefined_uses(tree, "", known | asked, assigned | asked):
+                message = f"undefined: {_explain_undefined(said)}"
+                found.append(Problem(self._path(name), line, block, message))
+        return found
 
     def _check(self, name: str, sample: Sample, longest: dict[Problem, int]) -> list[Problem]:
         context = self.context(
@@ -840,6 +894,85 @@ def _explain_undefined(message: str) -> str:
         has = ", ".join(f.name for f in fields(cls))
         return f"{label} has no {found.group(2)!r} (it has {has})"
     return message
+
+
+# Names Jinja gives a template itself: its blocks, a block's parent, a loop, a macro's caller.
+_JINJA_NAMES = frozenset({"self", "super", "loop", "caller", "varargs", "kwargs"})
+_CONTEXT_RECORDS: Mapping[str, type] = {
+    "user": UserFacts,
+    "incident": IncidentFacts,
+    "org": OrgFacts,
+}
+_GUARDS = frozenset({"defined", "undefined", "default", "d"})  # tests and filters that allow it
+
+
+def _assigned_names(tree: nodes.Template) -> Iterator[str]:
+    """Every name ``tree`` gives a value: set, for, with, macro and call arguments, imports."""
+    for node in tree.find_all((nodes.Name, nodes.Macro, nodes.Import, nodes.FromImport)):
+        if isinstance(node, nodes.Macro):
+            yield node.name
+        elif isinstance(node, nodes.Name):
+            if node.ctx in ("store", "param"):
+                yield node.name
+        elif isinstance(node, nodes.Import):
+            yield node.target
+        elif isinstance(node, nodes.FromImport):
+            yield from (item if isinstance(item, str) else item[1] for item in node.names)
+
+
+def _undefined_uses(
+    node: nodes.Node, block: str, known: set[str], assigned: set[str]
+) -> Iterator[tuple[int, str, str]]:
+    """(line, block, what Jinja would say) for each use under ``node`` of a name not ``known``,
+    or of a field ``user``, ``incident`` or ``org`` (or a record in them) does not have."""
+    if isinstance(node, nodes.Block):
+        block = node.name
+    children: Iterable[nodes.Node] = node.iter_child_nodes()
+    if isinstance(node, nodes.Test | nodes.Filter) and node.name in _GUARDS:
+        children = [*node.args, *(keyword.value for keyword in node.kwargs)]
+    elif isinstance(node, nodes.Getattr):
+        attributes = [node.attr]
+        root = node.node
+        while isinstance(root, nodes.Getattr):
+            attributes.insert(0, root.attr)
+            root = root.node
+        if isinstance(root, nodes.Name) and root.name in _CONTEXT_RECORDS:
+            chain = [root.name, *attributes]
+            if not any(".".join(chain[:end]) in assigned for end in range(1, len(chain) + 1)):
+                missing = _missing_field(_CONTEXT_RECORDS[root.name], attributes)
+                if missing is not None:
+                    yield node.lineno, block, missing
+            return
+    elif isinstance(node, nodes.Name) and node.ctx == "load" and node.name not in known:
+        yield node.lineno, block, f"'{node.name}' is undefined"
+    for child in children:
+        yield from _undefined_uses(child, block, known, assigned)
+
+
+def _dotted(node: nodes.Node) -> str:
+    """``user.nickname`` for a name or a chain of attributes on one; "" for anything else."""
+    if isinstance(node, nodes.Name):
+        return node.name
+    if isinstance(node, nodes.Getattr):
+        under = _dotted(node.node)
+        return f"{under}.{node.attr}" if under else ""
+    return ""
+
+
+def _missing_field(record: type, attributes: Iterable[str]) -> str | None:
+    """What Jinja says of the first of ``attributes`` (a chain: ``cause.title``) the record
+    lacks; None when each is there, or the chain leaves our records (Jinja's own then)."""
+    here = record
+    for attribute in attributes:
+        if attribute.startswith("_"):
+            return None  # refused by the sandbox, which says so itself
+        if attribute not in _RECORD_FIELDS[here]:
+            return f"'{here.__name__} object' has no attribute '{attribute}'"
+        found = _FIELD_TYPES[here][attribute]
+        if not isinstance(found, type) or found not in _RECORD_FIELDS:
+            return None
+        here = found
+    return None
 
 
 def _facts(info: SystemInfo) -> SystemFacts:

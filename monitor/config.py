@@ -12,7 +12,7 @@ import difflib
 import os
 import re
 import types
-from collections.abc import Hashable, Iterator, Mapping
+from collections.abc import Collection, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import (
@@ -57,6 +57,7 @@ _MAX_VALUES = 20_000  # a check file has dozens; more is a mistake, or aliases e
 # seconds per megabyte, and a reload must not stall the monitor over a file that is not a check.
 MAX_FILE_BYTES = 1024 * 1024
 _MAX_DEPTH = 50  # a check file nests a handful deep; a JSON body for a step, a few more
+DEFAULT_TIMEOUT = 5.0  # a probe's, when its check file does not say (and every is longer)
 Path_: TypeAlias = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
 
@@ -219,7 +220,9 @@ class SystemConfig(_Strict):
     name: str = Field(pattern=r"^[a-z0-9-]+$", max_length=63)
     title: str = Field(min_length=1)
     every: Duration = 30.0
-    timeout: Duration = 5.0
+    timeout: Duration = Field(
+        default=DEFAULT_TIMEOUT, description="Default 5s, or every when that is shorter."
+    )
     fail_after: Whole = Field(default=3, ge=1)
     recover_after: Whole = Field(default=2, ge=1)
     depends_on: list[str] = []
@@ -228,7 +231,11 @@ class SystemConfig(_Strict):
 
     @model_validator(mode="after")
     def _timeout_within_interval(self) -> SystemConfig:
-        if self.timeout > self.every:
+        if "timeout" not in self.model_fields_set:
+            # Not written: a probe every 1s waits at most 1s, not the default 5s. The model
+            # is frozen, and this is still its construction.
+            object.__setattr__(self, "timeout", min(DEFAULT_TIMEOUT, self.every))
+        elif self.timeout > self.every:
             raise _At(
                 ("timeout",),
                 f"must not be longer than every ({short_duration(self.every)}):"
@@ -300,10 +307,23 @@ class Problem:
 
 
 class ConfigError(Exception):
-    """The configuration was refused; ``problems`` lists every reason, by file and line."""
+    """The configuration was refused; ``problems`` lists every reason, by file and line.
 
-    def __init__(self, problems: list[Problem]) -> None:
+    ``loaded`` is what did load, for checks that can go on without the rest (``monitor
+    validate`` renders the templates with it): the settings (the defaults when monitor.yaml is
+    refused) and the systems whose files are valid. ``refused`` names the systems whose files
+    are not (as far as a file that does not parse shows its name).
+    """
+
+    def __init__(
+        self,
+        problems: list[Problem],
+        loaded: Config | None = None,
+        refused: Collection[str] = (),
+    ) -> None:
         self.problems = problems
+        self.loaded = loaded
+        self.refused = frozenset(refused)
         super().__init__("\n".join(str(p) for p in problems))
 
 
@@ -340,7 +360,8 @@ def load_config(directory: str | Path, environ: Mapping[str, str] | None = None)
         is_settings = path.name in _SETTINGS_FILES
         doc = _read_document(path, env, problems, empty_ok=is_settings)
         if doc is None:
-            refused |= _names_guessed(path)
+            if not is_settings:
+                refused |= _names_guessed(path)
             continue
         if is_settings:
             loaded = _validate(MonitorSettings, doc, problems)
@@ -373,10 +394,11 @@ def load_config(directory: str | Path, environ: Mapping[str, str] | None = None)
 
     problems.extend(_unknown_dependencies(checks, set(systems) | refused))
     problems.extend(_dependency_cycles(systems, declared))
+    config = Config(settings=settings, systems=systems, files=files)
     if problems:
         problems.sort(key=lambda p: (p.file, p.line or 0))
-        raise ConfigError(problems)
-    return Config(settings=settings, systems=systems, files=files)
+        raise ConfigError(problems, config, refused - set(systems))
+    return config
 
 
 def _names_guessed(path: Path) -> set[str]:

@@ -36,6 +36,10 @@ class Channels:
     webhook: WebhookChannel | None = None
     message_domain: str = "monitor.invalid"
 
+    def configured(self) -> list[str]:
+        """The kinds of channel configured, best first (empty: nobody can be told)."""
+        return [k for k in ("email", "sms", "webhook") if getattr(self, k) is not None]
+
     def supports(self, channel: str) -> bool:
         kind = channel.partition(":")[0]
         return (
@@ -229,7 +233,6 @@ class Delivery:
                 "next channel",
             )
         if exc.permanent or now - item.created_at >= self.give_up_after:
-            event(log, "undeliverable", logging.WARNING, item=item.key, error=error)
             return (
                 replace(item, tries=tries, status=UNDELIVERABLE, last_error=error),
                 "undeliverable",
@@ -286,6 +289,15 @@ class Delivery:
             self._told(item, outcome)
 
     def _told(self, item: OutboxItem, outcome: str) -> None:
+        if outcome == "undeliverable":  # once: this runs when the outcome is saved
+            event(
+                log,
+                "undeliverable",
+                logging.WARNING,
+                item=item.key,
+                person=item.person_id,
+                error=item.last_error,
+            )
         for listen in self.on_outcome:
             listen(item, outcome)
 

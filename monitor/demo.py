@@ -3,8 +3,10 @@
 It is a real run of the product, not a recording: simulated payment, login and CRM systems
 (``monitor.simulated``), a local mail catcher, and the real ``App`` with the shipped checks and
 messages, on a temporary database. Payment and login fail together, the people affected are
-told, the systems recover, and the same people hear that it is fixed. Every transition,
-incident change and caught message is printed as it happens.
+told, on-call sends them a note, the systems recover, and the same people hear that it is fixed.
+Every transition, incident change and caught message is printed as it happens. Then it keeps
+serving the status page and a page of every caught message (``monitor.demo_pages``) until
+SIGINT or SIGTERM; ``exit_after`` ends it after the script instead.
 
 Time is shortened so the demo takes about half a minute: the check files are copied with
 ``every`` and ``timeout`` scaled down, and ``monitor.yaml`` with a short ``notify_after`` and
@@ -20,6 +22,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import socket
 import sys
 import tempfile
@@ -29,9 +32,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from aiohttp import web
+
 from monitor.app import App, Options, systems_info
 from monitor.composer import Composer
 from monitor.config import Config, ConfigError, load_config
+from monitor.demo_pages import MESSAGES_PATH, ShownMessage, add_messages_page, shown_messages
 from monitor.durations import format_duration, short_duration
 from monitor.incidents import Change, Incident
 from monitor.logs import configure
@@ -39,6 +45,7 @@ from monitor.mailcatcher import CaughtMessage, MailCatcher
 from monitor.model import Attempt, Health, MessageKind, Person, Transition
 from monitor.simulated import SimulatedSystems
 from monitor.store import PENDING, SENT, UNDELIVERABLE, OutboxItem
+from monitor.web import build_web_app
 
 SIMULATED = ("payment", "login", "crm")
 BROKEN = ("payment", "login")
@@ -104,9 +111,12 @@ class Source:
     path: Path
 
 
-async def run_demo(listen: str = "127.0.0.1:9108", speed: float = 1.0) -> int:
-    """Run the scripted outage; 0 when everything the script expects happened, 1 if it got
-    stuck (with the reason on stderr), 2 for bad arguments."""
+async def run_demo(
+    listen: str = "127.0.0.1:9108", speed: float = 1.0, exit_after: bool = False
+) -> int:
+    """Run the scripted outage, then serve its pages until SIGINT or SIGTERM (or, with
+    ``exit_after``, end there). 0 when everything the script expects happened or the user
+    stopped it, 1 if it got stuck (with the reason on stderr), 2 for bad arguments."""
     if not 0.1 <= speed <= 50:
         print(f"demo: --speed must be between 0.1 and 50, not {speed:g}", file=sys.stderr)
         return 2
@@ -119,30 +129,53 @@ async def run_demo(listen: str = "127.0.0.1:9108", speed: float = 1.0) -> int:
         return 2
     pace = Pace.at(speed)
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
-    with tempfile.TemporaryDirectory(prefix="monitor-demo-", ignore_cleanup_errors=True) as tmp:
-        try:
-            return await _Demo(pace, Path(tmp), host, int(port_text), base_env).run()
-        except asyncio.CancelledError:
-            print("\nDemo stopped.", flush=True)
-            raise
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    handled = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        # Not on Windows' loop: there Ctrl-C stays a KeyboardInterrupt, which cli answers.
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+            handled.append(sig)
+    try:
+        with tempfile.TemporaryDirectory(prefix="monitor-demo-", ignore_cleanup_errors=True) as tmp:
+            demo = _Demo(pace, Path(tmp), host, int(port_text), base_env, stop, exit_after)
+            return await demo.run()
+    finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)
 
 
 class _Demo:
     def __init__(
-        self, pace: Pace, tmp: Path, host: str, port: int, base_env: dict[str, str]
+        self,
+        pace: Pace,
+        tmp: Path,
+        host: str,
+        port: int,
+        base_env: dict[str, str],
+        stop: asyncio.Event,
+        exit_after: bool,
     ) -> None:
         self.pace = pace
         self.tmp = tmp
         self.host = host
         self.port = port
         self.base_env = base_env
+        self.stop = stop
+        self.exit_after = exit_after
         self.loop = asyncio.get_running_loop()
         self.started = self.loop.time()
         self.changed = asyncio.Event()
         self.systems = SimulatedSystems()
         self.catcher = MailCatcher(on_message=self._caught)
         self.app: App | None = None
+        self.runner: web.AppRunner | None = None
+        self.status_url = ""
+        self.messages_url = ""
         self.names = {p.email: p.name for p in (*PEOPLE, ALICE) if p.email}
+        # Each decision as made, with its SMS: the outbox forgets a message's bodies once sent.
+        self.decided: dict[str, OutboxItem] = {}
 
     # the script ---------------------------------------------------------------------------
 
@@ -155,8 +188,18 @@ class _Demo:
             except Unusable as exc:
                 print(f"demo: {exc}", file=sys.stderr)
                 return 1
+            script = asyncio.create_task(self._script(app), name="demo script")
+            stopped = asyncio.create_task(self.stop.wait(), name="demo stop")
+            await asyncio.wait((script, stopped), return_when=asyncio.FIRST_COMPLETED)
+            if not script.done():
+                script.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await script
+                self._line("\nDemo stopped.")
+                return 0
+            stopped.cancel()
             try:
-                await self._script(app)
+                script.result()
             except DemoStuck as exc:
                 print(
                     f"\ndemo: stopped, because {exc} (within {self.pace.bound:g}s)."
@@ -165,8 +208,18 @@ class _Demo:
                     flush=True,
                 )
                 return 1
+            if self.exit_after:
+                return 0
+            self._line(
+                f"Still serving until Ctrl-C: the status page at {self.status_url}"
+                f" and every message caught at {self.messages_url}"
+            )
+            await self.stop.wait()
+            self._line("\nDemo stopped.")
             return 0
         finally:
+            if self.runner is not None:
+                await self.runner.cleanup()
             if self.app is not None:
                 await self.app.stop()
             await self.catcher.stop()
@@ -208,16 +261,26 @@ class _Demo:
         incident = self._incident(app)
         self._say(
             f"{len(audience)} people acknowledged, one message each. The outage goes on for"
-            f" {short_duration(pace.hold)}: see incident {incident.id} on the status page."
+            f" {short_duration(pace.hold)}: see incident {incident.id} on the status page,"
+            " and the messages on the messages page."
         )
-        await asyncio.sleep(pace.hold)  # a pause for the reader
+        await asyncio.sleep(pace.hold / 2)  # a pause for the reader
 
-        await app.notifier.add_note(incident.id, NOTE, send=False)
-        self._say(f'On-call adds a note (POST /api/v1/incidents/{incident.id}/note): "{NOTE}"')
+        acknowledged = self._told(app, MessageKind.ACKNOWLEDGE)
+        await app.notifier.add_note(incident.id, NOTE, send=True)
+        self._say(
+            f"On-call adds a note and sends it to everyone told (POST /api/v1/incidents/"
+            f'{incident.id}/note with "send": true): "{NOTE}"'
+        )
+        await self._until(
+            "the note did not reach everyone acknowledged",
+            lambda: self._told(app, MessageKind.UPDATE) >= acknowledged,
+        )
+        await asyncio.sleep(pace.hold / 2)  # a pause for the reader
+
         self._say("Fixing payment and login.")
         self.systems.payment.recover()
         self.systems.login.recover()
-        acknowledged = self._told(app, MessageKind.ACKNOWLEDGE)
         await self._until(
             "the resolved messages did not all go out",
             lambda: (
@@ -248,22 +311,34 @@ class _Demo:
             listen=f"{self.host}:{port}",
         )
         configure("WARNING", environ=environ)
-        app = App(options, environ=environ, tick_every=self.pace.tick, watch_files=False)
-        try:
-            await app.start()
-        except OSError as exc:
-            with contextlib.suppress(Exception):
-                await app.stop()
-            raise Unusable(f"cannot serve the status page on {options.listen}: {exc}") from None
+        # The demo serves the monitor's web app itself, to add its messages page to it: that
+        # page is for the demo only, never part of what `monitor run` serves.
+        app = App(
+            options,
+            environ=environ,
+            tick_every=self.pace.tick,
+            watch_files=False,
+            serve_http=False,
+        )
+        await app.start()
         self.app = app
         app.store.upsert_people(PEOPLE)
         app.monitor.on_transition.append(self._transition)
         app.notifier.on_incident.append(self._incident_changed)
-        app.notifier.on_decided.append(lambda _items: self._poke())
+        app.notifier.on_decided.append(self._decided)
         app.delivery.on_outcome.append(self._outcome)
-        if app.runner is not None and app.runner.addresses:
-            port = app.runner.addresses[0][1]
-        self._intro(config_label, messages_label, f"http://{self.host}:{port}/")
+        web_app = build_web_app(app)
+        add_messages_page(web_app, self._shown)
+        self.runner = web.AppRunner(web_app, access_log=None)
+        await self.runner.setup()
+        try:
+            await web.TCPSite(self.runner, self.host.strip("[]"), port).start()
+        except OSError as exc:
+            raise Unusable(f"cannot serve the status page on {options.listen}: {exc}") from None
+        port = self.runner.addresses[0][1]
+        self.status_url = f"http://{self.host}:{port}/"
+        self.messages_url = f"http://{self.host}:{port}{MESSAGES_PATH}"
+        self._intro(config_label, messages_label)
         return app
 
     def _prepare_config(self, environ: Mapping[str, str]) -> tuple[Path, str, Config]:
@@ -303,7 +378,7 @@ class _Demo:
             raise Unusable(f"the shipped messages are missing or broken: {problems}")
         raise AssertionError("unreachable")
 
-    def _intro(self, checks: str, messages: str, status_url: str) -> None:
+    def _intro(self, checks: str, messages: str) -> None:
         pace = self.pace
         self._line(
             "monitor demo: the real monitor against simulated systems, with a scripted outage."
@@ -322,7 +397,8 @@ class _Demo:
         )
         people = ", ".join(f"{p.name} ({', '.join(p.systems)})" for p in PEOPLE)
         self._line(f"Subscribers: {people}")
-        self._line(f"Status page: {status_url}  (served while the demo runs)")
+        served = "served while the demo runs" if self.exit_after else "served until Ctrl-C"
+        self._line(f"Status page: {self.status_url}  Messages: {self.messages_url}  ({served})")
         self._line("")
 
     # watching -------------------------------------------------------------------------------
@@ -347,6 +423,15 @@ class _Demo:
             if set(BROKEN) & set(incident.systems):
                 return incident
         raise DemoStuck("no incident was opened")
+
+    def _decided(self, items: list[OutboxItem]) -> None:
+        self.decided.update((item.key, item) for item in items)
+        self._poke()
+
+    def _shown(self) -> list[ShownMessage]:
+        """The caught messages for the messages page, each with the SMS of its decision (made
+        before the message was sent, so every message caught has one)."""
+        return shown_messages(list(self.catcher.messages), self.decided, self.names)
 
     def _told(self, app: App, kind: MessageKind) -> set[str]:
         """People whose message of ``kind`` about the outage is done with (sent or given up)."""
@@ -373,22 +458,7 @@ class _Demo:
         self._poke()
 
     def _incident_changed(self, incident: Incident, change: Change, changed: Sequence[str]) -> None:
-        system = ", ".join(changed)
-        systems = ", ".join(incident.systems)
-        head = f"Incident {incident.id}"
-        if change is Change.OPENED:
-            text = f"{head} opened: {system} is down. Likely cause: {incident.cause}."
-        elif change is Change.JOINED:
-            text = f"{head}: {system} joined. Systems: {systems}; likely cause: {incident.cause}."
-        elif change is Change.RECOVERED:
-            still = ", ".join(m.name for m in incident.members if m.down)
-            text = f"{head}: {system} is back; still down: {still}."
-        elif change is Change.RESOLVED:
-            lasted = format_duration((incident.resolved_at or 0.0) - incident.opened_at)
-            text = f"{head} resolved: every check passes again. It lasted {lasted}."
-        else:
-            text = f"{head} {change.value}: {system}. Systems: {systems}."
-        self._say(text)
+        self._say(change_line(incident, change, changed))
         self._poke()
 
     def _caught(self, caught: CaughtMessage) -> None:
@@ -424,10 +494,14 @@ class _Demo:
         )
         self._line(
             f"  People acknowledged: {count(MessageKind.ACKNOWLEDGE, SENT)};"
+            f" sent the note: {count(MessageKind.UPDATE, SENT)};"
             f" told it is resolved: {count(MessageKind.RESOLVED, SENT)};"
             f" undeliverable: {undeliverable}."
         )
-        self._line(f"  Messages caught by the mail catcher: {len(self.catcher.messages)}.")
+        self._line(
+            f"  Messages caught by the mail catcher: {len(self.catcher.messages)}"
+            f" (each with its text, HTML and SMS: {self.messages_url})."
+        )
         self._line(f"  The demo took {total}.")
         self._line("")
         self._line(
@@ -437,6 +511,44 @@ class _Demo:
             "set MONITOR_SMTP_URL, check with `monitor validate`, then `monitor run`"
             " (README.md explains each step)."
         )
+
+
+def change_line(incident: Incident, change: Change, changed: Sequence[str]) -> str:
+    """What one change did to ``incident``, as of the moment it happened.
+
+    The notifier tells its listeners once a correlation pass, with each incident as the whole
+    pass left it: when payment and login recover in the same pass, "payment recovered" comes
+    with an incident in which login is back too (which once printed "payment is back; still
+    down: ."). So a line reads its moment from the members' own times, never from how the
+    pass ended.
+    """
+    system = ", ".join(changed)
+    systems = ", ".join(incident.systems)
+    head = f"Incident {incident.id}"
+    if change is Change.OPENED:
+        # At its opening an incident is its first system, which is also its likely cause; what
+        # joined in the same pass (and may have become the cause) has its own "joined" line.
+        return f"{head} opened: {system} is down. Likely cause: {system}."
+    if change is Change.JOINED:
+        return f"{head}: {system} joined. Systems: {systems}; likely cause: {incident.cause}."
+    if change is Change.RECOVERED:
+        back = [m.up_at for m in incident.members if m.name in changed and m.up_at is not None]
+        moment = max(back, default=float("inf"))
+        still = [
+            m.name
+            for m in incident.members
+            if m.name not in changed and (m.up_at is None or m.up_at > moment)
+        ]
+        if not still:  # the rest came back at the same moment: the "resolved" line follows
+            return f"{head}: {system} is back."
+        return f"{head}: {system} is back; still down: {', '.join(still)}."
+    if change is Change.RESOLVED:
+        ends = [m.up_at for m in incident.members if m.up_at is not None]
+        lasted = format_duration(max(ends) - incident.opened_at) if ends else ""
+        return f"{head} resolved: every check passes again." + (
+            f" It lasted {lasted}." if lasted else ""
+        )
+    return f"{head} {change.value}: {system}. Systems: {systems}."
 
 
 def shorten_checks(

@@ -38,6 +38,7 @@ class _Snapshot:
     states: dict[str, SystemState]
     open_incidents: int
     outbox_pending: int
+    store_up: bool
 
 
 # Set by ``Metrics.page`` for the worker thread writing the page (asyncio.to_thread copies it).
@@ -50,13 +51,17 @@ class _Present(Collector):
         states: Callable[[], Mapping[str, SystemState]],
         open_incidents: Callable[[], int],
         outbox_pending: Callable[[], int],
+        store_up: Callable[[], bool],
     ) -> None:
         self.states = states
         self.open_incidents = open_incidents
         self.outbox_pending = outbox_pending
+        self.store_up = store_up
 
     def snapshot(self) -> _Snapshot:
-        return _Snapshot(dict(self.states()), self.open_incidents(), self.outbox_pending())
+        return _Snapshot(
+            dict(self.states()), self.open_incidents(), self.outbox_pending(), self.store_up()
+        )
 
     def collect(self) -> Iterator[Metric]:
         now = _snapshot.get() or self.snapshot()
@@ -76,6 +81,12 @@ class _Present(Collector):
             "monitor_outbox_pending",
             "Customer messages decided but not yet sent.",
             value=now.outbox_pending,
+        )
+        yield GaugeMetricFamily(
+            "monitor_store_up",
+            "Whether the store takes writes now (1) or not (0): while it does not, probing goes "
+            "on in memory and what is decided waits for it.",
+            value=1.0 if now.store_up else 0.0,
         )
 
 
@@ -187,6 +198,12 @@ class Metrics:
             "When the configuration was last loaded successfully.",
             registry=r,
         )
+        self.config_last_reload_ok = Gauge(
+            "monitor_config_last_reload_successful",
+            "Whether the last configuration reload was accepted (1) or refused (0, the previous "
+            "configuration keeps running).",
+            registry=r,
+        )
         for result in ("success", "failure"):
             self.config_reloads.labels(result=result)
 
@@ -195,8 +212,9 @@ class Metrics:
         states: Callable[[], Mapping[str, SystemState]],
         open_incidents: Callable[[], int],
         outbox_pending: Callable[[], int],
+        store_up: Callable[[], bool],
     ) -> None:
-        self._present = _Present(states, open_incidents, outbox_pending)
+        self._present = _Present(states, open_incidents, outbox_pending, store_up)
         self.registry.register(self._present)
 
     async def page(self) -> bytes:

@@ -30,10 +30,15 @@ _PLAIN: tuple[tuple[str, str, str, dict[int, tuple[str, str]]], ...] = (
     (
         "/readyz",
         "readyz",
-        "Ready to serve: configuration loaded, scheduler running, store writable.",
+        "Able to do its job: started and not stopping. Its own trouble (a refused reload, a "
+        "store refusing writes, no channel) is listed as warnings, still 200: a sidecar's "
+        "readiness must never take the app's pod out of service. Details: /api/v1/status.",
         {
-            200: ("Ready.", "text/plain"),
-            503: ("Not ready, with the reason.", "text/plain"),
+            200: (
+                "Ready; a `warning: ...` line for each thing on-call should look at.",
+                "text/plain",
+            ),
+            503: ("Starting or stopping, with the reason.", "text/plain"),
         },
     ),
     (

@@ -1,8 +1,10 @@
-"""``monitor send-test --to EMAIL``: one sample acknowledgement through the real email channel.
+"""``monitor send-test --to EMAIL [--system NAME]``: one sample acknowledgement through the real
+email channel.
 
 It proves the SMTP settings (``MONITOR_SMTP_URL``, ``MONITOR_SMTP_FROM``) and shows what a
-customer receives, before any outage depends on it. The message is the acknowledgement the
-first system's incident would send (sample person, sample times), its subject marked as a test.
+customer receives, before any outage depends on it. The message is the acknowledgement that
+system's incident would send (the first system's when none is named; sample person trying what
+that system is for, sample times), its subject marked as a test.
 """
 
 from __future__ import annotations
@@ -18,13 +20,16 @@ from monitor.channels import DeliveryError, Email
 from monitor.composer import Composer, TemplateError, sample_context
 from monitor.config import ConfigError, load_config
 from monitor.model import MessageKind
+from monitor.text import unknown_name
 
 SUBJECT_PREFIX = "[test] "
 
 
-async def send_test(options: Options, env: Mapping[str, str], to: str) -> int:
-    """Send the sample to ``to``; print what was sent (0) or why not (1). Never prints the
-    SMTP password."""
+async def send_test(
+    options: Options, env: Mapping[str, str], to: str, system: str | None = None
+) -> int:
+    """Send ``system``'s sample (the first system's when None) to ``to``; print what was sent
+    (0) or why not (1). Never prints the SMTP password."""
     if not env.get("MONITOR_SMTP_URL"):
         print(
             "MONITOR_SMTP_URL is not set: set it to smtp://USER:PASSWORD@HOST:PORT"
@@ -41,9 +46,13 @@ async def send_test(options: Options, env: Mapping[str, str], to: str) -> int:
     if not config.systems:
         print(f"{options.config}: no checks, so there is no message to send", file=sys.stderr)
         return 1
+    if system is None:
+        system = next(iter(config.systems))
+    elif system not in config.systems:
+        print(unknown_name("system", system, config.systems), file=sys.stderr)
+        return 1
     settings = config.settings
     info = systems_info(config)
-    system = next(iter(config.systems))
     composer = Composer(options.messages, settings.org, info, update_every=settings.update_every)
     sample = sample_context(info, system, MessageKind.ACKNOWLEDGE)
     try:

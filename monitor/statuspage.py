@@ -1,6 +1,7 @@
 """The public status page: what customers may see, server-rendered, readable on a phone.
 
-It shows each system's title, state and uptime over the last 7 days, open incidents with
+It shows each system's title, state and uptime over the time the monitor has watched it (the
+last 7 days, or since it was first checked when that is more recent), open incidents with
 on-call's public note, and incidents resolved in the last 7 days with how long they lasted.
 Nothing private can reach it: the template gets only the public fields gathered here (no
 people, contacts, counts of people, system names, probe URLs or failure reasons), and it
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 # composer are the only modules that import jinja2.
 import jinja2
 
-from monitor.api import systems_view
+from monitor.api import SystemOut, systems_view
 from monitor.incidents import Incident
 from monitor.model import UPTIME_WINDOW, Health
 
@@ -44,7 +45,9 @@ class PublicSystem:
     title: str
     state: str  # "up", "down" or "unknown": a CSS class
     label: str
-    uptime: str
+    uptime: str  # "" before the system's state is first decided: no figure at all
+    since: str  # "" when the figure covers the whole uptime window, else "6 Dec"
+    since_iso: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +81,12 @@ def uptime_text(ratio: float | None) -> str:
     return "100%" if percent >= 100 else f"{percent:.2f}%"
 
 
+def day_text(ts: float) -> str:
+    """``6 Dec``: no year, since the uptime window is shorter than one."""
+    day = datetime.fromtimestamp(ts, UTC)
+    return f"{day.day} {day:%b}"
+
+
 def _when(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%d %b %Y, %H:%M UTC")
 
@@ -102,6 +111,23 @@ def _public_incident(app: App, incident: Incident, now: float) -> PublicIncident
         ended_iso=_iso(end) if incident.resolved_at is not None else "",
         duration=duration_text(end - incident.opened_at),
         note=incident.note,
+    )
+
+
+def _public_system(view: SystemOut, now: float) -> PublicSystem:
+    # A figure over less than the window names its start, so 30 seconds of history never
+    # reads as a week's. Compared as datetimes made from the same float as systems_view's,
+    # so the microsecond rounding of a real clock cannot make a full week look partial.
+    since = view.uptime_since
+    if since is not None and since <= datetime.fromtimestamp(now - UPTIME_WINDOW, UTC):
+        since = None
+    return PublicSystem(
+        title=view.title,
+        state=view.state.value.lower(),
+        label=_LABELS[view.state],
+        uptime=uptime_text(view.uptime_7d),
+        since=day_text(since.timestamp()) if since is not None else "",
+        since_iso=_iso(since.timestamp()) if since is not None else "",
     )
 
 
@@ -130,13 +156,8 @@ class StatusPage:
     def render(self, app: App) -> str:
         now = app.clock.now()
         systems = [
-            PublicSystem(
-                title=view.title,
-                state=view.state.value.lower(),
-                label=_LABELS[view.state],
-                uptime=uptime_text(view.uptime_7d),
-            )
-            for view in sorted(systems_view(app), key=lambda v: v.title.casefold())
+            _public_system(view, now)
+            for view in sorted(systems_view(app, now), key=lambda v: v.title.casefold())
         ]
         known = app.store.incidents(resolved_since=now - RECENT)
         open_ones = sorted((i for i in known if i.is_open), key=lambda i: -i.opened_at)

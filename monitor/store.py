@@ -141,6 +141,7 @@ class Store(Protocol):
     def people_by_ids(self, ids: Sequence[str]) -> dict[str, Person]: ...
     def outbox_counts(self, incident_id: int | None = None) -> dict[str, dict[str, int]]: ...
     def outbox_items(self, incident_id: int) -> list[OutboxItem]: ...
+    def undeliverable(self, incident_id: int, limit: int) -> list[tuple[str, str, str]]: ...
     def pending_count(self) -> int: ...
     def open_incident_count(self) -> int: ...
     def check_writable(self) -> None: ...
@@ -855,6 +856,16 @@ class SQLiteStore:
             (incident_id,),
         )
         return [_outbox_item(r) for r in rows]
+
+    def undeliverable(self, incident_id: int, limit: int) -> list[tuple[str, str, str]]:
+        """``(person_id, kind, why)`` of the incident's messages nobody could deliver, by
+        person, at most ``limit``."""
+        rows = self.db.conn.execute(
+            "SELECT person_id, kind, last_error FROM outbox WHERE incident_id = ? AND status = ?"
+            " ORDER BY person_id, created_at LIMIT ?",
+            (incident_id, UNDELIVERABLE, limit),
+        )
+        return [(str(person), str(kind), str(why)) for person, kind, why in rows]
 
 
 def _id_chunks(ids: Sequence[str]) -> Iterator[tuple[Sequence[str], str]]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable
 
 _BREAKS = re.compile(r"[\s\x00-\x1f\x7f-\x9f]+")
 
@@ -14,3 +16,16 @@ def one_line(text: str) -> str:
     if text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
         return text
     return _BREAKS.sub(" ", text).strip()
+
+
+def unknown_name(kind: str, name: str, known: Iterable[str]) -> str:
+    """``no system is named 'paymnet' (did you mean 'payment'?)``, or with the names there are
+    when none is close: the one wording for a name that is not there, wherever it was typed."""
+    names = sorted(known)
+    close = difflib.get_close_matches(name, names, n=1)
+    if close:
+        return f"no {kind} is named {name!r} (did you mean {close[0]!r}?)"
+    if not names:
+        return f"no {kind} is named {name!r} (there are none)"
+    shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    return f"no {kind} is named {name!r} (there are: {shown})"

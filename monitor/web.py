@@ -54,10 +54,15 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    problem = request.app[APP_KEY].ready()
+    """200 while the monitor can do its job, with any warnings below; 503 only while it starts
+    or stops (see ``App.ready``: its own trouble must never take a sidecar's pod out of
+    service)."""
+    monitor_app = request.app[APP_KEY]
+    problem = monitor_app.ready()
     if problem:
         return web.Response(status=503, text=f"not ready: {problem}\n")
-    return web.Response(text="ready\n")
+    warnings = "".join(f"warning: {w}\n" for w in monitor_app.warnings())
+    return web.Response(text=f"ready\n{warnings}")
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -17,6 +17,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from clock import FakeClock
+from fake_twilio import WebhookReceiver
 from world import MESSAGES, write_config
 
 from monitor.api import ROUTES
@@ -225,8 +226,8 @@ async def test_an_unknown_incident_is_404_and_a_bad_id_is_400(tmp_path: Path) ->
 
 
 async def test_incident_detail_counts_people_told_and_undeliverable(tmp_path: Path) -> None:
-    """Alice (email) is acknowledged through SMTP, Frank (no contact) is undeliverable: the
-    incident detail counts one of each, with its systems and timeline."""
+    """Alice (email) is acknowledged through SMTP, Frank (a phone, and no SMS configured) is
+    undeliverable: the incident detail counts one of each, with its systems and timeline."""
     async with MailCatcher() as catcher:
         environ = {"MONITOR_API_TOKEN": TOKEN, "MONITOR_SMTP_URL": catcher.url}
         async with running(tmp_path, environ) as w:
@@ -237,7 +238,12 @@ async def test_incident_detail_counts_people_told_and_undeliverable(tmp_path: Pa
                     "email": "alice@example.com",
                     "systems": ["payment"],
                 },
-                {"id": "frank", "name": "Frank Null", "systems": ["payment"]},
+                {
+                    "id": "frank",
+                    "name": "Frank Null",
+                    "phone": "+447700900002",
+                    "systems": ["payment"],
+                },
             ]
             assert (await w.post("/api/v1/users", {"users": users})).status == 200
             incident = await w.outage("payment")
@@ -337,19 +343,19 @@ async def test_an_attempt_during_an_open_incident_names_it(tmp_path: Path) -> No
 
 
 async def test_an_attempt_on_an_unknown_system_is_400_naming_system(tmp_path: Path) -> None:
-    """A system no check file names is refused with field "system"."""
+    """A system no check file names is refused with field "system", saying which are close."""
     async with running(tmp_path) as w:
-        body = {"system": "billing", "user": {"id": "u1"}, "action": "pay"}
+        body = {"system": "logn", "user": {"id": "u1"}, "action": "pay"}
         response = await w.post("/api/v1/attempts", body)
         assert response.status == 400
         answer = await response.json()
         assert answer["field"] == "system"
-        assert "billing" in answer["error"]
+        assert answer["error"] == "system: no system is named 'logn' (did you mean 'login'?)"
 
 
 GOOD_ATTEMPT: dict[str, Any] = {
     "system": "payment",
-    "user": {"id": "u1", "name": "Ann", "email": "ann@example.com", "phone": "+44 7700 900001"},
+    "user": {"id": "u1", "name": "Ann", "email": "ann@example.com", "phone": "+447700900001"},
     "action": "pay",
 }
 
@@ -404,10 +410,14 @@ async def test_an_attempt_of_the_wrong_shape_is_400_naming_the_field(
     [
         (
             "/api/v1/users",
-            {"users": [{"id": "a"}, {"id": "b", "systems": "payment"}]},
+            {"users": [{"id": "a", "email": "a@x.com"}, {"id": "b", "systems": "payment"}]},
             "users.1.systems",
         ),
-        ("/api/v1/users", [{"id": "a"}, {"id": "b", "email": "b"}], "1.email"),
+        (
+            "/api/v1/users",
+            [{"id": "a", "phone": "+15557654321"}, {"id": "b", "email": "b"}],
+            "1.email",
+        ),
         ("/api/v1/users", {"people": []}, "users"),
         ("/api/v1/incidents/1/note", {"text": "hi", "send": "yes"}, "send"),
         ("/api/v1/incidents/1/note", {"text": ""}, "text"),
@@ -471,7 +481,8 @@ async def test_a_bulk_users_body_above_the_general_cap_is_accepted(tmp_path: Pat
     """POST /api/v1/users takes a 2 MiB list (its cap is 10 MiB) and reports the count."""
     async with running(tmp_path) as w:
         users = [
-            {"id": f"u{n}", "name": f"Person {n}", "systems": ["payment"], "email": None}
+            {"id": f"u{n}", "name": f"Person {n}", "systems": ["payment"], "phone": None}
+            | {"email": f"u{n}@example.com"}
             for n in range(30_000)
         ]
         assert len(json.dumps(users)) > 2 * 1024 * 1024
@@ -480,24 +491,93 @@ async def test_a_bulk_users_body_above_the_general_cap_is_accepted(tmp_path: Pat
         assert (await response.json())["upserted"] == 30_000
 
 
-async def test_users_upsert_by_id_and_unknown_systems_are_reported(tmp_path: Path) -> None:
-    """Posting a user again replaces them; a system no check names is kept and reported."""
+async def test_users_upsert_by_id(tmp_path: Path) -> None:
+    """Posting a user again replaces them: name, contacts and systems."""
     async with running(tmp_path) as w:
-        first = {"users": [{"id": "a", "name": "Ann", "systems": ["payment"]}]}
+        first = {"users": [{"id": "a", "name": "Ann", "email": "a@x.com", "systems": ["payment"]}]}
         assert (await w.post("/api/v1/users", first)).status == 200
-        again = [{"id": "a", "name": "Ann B", "systems": ["login", "billing"]}]
+        again = [{"id": "a", "name": "Ann B", "phone": "+447700900001", "systems": ["login"]}]
         response = await w.post("/api/v1/users", again)
-        assert await response.json() == {"upserted": 1, "unknown_systems": ["billing"]}
+        assert await response.json() == {"upserted": 1}
         person = w.app.store.person("a")
         assert person is not None
-        assert (person.name, person.systems) == ("Ann B", ("login", "billing"))
+        assert (person.name, person.email, person.phone, person.systems) == (
+            "Ann B",
+            None,
+            "+447700900001",
+            ("login",),
+        )
+
+
+async def test_a_user_naming_an_unknown_system_is_400_and_nobody_is_saved(
+    tmp_path: Path,
+) -> None:
+    """A subscriber to a system no check file declares is refused, naming the field and the
+    system it probably meant; the others in the same body are not saved either."""
+    async with running(tmp_path) as w:
+        users = [
+            {"id": "a", "email": "a@x.com", "systems": ["payment"]},
+            {"id": "b", "email": "b@x.com", "systems": ["login", "paymnet"]},
+        ]
+        response = await w.post("/api/v1/users", {"users": users})
+        assert response.status == 400
+        answer = await response.json()
+        assert answer["field"] == "users.1.systems.1"
+        assert answer["error"] == (
+            "users.1.systems.1: no system is named 'paymnet' (did you mean 'payment'?)"
+        )
+        assert w.app.store.person("a") is None
+
+
+async def test_a_user_with_no_way_to_reach_them_is_400_naming_them(tmp_path: Path) -> None:
+    """A subscriber with no email, phone or webhook could never be told: refused, naming them."""
+    async with running(tmp_path) as w:
+        users = [{"id": "a", "email": "a@x.com"}, {"id": "b", "name": "Bo", "email": None}]
+        response = await w.post("/api/v1/users", users)
+        assert response.status == 400
+        answer = await response.json()
+        assert answer["field"] == "1"
+        assert (
+            answer["error"] == "1: no email, phone or webhook: there would be no way to tell them"
+        )
+
+
+@pytest.mark.parametrize(
+    ("phone", "error"),
+    [
+        (
+            "+44 7700 900001",
+            "'+44 7700 900001' is not a phone number in E.164 form (did you mean '+447700900001'?)",
+        ),
+        (
+            "07700 900001",
+            "'07700 900001' is not a phone number in E.164 form: '+', the country code and the "
+            "number, like +447700900123",
+        ),
+    ],
+)
+async def test_a_phone_not_in_e164_form_is_400_saying_the_form(
+    tmp_path: Path, phone: str, error: str
+) -> None:
+    """A phone the SMS API would not take is refused with the form it needs."""
+    async with running(tmp_path) as w:
+        response = await w.post("/api/v1/users", [{"id": "a", "phone": phone}])
+        assert response.status == 400
+        assert await response.json() == {
+            "error": f"0.phone: {error}",
+            "field": "0.phone",
+            "errors": [{"field": "0.phone", "error": error}],
+        }
 
 
 async def test_unicode_names_round_trip(tmp_path: Path) -> None:
     """Names in any script are stored exactly as sent, through users and attempts."""
     names = {"u1": "Zoë Łukasiewicz", "u2": "山田 太郎", "u3": "Ægir Þórsson 🚀"}
     async with running(tmp_path) as w:
-        users = [{"id": i, "name": n, "systems": ["payment"]} for i, n in names.items()]
+        users = [
+            {"id": i, "name": n, "email": f"{i}@example.com", "systems": ["payment"]}
+            for i, n in names.items()
+        ]
         assert (await w.post("/api/v1/users", users)).status == 200
         body = {"system": "login", "user": {"id": "ü4", "name": "Jürgen Groß"}, "action": "log in"}
         assert (await w.post("/api/v1/attempts", body)).status == 202
@@ -585,30 +665,128 @@ async def test_a_good_reload_applies_the_edited_check_files(tmp_path: Path) -> N
         assert systems["crm"] == "Your past orders"
 
 
-async def test_a_refused_reload_is_422_with_where_and_readyz_says_why(tmp_path: Path) -> None:
-    """A bad check file: 422 naming file, line and field; /readyz is 503 with the reason; the
-    running configuration is unchanged; fixing the file and reloading makes it ready again."""
+async def test_a_refused_reload_is_422_with_where_and_the_monitor_stays_ready(
+    tmp_path: Path,
+) -> None:
+    """A bad check file: 422 naming file, line and field; /readyz stays 200 (the last good
+    configuration runs) with a warning naming the file; /api/v1/status and /metrics say the
+    reload was refused; fixing the file and reloading clears all of it."""
     async with running(tmp_path) as w:
         path = w.checks / "payment.yaml"
         good = path.read_text()
         bad = good.replace("Online payments", "New payments").replace("every: 15s", "every: 5x")
         path.write_text(bad)
+        line = bad.splitlines().index("every: 5x") + 1
         response = await w.post("/-/reload")
         assert response.status == 422
         answer = await response.json()
         assert answer["reloaded"] is False
         problem = answer["problems"][0]
         assert problem["file"].endswith("payment.yaml")
-        assert problem["line"] == bad.splitlines().index("every: 5x") + 1
+        assert problem["line"] == line
         assert problem["field"] == "every"
         ready = await w.client.get("/readyz")
-        assert ready.status == 503
-        assert "payment.yaml" in await ready.text()
+        assert ready.status == 200
+        text = await ready.text()
+        assert text.startswith("ready\n")
+        assert (
+            f"warning: the last reload was refused (the previous configuration is running): "
+            f"{path}:{line}: every:" in text
+        )
+        status = await w.get("/api/v1/status")
+        assert status["ready"] is True
+        assert status["config"]["last_reload_successful"] is False
+        assert status["config"]["refused_at"] is not None
+        assert status["config"]["problems"] == answer["problems"]
+        metrics = await (await w.client.get("/metrics")).text()
+        assert "monitor_config_last_reload_successful 0.0" in metrics
+        assert 'monitor_config_reloads_total{result="failure"} 1.0' in metrics
         systems = {s["name"]: s["title"] for s in (await w.get("/api/v1/systems"))["systems"]}
         assert systems["payment"] == "Online payments"
         path.write_text(good)
         assert (await w.post("/-/reload")).status == 200
-        assert (await w.client.get("/readyz")).status == 200
+        assert "warning: the last reload" not in await (await w.client.get("/readyz")).text()
+        status = await w.get("/api/v1/status")
+        assert status["config"]["last_reload_successful"] is True
+        assert status["config"]["problems"] == []
+        metrics = await (await w.client.get("/metrics")).text()
+        assert "monitor_config_last_reload_successful 1.0" in metrics
+
+
+async def test_on_call_hears_once_of_a_refused_reload_and_once_that_it_is_fixed(
+    tmp_path: Path,
+) -> None:
+    """A refused reload is one on-call notice naming file and line (the same refusal again,
+    as the file watcher retries, is not another); the fixing reload is one more notice."""
+    async with WebhookReceiver() as receiver:
+        checks = tmp_path / "checks"
+        write_config(checks)
+        team = receiver.url("/team").replace("http://", "json://")
+        settings = checks / "monitor.yaml"
+        settings.write_text(settings.read_text() + f'oncall: ["{team}"]\n')
+        app = App(
+            Options(config=checks, messages=MESSAGES, db=tmp_path / "m.db", listen="-"),
+            clock=FakeClock(),
+            environ={},
+            serve_http=False,
+            watch_files=False,
+        )
+        await app.start()
+        try:
+            path = checks / "payment.yaml"
+            good = path.read_text()
+            path.write_text(good.replace("every: 15s", "every: 5x"))
+            assert app.reload()
+            assert app.reload()
+            path.write_text(good)
+            assert app.reload() == []
+            async with asyncio.timeout(30):
+                await app.oncall.queue.join()
+        finally:
+            await app.stop()
+        titles = [json.loads(r.body)["title"] for r in receiver.received]
+        assert titles == [
+            "Configuration refused: 1 problem",
+            "Configuration reloaded: the earlier problems are fixed",
+        ]
+        body = json.loads(receiver.received[0].body)["message"]
+        assert f"{path}:" in body
+        assert "every" in body
+        assert "The previous configuration keeps running" in body
+
+
+async def test_an_incident_lists_who_could_not_be_told_and_why(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Someone reachable only by SMS, with no SMS configured, is listed on the incident as
+    undeliverable with the reason, and logged once; the person told by email is not."""
+    async with MailCatcher() as catcher:
+        environ = {"MONITOR_API_TOKEN": TOKEN, "MONITOR_SMTP_URL": catcher.url}
+        async with running(tmp_path, environ) as w:
+            users = [
+                {"id": "alice", "email": "alice@example.com", "systems": ["payment"]},
+                {"id": "sam", "name": "Sam", "phone": "+447700900123", "systems": ["payment"]},
+            ]
+            assert (await w.post("/api/v1/users", {"users": users})).status == 200
+            incident = await w.outage("payment")
+            await w.delivered(2)
+            detail = await w.get(f"/api/v1/incidents/{incident}")
+        assert detail["undeliverable"] == [
+            {"person": "sam", "kind": "acknowledge", "error": "no configured channel (had: sms)"}
+        ]
+        assert detail["counts"]["undeliverable"] == 1
+        logged = [
+            r.fields  # type: ignore[attr-defined]
+            for r in caplog.records
+            if r.getMessage() == "undeliverable"
+        ]
+        assert logged == [
+            {
+                "item": f"incident-{incident}.acknowledge.sam",
+                "person": "sam",
+                "error": "no configured channel (had: sms)",
+            }
+        ]
 
 
 # the OpenAPI document --------------------------------------------------------------------------
@@ -671,3 +849,51 @@ def _refs(node: object) -> list[str]:
     if isinstance(node, list):
         return [r for value in node for r in _refs(value)]
     return []
+
+
+# uptime over the time watched (issue 13) -------------------------------------------------------
+
+
+async def test_systems_say_since_when_their_uptime_counts(tmp_path: Path) -> None:
+    """uptime_since is when a system was first decided while it has been watched under 7
+    days, then 7 days ago; it is null, like uptime_7d, for a system never decided."""
+    async with running(tmp_path) as w:
+        await w.results("payment", True, 2)  # UP at the second pass, 08:00:15
+        w.clock.advance(15)
+        recent = {s["name"]: s for s in (await w.get("/api/v1/systems"))["systems"]}
+        w.clock.advance(8 * 86400)
+        week = {s["name"]: s for s in (await w.get("/api/v1/systems"))["systems"]}
+    assert recent["payment"]["uptime_since"] == "2027-01-15T08:00:15Z"
+    assert recent["payment"]["uptime_7d"] == 1.0
+    assert week["payment"]["uptime_since"] == "2027-01-16T08:00:45Z"  # now, less 7 days
+    assert recent["crm"]["uptime_since"] is None
+    assert recent["crm"]["uptime_7d"] is None
+
+
+async def test_the_openapi_document_describes_uptime_since(tmp_path: Path) -> None:
+    """The published schema of a system lists uptime_since as a date-time or null."""
+    async with running(tmp_path) as w:
+        document = await w.get("/api/v1/openapi.json")
+    field = document["components"]["schemas"]["SystemOut"]["properties"]["uptime_since"]
+    assert {"type": "string", "format": "date-time"} in field["anyOf"]
+    assert "7 days" in field["description"]
+
+
+async def test_status_names_the_channels_and_warns_when_there_is_none(tmp_path: Path) -> None:
+    """With no channel configured, /api/v1/status lists none and warns that customers cannot
+    be told (as /readyz does, still 200); with SMTP configured it lists email and no warning."""
+    async with running(tmp_path / "bare") as w:
+        status = await w.get("/api/v1/status")
+        readyz = await w.client.get("/readyz")
+        assert readyz.status == 200
+        assert "warning: no channel is configured" in await readyz.text()
+    assert status["channels"] == []
+    assert status["ready"] is True
+    assert status["store"] == {"writable": True, "error": None}
+    assert [w for w in status["warnings"] if "no channel is configured" in w]
+    environ = {"MONITOR_API_TOKEN": TOKEN, "MONITOR_SMTP_URL": "smtp://127.0.0.1:1"}
+    async with running(tmp_path / "mail", environ) as w:
+        status = await w.get("/api/v1/status")
+    assert status["channels"] == ["email"]
+    assert status["warnings"] == []
+    assert status["config"]["systems"] == 3

@@ -20,6 +20,7 @@ from monitor.composer import (
     TemplateError,
     human_join,
     paragraphs,
+    sample_action,
     sample_context,
     sentence,
 )
@@ -478,6 +479,56 @@ def test_validate_reports_a_missing_field_of_user(messages: Path) -> None:
     assert "first_name" in problem.message
 
 
+def test_validate_names_every_undefined_name_of_a_template(messages: Path) -> None:
+    """Every unknown name and field is reported with its line and block, not only the first
+    one a render stops at, and also those in branches no sample data takes."""
+    path = write(
+        messages / "payment" / "acknowledge.j2",
+        '{% extends "acknowledge.j2" %}\n'
+        "{% block subject %}\n"
+        "Hi {{ usr.first_name }}, {{ nickname }}\n"
+        "{% endblock %}\n"
+        "{% block sms %}\n"
+        "{{ user.nick }} {{ incident.cause.titel }}\n"
+        "{% if reason == 'never' %}{{ greeting }}{% endif %}\n"
+        "{% endblock %}\n",
+    )
+    can_use = "(a message can use user, incident, org, kind, reason, next_update)"
+    has = "(it has id, name, first_name, email, phone, attempts, actions, systems, workarounds,"
+    assert [(p.file, p.line, p.field, p.message) for p in problems_in(messages)] == [
+        (str(path), 3, "subject", f"undefined: 'usr' is undefined {can_use}"),
+        (str(path), 3, "subject", f"undefined: 'nickname' is undefined {can_use}"),
+        (
+            str(path),
+            6,
+            "sms",
+            f"undefined: user has no 'nick' {has} affected_since, affected_for)",
+        ),
+        (
+            str(path),
+            6,
+            "sms",
+            "undefined: a system has no 'titel' (it has name, title, workaround)",
+        ),
+        (str(path), 7, "sms", f"undefined: 'greeting' is undefined {can_use}"),
+    ]
+
+
+def test_validate_accepts_names_a_template_asks_about_or_defaults(messages: Path) -> None:
+    """``is defined`` and ``|default`` are how a template allows a missing name: not problems,
+    nor are names it sets, loops over or imports."""
+    write(
+        messages / "payment" / "update.j2",
+        '{% extends "update.j2" %}\n'
+        "{% block subject %}\n"
+        "{% if nickname is defined %}{{ nickname }}{% endif %}{{ user.nick|default('Hi') }}\n"
+        "{% set who = user.first_name %}{% for s in user.systems %}{{ s.title }}{% endfor %}\n"
+        "{{ who }} {{ loop_free|d('') }} {{ self.text() }}\n"
+        "{% endblock %}\n",
+    )
+    assert problems_in(messages) == []
+
+
 def test_validate_reports_a_syntax_error_with_file_and_line(messages: Path) -> None:
     """A syntax error is reported once, with its file and line."""
     write(messages / "resolved.j2", "{% block subject %}\nFixed {% if %}\n{% endblock %}")
@@ -594,11 +645,21 @@ def test_render_refuses_an_empty_subject(messages: Path) -> None:
 # Sample data and helpers.
 
 
-def test_sample_context_is_alice_trying_to_buy_the_linkedin_course() -> None:
-    """The sample person is Alice Martin, who could not buy the LinkedIn course."""
+def test_sample_context_is_alice_trying_what_the_system_is_for() -> None:
+    """The sample person is Alice Martin, who could not do what the system is for: sign in on
+    login, pay on payment, and use any other system by its title (not a payment on a CRM)."""
     sample = sample_context(SYSTEMS, "login", MessageKind.RESOLVED)
     assert sample.recipient.person.name == "Alice Martin"
-    assert [a.action for a in sample.recipient.attempts] == ["buy the LinkedIn course"]
+    actions = {
+        name: [a.action for a in sample_context(SYSTEMS, name).recipient.attempts]
+        for name in SYSTEMS
+    }
+    assert actions == {
+        "login": ["sign in"],
+        "payment": ["make a payment"],
+        "crm": ["use your order history"],
+    }
+    assert sample_action(SystemInfo("crm", "CRM records")) == "use CRM records"
     assert sample.incident.cause == SYSTEMS["login"]
     assert sample.incident.resolved_at == sample.now
     affected = sample_context(SYSTEMS, "login", as_cause=False, person="subscriber")

@@ -122,6 +122,47 @@ def test_durations_are_read_in_each_unit(tmp_path: Path, written: str, seconds: 
     assert load_config(tmp_path, environ={}).systems["payment"].every == seconds
 
 
+@pytest.mark.parametrize(("every", "timeout"), [("1s", 1.0), ("3s", 3.0), ("5s", 5.0), ("1m", 5.0)])
+def test_without_a_timeout_a_probe_waits_5s_or_every_whichever_is_shorter(
+    tmp_path: Path, every: str, timeout: float
+) -> None:
+    """A check that does not write ``timeout`` is not refused for a default longer than
+    ``every``: its probe waits 5s, or ``every`` when that is shorter."""
+    text = PAYMENT.replace("every: 15s", f"every: {every}").replace("timeout: 5s\n", "")
+    write(tmp_path, {"payment.yaml": text})
+    assert load_config(tmp_path, environ={}).systems["payment"].timeout == timeout
+
+
+def test_a_timeout_written_longer_than_every_is_still_refused_at_its_line(tmp_path: Path) -> None:
+    """A ``timeout`` the file does write, longer than ``every``, is refused where it is written."""
+    text = PAYMENT.replace("every: 15s", "every: 1s").replace("timeout: 5s", "timeout: 2s")
+    write(tmp_path, {"payment.yaml": text})
+    assert problems_of(tmp_path) == [
+        f"{tmp_path / 'payment.yaml'}:4: timeout: must not be longer than every (1s):"
+        " a probe must end before the next one starts"
+    ]
+
+
+def test_a_refused_configuration_still_says_what_loaded_and_which_systems_it_refused(
+    tmp_path: Path,
+) -> None:
+    """ConfigError carries the valid systems and the names of the refused ones, so checks that
+    can go on without the rest (validate's templates) still run."""
+    write(
+        tmp_path,
+        {
+            "crm.yaml": "name: crm\ntitle: CRM\nprobe: {tcp: {host: crm, port: 0}}\n",
+            "login.yaml": "name: login\ntitle: [unclosed\n",
+            "payment.yaml": PAYMENT,
+        },
+    )
+    with pytest.raises(ConfigError) as refused:
+        load_config(tmp_path, environ={})
+    assert refused.value.loaded is not None
+    assert sorted(refused.value.loaded.systems) == ["payment"]
+    assert refused.value.refused == {"crm", "login"}
+
+
 def test_dependency_closure_follows_a_chain_of_depends_on(tmp_path: Path) -> None:
     """A system depends on what its dependencies depend on, and nothing depends on itself."""
     files = {

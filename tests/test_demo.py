@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
+import signal
 import socket
 import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 
 import aiohttp
@@ -13,13 +19,21 @@ import pytest
 from process import REPO, monitor_env, run_cli
 
 from monitor.app import Options
-from monitor.demo import ACTION, ALICE, PEOPLE
+from monitor.demo import ACTION, ALICE, PEOPLE, change_line
+from monitor.demo_pages import MESSAGES_PATH
+from monitor.incidents import Change, Correlator
 from monitor.mailcatcher import MailCatcher
+from monitor.model import Health, Transition
 from monitor.sendtest import send_test
+from monitor.web import PAGE_HEADERS
 
 SPEED = "10"
 DEMO_PEOPLE = {p.email: p.name for p in (*PEOPLE, ALICE)}
 MAIL_TO = re.compile(r"^\[ *[\d.]+s\] Mail to (?P<name>.+) <(?P<email>[^>]+)>$")
+URLS = re.compile(r"^Status page: (?P<status>\S+)  Messages: (?P<messages>\S+)  \(")
+SERVING = "Still serving until Ctrl-C"
+HOSTILE_ORG = "Shop<script>alert(1)</script> & Co"
+HOSTILE_HTML = '<script>document.title = "ran"</script><img src="x" onerror="alert(2)">'
 
 
 def mails(out: str) -> list[tuple[str, str]]:
@@ -34,28 +48,121 @@ def mails(out: str) -> list[tuple[str, str]]:
     return found
 
 
+@asynccontextmanager
+async def demo_process(
+    *args: str, env: dict[str, str] | None = None
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``monitor demo ARGS`` running in the repository; killed at the end if still running."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "monitor.cli",
+        "demo",
+        *args,
+        env=monitor_env(env or {}),
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def read_until(
+    process: asyncio.subprocess.Process, done: Callable[[str], bool], seen: list[str]
+) -> str:
+    """Read the demo's output into ``seen`` until a line satisfies ``done``; return that line.
+    Fails if the process ends first, or after 90 seconds."""
+    assert process.stdout is not None
+    async with asyncio.timeout(90):
+        while True:
+            line = (await process.stdout.readline()).decode()
+            assert line, "the demo ended early:\n" + "".join(seen)
+            seen.append(line)
+            if done(line):
+                return line.rstrip("\n")
+
+
+@dataclass
+class ShownOnPage:
+    """One message as the messages page shows it, from the parsed HTML."""
+
+    title: str = ""
+    meta: str = ""
+    text: str = ""
+    sms: str = ""
+    srcdoc: str | None = None
+    sandbox: str | None = None
+
+
+class MessagesPageParser(HTMLParser):
+    """The messages page's elements as a browser's parser sees them (attributes and text
+    unescaped)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[str] = []
+        self.messages: list[ShownOnPage] = []
+        self.reading: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        given = dict(attrs)
+        kind = given.get("class")
+        if tag == "article":
+            self.messages.append(ShownOnPage())
+        elif tag == "iframe":
+            self.messages[-1].srcdoc = given.get("srcdoc")
+            self.messages[-1].sandbox = given.get("sandbox", "absent") or ""
+        elif (tag, kind) in (("h2", None), ("div", "meta"), ("pre", "text"), ("p", "sms")):
+            self.reading = {"h2": "title", "div": "meta", "pre": "text", "p": "sms"}[tag]
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("h2", "div", "pre", "p"):
+            self.reading = None
+
+    def handle_data(self, data: str) -> None:
+        if self.reading is not None:
+            shown = self.messages[-1]
+            setattr(shown, self.reading, getattr(shown, self.reading) + data)
+
+
 async def test_demo_scripts_an_outage_from_failure_to_the_resolved_messages() -> None:
-    """The demo shows both systems DOWN as one incident, one acknowledgement and one resolved
-    message per affected person, a summary, and exits 0."""
-    code, out, err = await run_cli("demo", "--speed", SPEED, "--listen", "127.0.0.1:0")
+    """With --exit the demo shows both systems DOWN as one incident, one acknowledgement, one
+    update with on-call's note and one resolved message per affected person, a summary, and
+    exits 0; every "still down" line names what is still down."""
+    code, out, err = await run_cli("demo", "--exit", "--speed", SPEED, "--listen", "127.0.0.1:0")
     assert code == 0, out + err
     assert "shortened intervals" in out
+    urls = next(URLS.match(line) for line in out.splitlines() if line.startswith("Status page:"))
+    assert urls is not None
+    assert urls["messages"] == urls["status"].rstrip("/") + MESSAGES_PATH
     assert re.search(r"^\[ *[\d.]+s\] payment +DOWN +status 503", out, re.M), out
     assert re.search(r"^\[ *[\d.]+s\] login +DOWN +step 1 \(sign in\): status 502", out, re.M)
     assert len(re.findall(r"Incident \d+ opened", out)) == 1, out
     assert "Systems: payment, login" in out or "Systems: login, payment" in out
+    for still in re.findall(r"still down: ([^\n]*)", out):
+        assert re.fullmatch(r"\w+(, \w+)*\.", still), out
     sent = mails(out)
     acknowledged = {to for to, subject in sent if subject.startswith("Sorry")}
+    updated = {to for to, subject in sent if subject.startswith("Update on")}
     resolved = {to for to, subject in sent if subject.startswith("It's fixed")}
-    assert acknowledged == resolved == set(DEMO_PEOPLE)
-    assert len(sent) == 2 * len(DEMO_PEOPLE)
+    assert acknowledged == updated == resolved == set(DEMO_PEOPLE)
+    assert len(sent) == 3 * len(DEMO_PEOPLE)
     assert (ALICE.email, f"Sorry — you couldn't {ACTION}, and we're on it") in sent
+    assert (ALICE.email, "Update on the problem with Online payments") in sent
     assert (ALICE.email, f"It's fixed: you can {ACTION} again") in sent
-    assert (
-        f"People acknowledged: {len(DEMO_PEOPLE)}; told it is resolved: {len(DEMO_PEOPLE)}" in out
-    )
-    assert f"Messages caught by the mail catcher: {len(sent)}." in out
+    assert "rolled it back" in out.split("Update on the problem with Online payments")[1]
+    n = len(DEMO_PEOPLE)
+    assert f"People acknowledged: {n}; sent the note: {n}; told it is resolved: {n}" in out
+    assert f"Messages caught by the mail catcher: {len(sent)} " in out
     assert "monitor run" in out
+    assert SERVING not in out
+    assert "Traceback" not in err
 
 
 async def test_demo_in_an_empty_directory_uses_the_shipped_checks_and_messages(
@@ -63,54 +170,135 @@ async def test_demo_in_an_empty_directory_uses_the_shipped_checks_and_messages(
 ) -> None:
     """Run where there is no checks/ or messages/, the demo uses the copies in the package."""
     code, out, err = await run_cli(
-        "demo", "--speed", SPEED, "--listen", "127.0.0.1:0", cwd=tmp_path
+        "demo", "--exit", "--speed", SPEED, "--listen", "127.0.0.1:0", cwd=tmp_path
     )
     assert code == 0, out + err
     assert "Checks:      the shipped checks" in out
     assert "Messages:    the shipped messages" in out
 
 
-async def test_demo_serves_the_status_page_on_a_free_port_when_the_asked_one_is_taken() -> None:
-    """With --listen on a busy port the demo says so, and the monitor answers at the URL it
-    prints while the demo runs."""
+async def test_demo_on_a_taken_port_serves_on_a_free_one_and_sigterm_ends_it_cleanly() -> None:
+    """With --listen on a busy port the demo says so and the monitor answers at the URL it
+    prints; SIGTERM in the middle of the script ends it with exit 0 and no traceback."""
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         taken = busy.getsockname()[1]
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "monitor.cli",
-            "demo",
-            "--speed",
-            SPEED,
-            "--listen",
-            f"127.0.0.1:{taken}",
-            env=monitor_env({}),
-            cwd=REPO,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        assert process.stdout is not None
-        seen: list[str] = []
-        try:
-            async with asyncio.timeout(120):
-                while not seen or not seen[-1].startswith("Status page:"):
-                    line = await process.stdout.readline()
-                    assert line, "".join(seen)
-                    seen.append(line.decode())
-                url = seen[-1].split()[2]
-                async with aiohttp.ClientSession() as session, session.get(url + "healthz") as r:
-                    assert r.status == 200
-                rest, err = await process.communicate()
-            assert "Summary" in rest.decode()
-        finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
+        async with demo_process("--speed", SPEED, "--listen", f"127.0.0.1:{taken}") as process:
+            seen: list[str] = []
+            line = await read_until(process, lambda line: line.startswith("Status page:"), seen)
+            url = line.split()[2]
+            async with aiohttp.ClientSession() as session, session.get(url + "healthz") as r:
+                assert r.status == 200
+            process.send_signal(signal.SIGTERM)
+            rest, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, err.decode()
     assert f"Port {taken} is taken" in "".join(seen)
     assert f":{taken}/" not in url
+    assert "Demo stopped." in rest.decode()
+    assert "Summary" not in rest.decode()
+    assert "Traceback" not in err.decode()
+
+
+async def test_demo_serves_every_caught_message_escaped_until_ctrl_c(tmp_path: Path) -> None:
+    """After the script the demo keeps serving: the messages page shows every caught message
+    with its HTML part in a sandboxed frame, its text part and its SMS, with the org name and
+    recipients escaped and no script of a message's on the page itself; SIGINT ends it, 0."""
+    checks, messages = tmp_path / "checks", tmp_path / "messages"
+    shutil.copytree(REPO / "checks", checks)
+    shutil.copytree(REPO / "messages", messages)
+    settings = checks / "monitor.yaml"
+    settings.write_text(settings.read_text().replace("name: Example Ltd", f'name: "{HOSTILE_ORG}"'))
+    base = messages / "_base.j2"
+    body = "{{ self.text()|paragraphs }}"
+    base.write_text(base.read_text().replace(body, f"{HOSTILE_HTML}\n{body}"))
+    env = {"MONITOR_CONFIG": str(checks), "MONITOR_MESSAGES": str(messages)}
+    async with demo_process("--speed", SPEED, "--listen", "127.0.0.1:0", env=env) as process:
+        seen: list[str] = []
+        line = await read_until(process, lambda line: line.startswith("Status page:"), seen)
+        urls = URLS.match(line)
+        assert urls is not None, line
+        assert line.endswith("(served until Ctrl-C)")
+        await read_until(process, lambda line: line.startswith(SERVING), seen)
+        async with aiohttp.ClientSession() as session:
+            async with session.get(urls["messages"]) as response:
+                assert response.status == 200
+                policy = response.headers["Content-Security-Policy"]
+                page = await response.text()
+            async with session.get(urls["status"]) as response:
+                assert response.status == 200
+        process.send_signal(signal.SIGINT)
+        rest, err = await asyncio.wait_for(process.communicate(), 60)
+    out = "".join(seen) + rest.decode()
+    assert process.returncode == 0, out + err.decode()
+    assert "Demo stopped." in rest.decode()
+    assert "Traceback" not in err.decode()
+    assert "Checks:      MONITOR_CONFIG" in out
+    assert "Messages:    MONITOR_MESSAGES" in out
+
+    assert policy == PAGE_HEADERS["Content-Security-Policy"]
+    parsed = MessagesPageParser()
+    parsed.feed(page)
+    assert "script" not in parsed.tags
+    assert "img" not in parsed.tags
+    sent = mails(out)
+    assert len(parsed.messages) == len(sent) == 3 * len(DEMO_PEOPLE)
+    for number, ((email, subject), shown) in enumerate(zip(sent, parsed.messages, strict=True)):
+        assert shown.title == f"{number + 1}. {subject}"
+        assert f"{DEMO_PEOPLE[email]} <{email}>" in shown.meta
+        assert f"&lt;{email}&gt;" in page
+        assert shown.sandbox == ""
+        assert shown.srcdoc is not None
+        assert HOSTILE_HTML in shown.srcdoc
+        assert DEMO_PEOPLE[email].split()[0] in shown.text
+        assert HOSTILE_ORG in shown.text
+        assert shown.sms.startswith(f"{HOSTILE_ORG}: ")
+        assert len(shown.sms) <= 320
+    kinds = [shown.meta.split()[-1] for shown in parsed.messages]
+    assert sorted(set(kinds)) == ["acknowledge", "resolved", "update"]
+    assert kinds.count("update") == len(DEMO_PEOPLE)
+    assert "rolled it back" in parsed.messages[kinds.index("update")].sms
+    assert "Shop&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co" in page
+
+
+def test_a_recovery_line_names_what_was_still_down_then_even_when_the_rest_followed() -> None:
+    """Payment and login recovering in one correlation pass arrive as "payment recovered" with
+    an incident where both are back; the line still says login was down at that moment."""
+    correlator = Correlator({}, window=30.0)
+
+    def moves(*steps: tuple[str, float, Health]) -> list[Transition]:
+        return [
+            Transition(name, at, Health.DOWN if to is Health.UP else Health.UP, to, "", 1)
+            for name, at, to in steps
+        ]
+
+    opened = correlator.fold(
+        moves(("payment", 10.0, Health.DOWN), ("login", 11.0, Health.DOWN)), [], lambda: 7
+    )
+    recovered = correlator.fold(
+        moves(("payment", 40.0, Health.UP), ("login", 41.0, Health.UP)),
+        opened.incidents,
+        lambda: 8,
+    )
+    [incident] = recovered.incidents
+    assert [step.change for step in recovered.steps] == [Change.RECOVERED, Change.RESOLVED]
+    assert change_line(incident, Change.RECOVERED, ["payment"]) == (
+        "Incident 7: payment is back; still down: login."
+    )
+    assert change_line(incident, Change.RESOLVED, ["login"]) == (
+        "Incident 7 resolved: every check passes again. It lasted 31 seconds."
+    )
+
+
+def test_a_recovery_at_the_same_moment_as_the_last_one_does_not_name_an_empty_list() -> None:
+    """When the rest came back at the very same moment, the recovery line names nobody as
+    still down (the "resolved" line follows), never "still down: ."."""
+    correlator = Correlator({}, window=30.0)
+    down = [Transition(n, 1.0, Health.UP, Health.DOWN, "", 1) for n in ("payment", "login")]
+    up = [Transition(n, 5.0, Health.DOWN, Health.UP, "", 1) for n in ("payment", "login")]
+    incident = correlator.fold(down, [], lambda: 3).incidents[0]
+    incident = correlator.fold(up, [incident], lambda: 4).incidents[0]
+    assert change_line(incident, Change.RECOVERED, ["payment"]) == "Incident 3: payment is back."
 
 
 async def test_demo_refuses_a_speed_out_of_range() -> None:
@@ -137,8 +325,8 @@ async def test_send_test_delivers_one_sample_acknowledgement_with_a_message_id()
     assert re.fullmatch(
         r"<send-test\.acknowledge\.[0-9a-f]+@example\.com>", caught.message["Message-ID"]
     )
-    assert caught.message["Subject"].startswith(
-        "[test] Sorry — you couldn't buy the LinkedIn course"
+    assert caught.message["Subject"] == (  # crm is the first system; its sample fits it
+        "[test] Sorry — you couldn't use your customer account and order history, and we're on it"
     )
     assert "Alice, I'm sorry" in caught.text
     assert caught.message["Message-ID"] in out

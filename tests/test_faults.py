@@ -167,12 +167,15 @@ class Outage:
         states = {s["name"]: s["state"] for s in found["systems"]}
         return all(states.get(n) == state for n in names)
 
-    async def not_ready(self) -> tuple[int, str] | None:
+    async def store_warning(self) -> tuple[int, str] | None:
+        """/readyz's answer while it warns that the store refuses writes, else None."""
         status, body = await self.monitor.readyz()
-        return (status, body) if status not in (0, 200) else None
+        return (status, body) if "not writable" in body else None
 
     async def ready(self) -> bool:
-        return (await self.monitor.readyz())[0] == 200
+        """Ready with no warning about the store."""
+        status, body = await self.monitor.readyz()
+        return status == 200 and "not writable" not in body
 
     async def incidents(self) -> list[dict[str, Any]]:
         found = await self.monitor.get("/api/v1/incidents")
@@ -597,10 +600,11 @@ def read_only(*files: Path) -> Iterator[Callable[[bool], None]]:
 async def test_database_turned_read_only_mid_fan_out_probing_goes_on_and_it_recovers_by_itself(
     tmp_path: Path,
 ) -> None:
-    """The database file turns read-only (immutable) while acknowledgements go out: /readyz says
-    503 and why, probing goes on in memory (login still goes DOWN, /metrics still answers),
-    nothing is sent twice or marked sent unsent; once writable again it is ready, saves the
-    DOWN transition, and everyone gets their messages once."""
+    """The database file turns read-only (immutable) while acknowledgements go out: /readyz stays
+    200 (the pod keeps serving) with a warning saying why, /metrics says the store is down,
+    probing goes on in memory (login still goes DOWN, /metrics still answers), nothing is sent
+    twice or marked sent unsent; once writable again the warning goes, the DOWN transition is
+    saved, and everyone gets their messages once."""
     if not can_make_immutable(tmp_path):
         pytest.skip("making a file immutable needs root and a file system that supports it")
     async with outage(tmp_path, people=40, notify_after="0s") as stage:
@@ -616,9 +620,11 @@ async def test_database_turned_read_only_mid_fan_out_probing_goes_on_and_it_reco
 
             stage.catcher.on_message = arrived
             await stage.targets["payment"].set_mode(Mode.ERROR)
-            status, why = await stage.until("not ready", stage.not_ready)
-            assert status == 503
-            assert "not writable" in why, why
+            status, why = await stage.until("store warning", stage.store_warning)
+            assert status == 200, why
+            assert why.startswith("ready\n"), why
+            assert "warning: database" in why, why
+            assert metric(await stage.monitor.text("/metrics"), "monitor_store_up") == 0.0
 
             await stage.targets["login"].set_mode(Mode.ERROR)
             await stage.until("login DOWN, in memory", lambda: stage.systems("DOWN", ("login",)))
@@ -632,7 +638,7 @@ async def test_database_turned_read_only_mid_fan_out_probing_goes_on_and_it_reco
             )
             delivered = Counter(message_id(m) for m in stage.catcher.messages)
             assert max(delivered.values()) == 1, delivered.most_common(3)
-            assert (await stage.monitor.readyz())[0] == 503
+            assert await stage.store_warning() is not None
             make_read_only(False)
 
         await stage.until("ready again", lambda: stage.ready())
@@ -681,17 +687,23 @@ async def app_on_a_fake_clock(
 async def test_store_refusing_writes_keeps_probing_in_memory_and_recovers_by_itself(
     tmp_path: Path,
 ) -> None:
-    """(In-process, no root needed.) While the database refuses writes, /readyz is 503 with the
-    reason, payment still goes DOWN in memory and on /metrics, and nothing is decided or sent;
-    once it takes writes again, the DOWN transition is saved with its time, the incident opens
+    """(In-process, no root needed.) While the database refuses writes, /readyz stays 200 with a
+    warning giving the reason, /api/v1/status and /metrics say the store is not writable,
+    payment still goes DOWN in memory and on /metrics, and nothing is decided or sent; once it
+    takes writes again, the DOWN transition is saved with its time, the incident opens
     and everyone gets one acknowledgement, later one resolved message."""
     async with MailCatcher() as catcher, app_on_a_fake_clock(tmp_path, catcher) as running:
         app, client, clock = running
         app.store.upsert_people([ALICE, DANA])
         app.store.db.execute("PRAGMA query_only=1")
         ready = await client.get("/readyz")
-        assert ready.status == 503
+        assert ready.status == 200
         assert "readonly" in await ready.text()
+        status = await (await client.get("/api/v1/status")).json()
+        assert status["store"]["writable"] is False
+        assert "readonly" in status["store"]["error"]
+        metrics = await (await client.get("/metrics")).text()
+        assert metric(metrics, "monitor_store_up") == 0.0
 
         for _ in range(3):
             app.monitor.observe(ProbeResult("payment", False, "status 503", clock.now(), 0.01))
@@ -712,7 +724,7 @@ async def test_store_refusing_writes_keeps_probing_in_memory_and_recovers_by_its
 
         app.store.db.execute("PRAGMA query_only=0")
         app.monitor.flush()  # what the flush loop does every second
-        assert (await client.get("/readyz")).status == 200
+        assert "warning" not in await (await client.get("/readyz")).text()
         assert [(t.current, t.at) for t in app.store.transitions("payment")] == [
             (Health.DOWN, down_at)
         ]

@@ -61,12 +61,14 @@ async def test_the_page_shows_the_present_as_it_is_when_asked() -> None:
         "crm": SystemState("crm"),  # not probed yet: no series
     }
     waiting = [3]
+    writable = [True]
     metrics = Metrics()
-    metrics.observe_present(lambda: states, lambda: 1, lambda: waiting[0])
+    metrics.observe_present(lambda: states, lambda: 1, lambda: waiting[0], lambda: writable[0])
 
     first = await _samples(metrics)
     states["payment"] = SystemState("payment", Health.UP)
     waiting[0] = 0
+    writable[0] = False
     second = await _samples(metrics)
 
     up = "monitor_system_up"
@@ -77,3 +79,5 @@ async def test_the_page_shows_the_present_as_it_is_when_asked() -> None:
     assert first[("monitor_outbox_pending", ())] == 3
     assert second[(up, (("system", "payment"),))] == 1
     assert second[("monitor_outbox_pending", ())] == 0
+    assert first[("monitor_store_up", ())] == 1
+    assert second[("monitor_store_up", ())] == 0

@@ -88,6 +88,17 @@ def test_kubernetes_example_runs_the_monitor_as_a_scraped_sidecar() -> None:
     assert {"/etc/monitor/checks", "/etc/monitor/messages"} <= mounts
 
 
+def test_the_monitors_own_trouble_never_takes_the_example_pod_out_of_service() -> None:
+    """The monitor container has no readiness probe (a not-ready sidecar would remove the shop's
+    pod from its Service); its liveness probe is /healthz, which a bad config never fails."""
+    documents = list(yaml.safe_load_all((REPO / "deploy" / "kubernetes-pod.yaml").read_text()))
+    pod = next(d for d in documents if d["kind"] == "Pod")
+    monitor = next(c for c in pod["spec"]["containers"] if c["name"] == "monitor")
+    assert "readinessProbe" not in monitor
+    assert monitor["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert monitor["startupProbe"]["httpGet"]["path"] == "/healthz"
+
+
 @pytest.mark.skipif(
     not shutil.which("promtool"), reason="promtool (Debian package prometheus) is not installed"
 )

@@ -7,6 +7,7 @@ import shutil
 from collections import defaultdict
 from pathlib import Path
 
+import aiohttp
 import pytest
 from process import REPO, free_port, run_cli, start_monitor, stop, wait_http
 from targets import Mode, Target
@@ -147,7 +148,9 @@ async def _wait_for_recipients(catcher: MailCatcher, count: int, deadline: float
 
 async def test_editing_check_files_reloads_or_refuses_without_stopping(tmp_path: Path) -> None:
     """A new check file is picked up while running; a broken one is refused with its file and
-    line on /readyz and the failure metric, and the running checks carry on; SIGHUP reloads."""
+    line as a warning on /readyz, which stays 200 (a sidecar's typo must not take the shop's pod
+    out of service), and on the failure metrics, and the running checks carry on; SIGHUP
+    reloads. With no channel configured, the start says so in one warning line."""
     async with Target() as target:
         port = free_port()
         checks = write_checks(tmp_path / "checks", target.url_for("/healthz"))
@@ -168,17 +171,23 @@ async def test_editing_check_files_reloads_or_refuses_without_stopping(tmp_path:
             (checks / "crm.yaml").write_text("name: crm\ntitle: CRM\nevery: often\n")
             readyz = await wait_http(f"{base}/readyz", "refused")
             assert f"{checks}/crm.yaml:3: every:" in readyz
+            async with aiohttp.ClientSession() as session, session.get(f"{base}/readyz") as got:
+                assert got.status == 200
+                assert (await got.text()).startswith("ready\n")
             metrics = await wait_http(
                 f"{base}/metrics", 'monitor_config_reloads_total{result="failure"} 1.0'
             )
+            assert "monitor_config_last_reload_successful 0.0" in metrics
             assert 'monitor_system_up{system="login"} 1.0' in metrics
             (checks / "crm.yaml").unlink()
             (checks / "login.yaml").unlink()
-            await wait_http(f"{base}/readyz", "ready")
             metrics = await wait_http(f"{base}/metrics", 'result="success"} 3.0')
+            assert "monitor_config_last_reload_successful 1.0" in metrics
+            assert "refused" not in await wait_http(f"{base}/readyz", "ready")
             assert 'system="login"' not in metrics.split("monitor_system_up")[1].split("# HELP")[0]
             assert process.pid
             process.send_signal(1)  # SIGHUP
             await wait_http(f"{base}/metrics", 'monitor_config_reloads_total{result="success"} 4.0')
         finally:
-            await stop(process)
+            log = await stop(process)
+        assert log.count("no channel is configured, so customers cannot be told") == 1, log

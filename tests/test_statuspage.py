@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html as markup
 import re
 from pathlib import Path
 
@@ -21,6 +22,8 @@ PEOPLE = [
     {"id": "bob", "name": "Bob Stone", "email": "bob@example.com", "systems": ["crm"]},
 ]
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
+DAY = 86400.0
+HOUR = 3600.0
 
 
 async def page(w: Running) -> str:
@@ -28,6 +31,28 @@ async def page(w: Running) -> str:
     assert response.status == 200
     assert response.content_type == "text/html"
     return await response.text()
+
+
+def service_lines(html: str) -> dict[str, str]:
+    """Each service's line as a reader sees it (tags gone, spaces collapsed), by title."""
+    items = re.findall(
+        r'<li class="system">\s*<span class="title">(.*?)</span>(.*?)</li>', html, re.S
+    )
+    return {
+        markup.unescape(title): " ".join(markup.unescape(re.sub(r"<[^>]+>", " ", rest)).split())
+        for title, rest in items
+    }
+
+
+async def payment_becomes(w: Running, up: bool, at: float) -> None:
+    """Payment's state is decided UP or DOWN at ``at``: the deciding results come a second
+    apart (``recover_after`` 2, ``fail_after`` 3), the last of them at ``at``."""
+    rounds = 2 if up else 3
+    w.clock.advance(at - (rounds - 1) - w.clock.now())
+    for i in range(rounds):
+        w.clock.advance(1 if i else 0)
+        w.result("payment", up)
+    await w.app.notifier.tick()
 
 
 async def outage_with_people(w: Running) -> int:
@@ -58,7 +83,7 @@ async def test_the_page_shows_each_systems_title_state_and_uptime(tmp_path: Path
     assert re.search(r"Online payments</span>\s*<span class=\"state down\">Not working", html)
     assert re.search(r"Signing in to your account</span>\s*<span class=\"state up\">Working", html)
     assert re.search(r"Your order history</span>\s*<span class=\"state unknown\">", html)
-    assert "Working 100% of the last 7 days" in html
+    assert service_lines(html)["Signing in to your account"] == "Working Working 100% since 15 Jan"
     assert "Some of our services are not working" in html
     assert "Example Ltd" in html
 
@@ -155,3 +180,84 @@ def test_uptime_is_rounded_down_so_a_failure_never_shows_as_100_percent(
 ) -> None:
     """An uptime of 99.999% shows as 99.99%, never as 100%."""
     assert uptime_text(ratio) == text
+
+
+# uptime over the time watched ------------------------------------------------------------------
+
+
+async def test_after_30_seconds_the_uptime_is_over_those_30_seconds_not_a_week(
+    tmp_path: Path,
+) -> None:
+    """Payment DOWN for 20 s then UP for 10 s reads "Working 33.33% since 15 Jan", never "of
+    the last 7 days"; a system not yet decided shows no figure at all."""
+    async with running(tmp_path) as w:
+        start = w.clock.now() + 10  # 2027-01-15 08:00:10 UTC
+        await payment_becomes(w, False, start)
+        await payment_becomes(w, True, start + 20)
+        w.clock.advance(start + 30 - w.clock.now())
+        html = await page(w)
+    lines = service_lines(html)
+    assert lines["Online payments"] == "Working Working 33.33% since 15 Jan"
+    assert '<time datetime="2027-01-15T08:00:10Z">15 Jan</time>' in html
+    assert lines["Your order history"] == "Being checked No uptime figures yet"
+    assert "of the last 7 days" not in html
+
+
+async def test_after_3_days_the_uptime_is_since_the_first_check(tmp_path: Path) -> None:
+    """Payment UP for 71 hours then DOWN for one, watched 3 days: "98.61% since 15 Jan"."""
+    async with running(tmp_path) as w:
+        start = w.clock.now() + 10
+        await payment_becomes(w, True, start)
+        await payment_becomes(w, False, start + 71 * HOUR)
+        w.clock.advance(start + 72 * HOUR - w.clock.now())
+        html = await page(w)
+    assert service_lines(html)["Online payments"] == "Not working Working 98.61% since 15 Jan"
+
+
+async def test_after_8_days_the_uptime_is_of_the_last_7_days(tmp_path: Path) -> None:
+    """Payment watched 8 days, with one hour DOWN four days ago: the figure covers exactly
+    the last 7 days (167 of 168 hours UP) and says so."""
+    async with running(tmp_path) as w:
+        start = w.clock.now() + 10
+        await payment_becomes(w, True, start)
+        await payment_becomes(w, False, start + 4 * DAY)
+        await payment_becomes(w, True, start + 4 * DAY + HOUR)
+        w.clock.advance(start + 8 * DAY - w.clock.now())
+        html = await page(w)
+    assert service_lines(html)["Online payments"] == "Working Working 99.40% of the last 7 days"
+
+
+async def test_a_system_watched_exactly_7_days_reads_of_the_last_7_days(tmp_path: Path) -> None:
+    """Seven days to the second after its first decision, a system's figure is the week's."""
+    async with running(tmp_path) as w:
+        start = w.clock.now() + 10
+        await payment_becomes(w, True, start)
+        w.clock.advance(start + 7 * DAY - 1 - w.clock.now())
+        day_before = service_lines(await page(w))["Online payments"]
+        w.clock.advance(1)
+        html = await page(w)
+    assert day_before == "Working Working 100% since 15 Jan"
+    assert service_lines(html)["Online payments"] == "Working Working 100% of the last 7 days"
+
+
+async def test_after_a_prune_the_uptime_still_covers_the_last_7_days(tmp_path: Path) -> None:
+    """Payment DOWN an hour every day for 10 days and login UP since the start: after
+    retention prunes the older state changes, the page reads as before, "of the last 7 days",
+    not "since" the oldest change it kept."""
+    async with running(tmp_path) as w:
+        start = w.clock.now() + 10
+        await payment_becomes(w, True, start)
+        w.result("login", True)
+        w.result("login", True)
+        for day in range(10):
+            await payment_becomes(w, False, start + day * DAY + 12 * HOUR)
+            await payment_becomes(w, True, start + day * DAY + 13 * HOUR)
+        w.clock.advance(start + 10 * DAY - w.clock.now())
+        before = service_lines(await page(w))
+        kept_before = len(w.app.store.transitions("payment"))
+        assert await w.app.monitor.prune() > 0
+        assert len(w.app.store.transitions("payment")) < kept_before
+        after = service_lines(await page(w))
+    assert after == before
+    assert after["Online payments"] == "Working Working 95.83% of the last 7 days"  # 161 of 168 h
+    assert after["Signing in to your account"] == "Working Working 100% of the last 7 days"
