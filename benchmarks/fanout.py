@@ -53,12 +53,11 @@ from typing import Any
 import aiosmtplib
 
 from monitor.app import systems_info
-from monitor.channels import EmailChannel
 from monitor.cli import run_on_fastest_loop
-from monitor.composer import Composer
 from monitor.config import Config, load_config
-from monitor.delivery import Channels, Delivery
-from monitor.incidents import Correlator
+from monitor.delivery.channels import EmailChannel
+from monitor.delivery.sender import Channels, Delivery
+from monitor.incidents.correlation import Correlator
 from monitor.logs import configure
 from monitor.metrics import Metrics
 from monitor.model import (
@@ -70,8 +69,9 @@ from monitor.model import (
     Reason,
     Recipient,
 )
-from monitor.notifier import Notifier, outbox_key
-from monitor.runtime import Monitor
+from monitor.notify.composer import Composer
+from monitor.notify.notifier import Notifier, outbox_key
+from monitor.probing.runtime import Monitor
 from monitor.store import OutboxItem, SQLiteStore
 
 HERE = Path(__file__).resolve().parent

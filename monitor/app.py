@@ -19,21 +19,21 @@ import aiohttp
 import watchfiles
 from aiohttp import web
 
-from monitor.channels import EmailChannel, SmsChannel, WebhookChannel
-from monitor.composer import Composer
 from monitor.config import Config, ConfigError, Problem, load_config
-from monitor.delivery import Channels, Delivery
-from monitor.incidents import Change, Correlator, Incident
+from monitor.delivery.channels import EmailChannel, SmsChannel, WebhookChannel
+from monitor.delivery.sender import Channels, Delivery
+from monitor.incidents.correlation import Change, Correlator, Incident
 from monitor.logs import event
 from monitor.metrics import Metrics
 from monitor.model import Clock, SystemClock, SystemInfo
-from monitor.notifier import Notifier
-from monitor.oncall import Notice, OnCall, describe
-from monitor.probes import Prober, make_session
-from monitor.runtime import Monitor
-from monitor.scheduler import ProbeScheduler
+from monitor.notify.composer import Composer
+from monitor.notify.notifier import Notifier
+from monitor.notify.oncall import Notice, OnCall, describe
+from monitor.probing.probes import Prober, make_session
+from monitor.probing.runtime import Monitor
+from monitor.probing.scheduler import ProbeScheduler
 from monitor.store import OutboxItem, SQLiteStore, StoreUnavailable
-from monitor.web import build_web_app
+from monitor.web.server import build_web_app
 
 log = logging.getLogger("monitor.app")
 

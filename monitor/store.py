@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import sqlite_utils
 
-from monitor.incidents import Incident, Member
+from monitor.incidents.correlation import Incident, Member
 from monitor.model import Attempt, Health, Person, ProbeResult, SystemState, Transition
 
 PENDING, SENT, UNDELIVERABLE = "pending", "sent", "undeliverable"

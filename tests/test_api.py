@@ -20,12 +20,12 @@ from clock import FakeClock
 from fake_twilio import WebhookReceiver
 from world import MESSAGES, write_config
 
-from monitor.api import ROUTES
 from monitor.app import App, Options
-from monitor.mailcatcher import MailCatcher
+from monitor.demo.mailcatcher import MailCatcher
 from monitor.model import ProbeResult
 from monitor.store import OutboxItem
-from monitor.web import build_web_app
+from monitor.web.api import ROUTES
+from monitor.web.server import build_web_app
 
 TOKEN = "t0ken-for-tests"
 FAILURE = "status 503, expected 200: body said 'db-password-expired'"

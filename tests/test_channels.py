@@ -15,7 +15,7 @@ from fake_twilio import TWILIO_INVALID_NUMBER, FakeTwilio, WebhookReceiver
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.channels import (
+from monitor.delivery.channels import (
     DeliveryError,
     Email,
     EmailChannel,
@@ -23,8 +23,8 @@ from monitor.channels import (
     WebhookChannel,
     verify_signature,
 )
-from monitor.channels import email as email_module
-from monitor.mailcatcher import CaughtMessage, MailCatcher
+from monitor.delivery.channels import email as email_module
+from monitor.demo.mailcatcher import CaughtMessage, MailCatcher
 
 SENDER = "Example Status <status@example.com>"
 NOW = 1_700_000_000.0

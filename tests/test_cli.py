@@ -13,7 +13,7 @@ import pytest
 from process import REPO, run_cli
 
 from monitor.cli import build_parser, run_on_fastest_loop
-from monitor.mailcatcher import MailCatcher
+from monitor.demo.mailcatcher import MailCatcher
 from monitor.store import SQLiteStore
 
 

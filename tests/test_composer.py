@@ -11,7 +11,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.composer import (
+from monitor.config import Org, Problem
+from monitor.model import (
+    Attempt,
+    IncidentView,
+    MessageKind,
+    Person,
+    Reason,
+    Recipient,
+    RenderedMessage,
+    SystemInfo,
+)
+from monitor.notify.composer import (
     MAX_SMS,
     REASONS,
     Composer,
@@ -23,17 +34,6 @@ from monitor.composer import (
     sample_action,
     sample_context,
     sentence,
-)
-from monitor.config import Org, Problem
-from monitor.model import (
-    Attempt,
-    IncidentView,
-    MessageKind,
-    Person,
-    Reason,
-    Recipient,
-    RenderedMessage,
-    SystemInfo,
 )
 
 MESSAGES = Path(__file__).resolve().parent.parent / "messages"

@@ -11,9 +11,9 @@ from pathlib import Path
 from clock import FakeClock
 from world import decided
 
-from monitor.channels import EmailChannel
-from monitor.delivery import Channels, Delivery
-from monitor.mailcatcher import CaughtMessage, MailCatcher
+from monitor.delivery.channels import EmailChannel
+from monitor.delivery.sender import Channels, Delivery
+from monitor.demo.mailcatcher import CaughtMessage, MailCatcher
 from monitor.store import PENDING, SENT, OutboxItem, SQLiteStore
 
 

@@ -19,13 +19,13 @@ import pytest
 from process import REPO, monitor_env, run_cli
 
 from monitor.app import Options
-from monitor.demo import ACTION, ALICE, PEOPLE, change_line
-from monitor.demo_pages import MESSAGES_PATH
-from monitor.incidents import Change, Correlator
-from monitor.mailcatcher import MailCatcher
+from monitor.demo.mailcatcher import MailCatcher
+from monitor.demo.pages import MESSAGES_PATH
+from monitor.demo.script import ACTION, ALICE, PEOPLE, change_line
+from monitor.demo.sendtest import send_test
+from monitor.incidents.correlation import Change, Correlator
 from monitor.model import Health, Transition
-from monitor.sendtest import send_test
-from monitor.web import PAGE_HEADERS
+from monitor.web.server import PAGE_HEADERS
 
 SPEED = "10"
 DEMO_PEOPLE = {p.email: p.name for p in (*PEOPLE, ALICE)}

@@ -12,12 +12,12 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from prometheus_client.metrics_core import Metric
 from pydantic import BaseModel
 
-from monitor.api import ROUTES
 from monitor.cli import build_parser
 from monitor.config import MonitorSettings, SystemConfig
 from monitor.metrics import Metrics
 from monitor.model import Health, ProbeResult, SystemState
-from monitor.openapi import openapi_document
+from monitor.web.api import ROUTES
+from monitor.web.openapi import openapi_document
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"

@@ -30,14 +30,14 @@ from targets import Mode, Target
 from world import ALICE, BOB, DANA, MESSAGES, decided, world, write_config
 
 from monitor.app import App, Options
-from monitor.channels import EmailChannel
 from monitor.config import load_config
-from monitor.delivery import Channels, Delivery
-from monitor.incidents import Incident, Member
-from monitor.mailcatcher import CaughtMessage, MailCatcher
+from monitor.delivery.channels import EmailChannel
+from monitor.delivery.sender import Channels, Delivery
+from monitor.demo.mailcatcher import CaughtMessage, MailCatcher
+from monitor.incidents.correlation import Incident, Member
 from monitor.model import Health, ProbeResult, SystemState, Transition
 from monitor.store import SENT, SQLiteStore, StoreUnavailable
-from monitor.web import build_web_app
+from monitor.web.server import build_web_app
 
 TOKEN = "fault-test-token"
 SYSTEMS = ("payment", "login", "crm")

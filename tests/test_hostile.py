@@ -30,14 +30,14 @@ from schemathesis.checks import CheckFunction
 from test_api import TOKEN, running
 from world import MESSAGES, World, world, write_config
 
-from monitor.api import ROUTES
 from monitor.app import App, Options
-from monitor.channels import SmsChannel
-from monitor.composer import MAX_SMS
 from monitor.config import MAX_FILE_BYTES, Config, ConfigError, load_config
-from monitor.mailcatcher import CaughtMessage, MailCatcher
+from monitor.delivery.channels import SmsChannel
+from monitor.demo.mailcatcher import CaughtMessage, MailCatcher
 from monitor.model import Person, ProbeResult
-from monitor.openapi import OPENAPI_PATH, openapi_document
+from monitor.notify.composer import MAX_SMS
+from monitor.web.api import ROUTES
+from monitor.web.openapi import OPENAPI_PATH, openapi_document
 
 # The HTTP API, fuzzed from its OpenAPI document ---------------------------------------------
 

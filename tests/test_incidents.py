@@ -7,7 +7,7 @@ from itertools import count
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.incidents import Change, Correlator, Incident
+from monitor.incidents.correlation import Change, Correlator, Incident
 from monitor.model import Health, Transition
 
 DEPENDS = {"payment": ["crm"], "login": ["crm"], "crm": [], "search": []}

@@ -8,12 +8,12 @@ from pathlib import Path
 
 from clock import FakeClock
 
-from monitor.composer import Composer
 from monitor.config import MonitorSettings, Org
-from monitor.incidents import Change, Correlator, Incident
+from monitor.incidents.correlation import Change, Correlator, Incident
 from monitor.model import Health, Person, SystemInfo, Transition
-from monitor.notifier import Notifier
-from monitor.oncall import Notice, describe
+from monitor.notify.composer import Composer
+from monitor.notify.notifier import Notifier
+from monitor.notify.oncall import Notice, describe
 from monitor.store import SQLiteStore
 
 MESSAGES = Path(__file__).resolve().parent.parent / "messages"

@@ -7,8 +7,8 @@ import json
 
 from fake_twilio import WebhookReceiver
 
-from monitor.incidents import Change, Incident, Member
-from monitor.oncall import OnCall, describe
+from monitor.incidents.correlation import Change, Incident, Member
+from monitor.notify.oncall import OnCall, describe
 
 TITLES = {"payment": "Online payments", "login": "Signing in"}
 INCIDENT = Incident(

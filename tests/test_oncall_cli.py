@@ -26,7 +26,7 @@ from world import ALICE, DANA, MESSAGES, write_config
 
 from monitor.app import App, Options
 from monitor.cli import main
-from monitor.mailcatcher import MailCatcher
+from monitor.demo.mailcatcher import MailCatcher
 from monitor.model import ProbeResult
 from monitor.store import OutboxItem
 

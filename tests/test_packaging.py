@@ -66,7 +66,7 @@ async def test_the_wheel_installs_into_a_fresh_venv_and_validates(tmp_path: Path
     shipped = await run(
         str(venv / "bin" / "python"),
         "-c",
-        "import importlib.resources as r; d = r.files('monitor') / 'defaults';"
+        "import importlib.resources as r; d = r.files('monitor') / 'demo' / 'defaults';"
         "print(sorted(p.name for p in (d / 'checks').iterdir()));"
         "print(sorted(p.name for p in (d / 'messages').iterdir()))",
         cwd=tmp_path,

@@ -16,8 +16,8 @@ import trustme
 from targets import BIG_BODY_SIZE, PASSWORD, USERNAME, Mode, Target
 
 from monitor.config import HttpClient, SystemConfig
-from monitor.probes import MAX_BODY, Prober, make_session
-from monitor.probes.reasons import explain, too_slow, unexpected_status
+from monitor.probing.probes import MAX_BODY, Prober, make_session
+from monitor.probing.probes.reasons import explain, too_slow, unexpected_status
 
 # `monitor run` probes on uvloop; the tests' own loop is asyncio's.
 pytestmark = pytest.mark.every_loop

@@ -12,7 +12,7 @@ import pytest
 from process import REPO, free_port, run_cli, start_monitor, stop, wait_http
 from targets import Mode, Target
 
-from monitor.mailcatcher import MailCatcher
+from monitor.demo.mailcatcher import MailCatcher
 from monitor.store import SQLiteStore
 
 SETTINGS = """\

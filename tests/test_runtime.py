@@ -9,12 +9,12 @@ import pytest
 from clock import FakeClock
 from targets import Mode, Target
 
-from monitor.api import uptimes
 from monitor.config import HttpClient, load_config
 from monitor.model import Health, ProbeResult, Transition
-from monitor.probes import Prober, make_session
-from monitor.runtime import Monitor
+from monitor.probing.probes import Prober, make_session
+from monitor.probing.runtime import Monitor
 from monitor.store import SQLiteStore
+from monitor.web.api import uptimes
 
 CHECK = """\
 name: {name}

@@ -10,7 +10,7 @@ import aiohttp
 from fake_twilio import FakeTwilio
 from world import ALICE, BOB, CHARLIE, DANA, World, world
 
-from monitor.channels import SmsChannel
+from monitor.delivery.channels import SmsChannel
 from monitor.model import Person
 
 

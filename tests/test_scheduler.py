@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.scheduler import due_time, next_due, stable_offset
+from monitor.probing.scheduler import due_time, next_due, stable_offset
 
 
 def test_offset_is_stable_and_within_the_interval() -> None:

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from monitor.model import Health, ProbeResult, SystemState
-from monitor.state import observe
+from monitor.probing.state import observe
 
 
 def result(ok: bool, at: float, reason: str = "") -> ProbeResult:

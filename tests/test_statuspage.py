@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from test_api import FAILURE, Running, running
 
-from monitor.statuspage import duration_text, uptime_text
+from monitor.web.statuspage import duration_text, uptime_text
 
 PEOPLE = [
     {

@@ -16,15 +16,15 @@ import aiohttp
 from clock import FakeClock
 
 from monitor.app import systems_info
-from monitor.channels import EmailChannel, SmsChannel
-from monitor.composer import Composer
 from monitor.config import Config, load_config
-from monitor.delivery import Channels, Delivery
-from monitor.incidents import Correlator, Incident
-from monitor.mailcatcher import CaughtMessage, MailCatcher
+from monitor.delivery.channels import EmailChannel, SmsChannel
+from monitor.delivery.sender import Channels, Delivery
+from monitor.demo.mailcatcher import CaughtMessage, MailCatcher
+from monitor.incidents.correlation import Correlator, Incident
 from monitor.model import Attempt, Person, ProbeResult
-from monitor.notifier import Notifier
-from monitor.runtime import Monitor
+from monitor.notify.composer import Composer
+from monitor.notify.notifier import Notifier
+from monitor.probing.runtime import Monitor
 from monitor.store import OutboxItem, SQLiteStore
 
 REPO = Path(__file__).resolve().parent.parent

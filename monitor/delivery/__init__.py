@@ -1,0 +1,1 @@
+"""From the outbox to people: the sender and its channels (email, SMS, webhook)."""

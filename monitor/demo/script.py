@@ -1,0 +1,680 @@
+"""``monitor demo``: a scripted outage, end to end, with nothing to set up.
+
+It is a real run of the product, not a recording: simulated payment, login and CRM systems
+(``monitor.simulated``), a local mail catcher, and the real ``App`` with the shipped checks and
+messages, on a temporary database. Payment and login fail together, the people affected are
+told, on-call sends them a note, the systems recover, and the same people hear that it is fixed.
+Every transition, incident change and caught message is printed as it happens. Then it keeps
+serving the status page and a page of every caught message (``monitor.demo_pages``) until
+SIGINT or SIGTERM; ``exit_after`` ends it after the script instead.
+
+Time is shortened so the demo takes about half a minute: the check files are copied with
+``every`` and ``timeout`` scaled down, and ``monitor.yaml`` with a short ``notify_after`` and
+``correlation_window``. ``speed`` shortens it further. Each step waits for what it needs to see
+(a transition, a message) with a bound, never for a fixed time; only the pauses left for a
+person to read are timed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import sys
+import tempfile
+import textwrap
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from aiohttp import web
+
+from monitor.app import App, Options, systems_info
+from monitor.config import Config, ConfigError, load_config
+from monitor.demo.mailcatcher import CaughtMessage, MailCatcher
+from monitor.demo.pages import MESSAGES_PATH, ShownMessage, add_messages_page, shown_messages
+from monitor.demo.simulated import SimulatedSystems
+from monitor.durations import format_duration, short_duration
+from monitor.incidents.correlation import Change, Incident
+from monitor.logs import configure
+from monitor.model import Attempt, Health, MessageKind, Person, Transition
+from monitor.notify.composer import Composer
+from monitor.store import PENDING, SENT, UNDELIVERABLE, OutboxItem
+from monitor.web.server import build_web_app
+
+SIMULATED = ("payment", "login", "crm")
+BROKEN = ("payment", "login")
+DEFAULTS = Path(__file__).resolve().parent / "defaults"
+
+PEOPLE = (
+    Person("u-101", "Priya Shah", "priya.shah@example.com", systems=("payment",)),
+    Person("u-102", "Tom Becker", "tom.becker@example.com", systems=("payment",)),
+    Person("u-103", "Mei Lin", "mei.lin@example.com", systems=("login",)),
+    Person("u-104", "Jonas Weber", "jonas.weber@example.com", systems=("login",)),
+    Person("u-105", "Sara Costa", "sara.costa@example.com", systems=("payment", "login")),
+)
+# Not a subscriber: the shop reports that she just failed to pay.
+ALICE = Person("u-1042", "Alice Martin", "alice.martin@example.com")
+ACTION = "buy the LinkedIn course"
+BODY_LINES = 3  # of each caught message, printed under its subject
+NOTE = "The card processor's update did not apply properly; we rolled it back."
+
+
+@dataclass(frozen=True)
+class Pace:
+    """The demo's timings in seconds, shortened from the shipped ones (15-30s probes, 60s hold).
+
+    Probing never gets faster than every 200ms, nor a probe's timeout shorter than 200ms, so
+    a busy machine still answers in time.
+    """
+
+    every: float
+    timeout: float
+    notify_after: float
+    correlation_window: float
+    calm: float  # healthy, before the outage: time to open the status page
+    hold: float  # after the acknowledgements, before the fix: time to look at the incident
+    bound: float  # the longest any step may take before the demo says it is stuck
+    tick: float
+
+    @classmethod
+    def at(cls, speed: float) -> Pace:
+        every = max(1.0 / speed, 0.2)
+        return cls(
+            every=every,
+            timeout=min(every, max(0.5 / speed, 0.2)),
+            notify_after=max(5.0 / speed, 4 * every),
+            correlation_window=max(30.0 / speed, 10 * every),
+            calm=5.0 / speed,
+            hold=15.0 / speed,
+            bound=max(60.0 / speed, 20.0),
+            tick=min(0.5, every / 2),
+        )
+
+
+class DemoStuck(Exception):
+    """Something the script waits for did not happen in time."""
+
+
+class Unusable(Exception):
+    """A config or messages directory the demo cannot run with; the message says why."""
+
+
+@dataclass(frozen=True)
+class Source:
+    label: str  # how the user knows it: "./checks", "MONITOR_CONFIG", "the shipped checks"
+    path: Path
+
+
+async def run_demo(
+    listen: str = "127.0.0.1:9108", speed: float = 1.0, exit_after: bool = False
+) -> int:
+    """Run the scripted outage, then serve its pages until SIGINT or SIGTERM (or, with
+    ``exit_after``, end there). 0 when everything the script expects happened or the user
+    stopped it, 1 if it got stuck (with the reason on stderr), 2 for bad arguments."""
+    if not 0.1 <= speed <= 50:
+        print(f"demo: --speed must be between 0.1 and 50, not {speed:g}", file=sys.stderr)
+        return 2
+    host, _, port_text = listen.rpartition(":")
+    if not host or not port_text.isdigit() or int(port_text) > 65535:
+        print(
+            f"demo: --listen must be HOST:PORT, like 127.0.0.1:9108, not {listen!r}",
+            file=sys.stderr,
+        )
+        return 2
+    pace = Pace.at(speed)
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    handled = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        # Not on Windows' loop: there Ctrl-C stays a KeyboardInterrupt, which cli answers.
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+            handled.append(sig)
+    try:
+        with tempfile.TemporaryDirectory(prefix="monitor-demo-", ignore_cleanup_errors=True) as tmp:
+            demo = _Demo(pace, Path(tmp), host, int(port_text), base_env, stop, exit_after)
+            return await demo.run()
+    finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)
+
+
+class _Demo:
+    def __init__(
+        self,
+        pace: Pace,
+        tmp: Path,
+        host: str,
+        port: int,
+        base_env: dict[str, str],
+        stop: asyncio.Event,
+        exit_after: bool,
+    ) -> None:
+        self.pace = pace
+        self.tmp = tmp
+        self.host = host
+        self.port = port
+        self.base_env = base_env
+        self.stop = stop
+        self.exit_after = exit_after
+        self.loop = asyncio.get_running_loop()
+        self.started = self.loop.time()
+        self.changed = asyncio.Event()
+        self.systems = SimulatedSystems()
+        self.catcher = MailCatcher(on_message=self._caught)
+        self.app: App | None = None
+        self.runner: web.AppRunner | None = None
+        self.status_url = ""
+        self.messages_url = ""
+        self.names = {p.email: p.name for p in (*PEOPLE, ALICE) if p.email}
+        # Each decision as made, with its SMS: the outbox forgets a message's bodies once sent.
+        self.decided: dict[str, OutboxItem] = {}
+
+    # the script ---------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        try:
+            await self.systems.start()
+            await self.catcher.start()
+            try:
+                app = await self._start_app()
+            except Unusable as exc:
+                print(f"demo: {exc}", file=sys.stderr)
+                return 1
+            script = asyncio.create_task(self._script(app), name="demo script")
+            stopped = asyncio.create_task(self.stop.wait(), name="demo stop")
+            await asyncio.wait((script, stopped), return_when=asyncio.FIRST_COMPLETED)
+            if not script.done():
+                script.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await script
+                self._line("\nDemo stopped.")
+                return 0
+            stopped.cancel()
+            try:
+                script.result()
+            except DemoStuck as exc:
+                print(
+                    f"\ndemo: stopped, because {exc} (within {self.pace.bound:g}s)."
+                    " Warnings above, if any, say why.",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                return 1
+            if self.exit_after:
+                return 0
+            self._line(
+                f"Still serving until Ctrl-C: the status page at {self.status_url}"
+                f" and every message caught at {self.messages_url}"
+            )
+            await self.stop.wait()
+            self._line("\nDemo stopped.")
+            return 0
+        finally:
+            if self.runner is not None:
+                await self.runner.cleanup()
+            if self.app is not None:
+                await self.app.stop()
+            await self.catcher.stop()
+            await self.systems.stop()
+
+    async def _script(self, app: App) -> None:
+        pace = self.pace
+        states = app.monitor.states
+        await self._until(
+            "the simulated systems did not all come UP",
+            lambda: all(states[n].health is Health.UP for n in SIMULATED),
+        )
+        self._say(
+            f"All systems are UP. In {short_duration(pace.calm)} payment and login fail together."
+        )
+        await asyncio.sleep(pace.calm)  # a pause for the reader, not a wait for the monitor
+
+        self._say("Breaking payment (/healthz answers 503) and login (/login answers 502).")
+        self.systems.payment.fail()
+        self.systems.login.fail()
+        app.notifier.report_attempt(Attempt("payment", ALICE.id, ACTION, app.clock.now()), ALICE)
+        self._say(
+            f"{ALICE.name} could not {ACTION}; the shop reports it to the monitor"
+            " (what POST /api/v1/attempts does)."
+        )
+        await self._until(
+            "payment and login did not both go DOWN",
+            lambda: all(states[n].health is Health.DOWN for n in BROKEN),
+        )
+        audience = {p.id for p in PEOPLE if set(p.systems) & set(BROKEN)} | {ALICE.id}
+        self._say(
+            f"Customers are told once the incident has lasted {short_duration(pace.notify_after)}"
+            " (notify_after), so blips never reach them."
+        )
+        await self._until(
+            "the affected people were not all acknowledged",
+            lambda: self._told(app, MessageKind.ACKNOWLEDGE) >= audience,
+        )
+        incident = self._incident(app)
+        self._say(
+            f"{len(audience)} people acknowledged, one message each. The outage goes on for"
+            f" {short_duration(pace.hold)}: see incident {incident.id} on the status page,"
+            " and the messages on the messages page."
+        )
+        await asyncio.sleep(pace.hold / 2)  # a pause for the reader
+
+        acknowledged = self._told(app, MessageKind.ACKNOWLEDGE)
+        await app.notifier.add_note(incident.id, NOTE, send=True)
+        self._say(
+            f"On-call adds a note and sends it to everyone told (POST /api/v1/incidents/"
+            f'{incident.id}/note with "send": true): "{NOTE}"'
+        )
+        await self._until(
+            "the note did not reach everyone acknowledged",
+            lambda: self._told(app, MessageKind.UPDATE) >= acknowledged,
+        )
+        await asyncio.sleep(pace.hold / 2)  # a pause for the reader
+
+        self._say("Fixing payment and login.")
+        self.systems.payment.recover()
+        self.systems.login.recover()
+        await self._until(
+            "the resolved messages did not all go out",
+            lambda: (
+                self._incident(app).resolved_at is not None
+                and self._told(app, MessageKind.RESOLVED) >= acknowledged
+            ),
+        )
+        self._summary(app)
+
+    # starting -------------------------------------------------------------------------------
+
+    async def _start_app(self) -> App:
+        environ = {
+            **self.base_env,
+            **self.systems.environ(),
+            "MONITOR_SMTP_URL": self.catcher.url,
+        }
+        config_dir, config_label, config = self._prepare_config(environ)
+        messages_dir, messages_label = self._pick_messages(config)
+        port = self.port
+        if port and not _can_listen(self.host, port):
+            self._line(f"Port {port} is taken, so the status page uses a free port instead.")
+            port = 0
+        options = Options(
+            config=config_dir,
+            messages=messages_dir,
+            db=self.tmp / "monitor.db",
+            listen=f"{self.host}:{port}",
+        )
+        configure("WARNING", environ=environ)
+        # The demo serves the monitor's web app itself, to add its messages page to it: that
+        # page is for the demo only, never part of what `monitor run` serves.
+        app = App(
+            options,
+            environ=environ,
+            tick_every=self.pace.tick,
+            watch_files=False,
+            serve_http=False,
+        )
+        await app.start()
+        self.app = app
+        app.store.upsert_people(PEOPLE)
+        app.monitor.on_transition.append(self._transition)
+        app.notifier.on_incident.append(self._incident_changed)
+        app.notifier.on_decided.append(self._decided)
+        app.delivery.on_outcome.append(self._outcome)
+        web_app = build_web_app(app)
+        add_messages_page(web_app, self._shown)
+        self.runner = web.AppRunner(web_app, access_log=None)
+        await self.runner.setup()
+        try:
+            await web.TCPSite(self.runner, self.host.strip("[]"), port).start()
+        except OSError as exc:
+            raise Unusable(f"cannot serve the status page on {options.listen}: {exc}") from None
+        port = self.runner.addresses[0][1]
+        self.status_url = f"http://{self.host}:{port}/"
+        self.messages_url = f"http://{self.host}:{port}{MESSAGES_PATH}"
+        self._intro(config_label, messages_label)
+        return app
+
+    def _prepare_config(self, environ: Mapping[str, str]) -> tuple[Path, str, Config]:
+        """A shortened copy of the checks to use, and where they came from."""
+        first = _given_or_local("MONITOR_CONFIG", "checks")
+        shipped = Source("the shipped checks", DEFAULTS / "checks")
+        target = self.tmp / "checks"
+        for source in (first, shipped):
+            if source is None:
+                continue
+            try:
+                config = shorten_checks(source.path, target, self.pace, environ, self.systems)
+            except Unusable as exc:
+                if source is not shipped:
+                    self._line(
+                        f"The demo cannot use {source.label} ({exc}); it uses {shipped.label}."
+                    )
+                    continue
+                raise Unusable(f"the shipped checks are missing or broken: {exc}") from None
+            return target, f"{source.label} ({source.path.absolute()})", config
+        raise AssertionError("unreachable")
+
+    def _pick_messages(self, config: Config) -> tuple[Path, str]:
+        first = _given_or_local("MONITOR_MESSAGES", "messages")
+        shipped = Source("the shipped messages", DEFAULTS / "messages")
+        for source in (first, shipped):
+            if source is None:
+                continue
+            problems = _template_problems(source.path, config)
+            if problems is None:
+                return source.path, f"{source.label} ({source.path.absolute()})"
+            if source is not shipped:
+                self._line(
+                    f"The demo cannot use {source.label} ({problems}); it uses {shipped.label}."
+                )
+                continue
+            raise Unusable(f"the shipped messages are missing or broken: {problems}")
+        raise AssertionError("unreachable")
+
+    def _intro(self, checks: str, messages: str) -> None:
+        pace = self.pace
+        self._line(
+            "monitor demo: the real monitor against simulated systems, with a scripted outage."
+        )
+        self._line(
+            f"It runs with shortened intervals: probes every {short_duration(pace.every)}"
+            f" (shipped: 15s to 30s), customers told after {short_duration(pace.notify_after)}"
+            " (shipped: 60s)."
+        )
+        self._line(f"Checks:      {checks}, shortened into {self.tmp / 'checks'}")
+        self._line(f"Messages:    {messages}")
+        for n, line in enumerate(self.systems.describe()):
+            self._line(f"{'Simulated:' if n == 0 else '':<12} {line}")
+        self._line(
+            f"Mail:        a local mail catcher at {self.catcher.url}; nothing leaves this machine"
+        )
+        people = ", ".join(f"{p.name} ({', '.join(p.systems)})" for p in PEOPLE)
+        self._line(f"Subscribers: {people}")
+        served = "served while the demo runs" if self.exit_after else "served until Ctrl-C"
+        self._line(f"Status page: {self.status_url}  Messages: {self.messages_url}  ({served})")
+        self._line("")
+
+    # watching -------------------------------------------------------------------------------
+
+    def _poke(self) -> None:
+        self.changed.set()
+
+    async def _until(self, failure: str, done: Callable[[], bool]) -> None:
+        """Return once ``done()``; checked on every change the monitor reports, and a few times
+        a second for what it does not report. Raise DemoStuck after ``pace.bound`` seconds."""
+        deadline = self.loop.time() + self.pace.bound
+        while not done():
+            left = deadline - self.loop.time()
+            if left <= 0:
+                raise DemoStuck(failure)
+            self.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), min(left, 0.25))
+
+    def _incident(self, app: App) -> Incident:
+        for incident in reversed(app.store.incidents()):
+            if set(BROKEN) & set(incident.systems):
+                return incident
+        raise DemoStuck("no incident was opened")
+
+    def _decided(self, items: list[OutboxItem]) -> None:
+        self.decided.update((item.key, item) for item in items)
+        self._poke()
+
+    def _shown(self) -> list[ShownMessage]:
+        """The caught messages for the messages page, each with the SMS of its decision (made
+        before the message was sent, so every message caught has one)."""
+        return shown_messages(list(self.catcher.messages), self.decided, self.names)
+
+    def _told(self, app: App, kind: MessageKind) -> set[str]:
+        """People whose message of ``kind`` about the outage is done with (sent or given up)."""
+        try:
+            incident = self._incident(app)
+        except DemoStuck:
+            return set()
+        return {
+            item.person_id
+            for item in app.store.outbox_items(incident.id)
+            if item.kind == kind.value and item.status != PENDING
+        }
+
+    # printing -------------------------------------------------------------------------------
+
+    def _line(self, text: str) -> None:
+        print(text, flush=True)
+
+    def _say(self, text: str) -> None:
+        print(f"[{self.loop.time() - self.started:5.1f}s] {text}", flush=True)
+
+    def _transition(self, t: Transition) -> None:
+        self._say(f"{t.system:<8} {t.current.value:<5} {t.reason}")
+        self._poke()
+
+    def _incident_changed(self, incident: Incident, change: Change, changed: Sequence[str]) -> None:
+        self._say(change_line(incident, change, changed))
+        self._poke()
+
+    def _caught(self, caught: CaughtMessage) -> None:
+        to = ", ".join(caught.rcpt_tos)
+        name = self.names.get(to)
+        self._say(f"Mail to {name} <{to}>" if name else f"Mail to {to}")
+        self._line(f"{'':9}Subject: {caught.message['Subject']}")
+        for line in _first_lines(caught.text, BODY_LINES, 88):
+            self._line(f"{'':9}| {line}")
+        self._poke()
+
+    def _outcome(self, item: OutboxItem, outcome: str) -> None:
+        if outcome not in ("sent", "retry"):
+            self._say(f"Message {item.key}: {outcome} ({item.last_error})")
+        self._poke()
+
+    def _summary(self, app: App) -> None:
+        incident = self._incident(app)
+        items = app.store.outbox_items(incident.id)
+
+        def count(kind: MessageKind, status: str) -> int:
+            return sum(1 for i in items if i.kind == kind.value and i.status == status)
+
+        lasted = format_duration((incident.resolved_at or app.clock.now()) - incident.opened_at)
+        undeliverable = sum(1 for i in items if i.status == UNDELIVERABLE)
+        total = format_duration(self.loop.time() - self.started)
+        started = datetime.fromtimestamp(incident.opened_at).strftime("%H:%M:%S")
+        self._line("")
+        self._line("Summary")
+        self._line(
+            f"  Incident {incident.id}: {', '.join(incident.systems)} (likely cause:"
+            f" {incident.cause}), from {started}, lasted {lasted}."
+        )
+        self._line(
+            f"  People acknowledged: {count(MessageKind.ACKNOWLEDGE, SENT)};"
+            f" sent the note: {count(MessageKind.UPDATE, SENT)};"
+            f" told it is resolved: {count(MessageKind.RESOLVED, SENT)};"
+            f" undeliverable: {undeliverable}."
+        )
+        self._line(
+            f"  Messages caught by the mail catcher: {len(self.catcher.messages)}"
+            f" (each with its text, HTML and SMS: {self.messages_url})."
+        )
+        self._line(f"  The demo took {total}.")
+        self._line("")
+        self._line(
+            "To watch your own systems: copy checks/ and messages/, point them at your services,"
+        )
+        self._line(
+            "set MONITOR_SMTP_URL, check with `monitor validate`, then `monitor run`"
+            " (README.md explains each step)."
+        )
+
+
+def change_line(incident: Incident, change: Change, changed: Sequence[str]) -> str:
+    """What one change did to ``incident``, as of the moment it happened.
+
+    The notifier tells its listeners once a correlation pass, with each incident as the whole
+    pass left it: when payment and login recover in the same pass, "payment recovered" comes
+    with an incident in which login is back too (which once printed "payment is back; still
+    down: ."). So a line reads its moment from the members' own times, never from how the
+    pass ended.
+    """
+    system = ", ".join(changed)
+    systems = ", ".join(incident.systems)
+    head = f"Incident {incident.id}"
+    if change is Change.OPENED:
+        # At its opening an incident is its first system, which is also its likely cause; what
+        # joined in the same pass (and may have become the cause) has its own "joined" line.
+        return f"{head} opened: {system} is down. Likely cause: {system}."
+    if change is Change.JOINED:
+        return f"{head}: {system} joined. Systems: {systems}; likely cause: {incident.cause}."
+    if change is Change.RECOVERED:
+        back = [m.up_at for m in incident.members if m.name in changed and m.up_at is not None]
+        moment = max(back, default=float("inf"))
+        still = [
+            m.name
+            for m in incident.members
+            if m.name not in changed and (m.up_at is None or m.up_at > moment)
+        ]
+        if not still:  # the rest came back at the same moment: the "resolved" line follows
+            return f"{head}: {system} is back."
+        return f"{head}: {system} is back; still down: {', '.join(still)}."
+    if change is Change.RESOLVED:
+        ends = [m.up_at for m in incident.members if m.up_at is not None]
+        lasted = format_duration(max(ends) - incident.opened_at) if ends else ""
+        return f"{head} resolved: every check passes again." + (
+            f" It lasted {lasted}." if lasted else ""
+        )
+    return f"{head} {change.value}: {system}. Systems: {systems}."
+
+
+def shorten_checks(
+    source: Path,
+    target: Path,
+    pace: Pace,
+    environ: Mapping[str, str],
+    systems: SimulatedSystems,
+) -> Config:
+    """Copy the payment, login and crm checks from ``source`` to ``target`` with ``every`` and
+    ``timeout`` shortened, and write a ``monitor.yaml`` keeping only the ``org``; return the
+    copy as loaded. Raise Unusable when ``source`` cannot drive the simulated systems."""
+    try:
+        config = load_config(source, environ)
+    except ConfigError as exc:
+        more = f" (and {len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
+        raise Unusable(f"{exc.problems[0]}{more}") from None
+    missing = [name for name in SIMULATED if name not in config.systems]
+    if missing:
+        raise Unusable(f"it has no check named {' or '.join(missing)}")
+    wrong = _not_simulated(config, systems)
+    if wrong:
+        raise Unusable(wrong)
+    for name in SIMULATED:
+        outside = set(config.systems[name].depends_on) - set(SIMULATED)
+        if outside:
+            raise Unusable(f"{name} depends on {', '.join(sorted(outside))}, which the demo lacks")
+    target.mkdir(parents=True, exist_ok=True)
+    for name in SIMULATED:
+        path = Path(config.files[name])
+        (target / path.name).write_text(
+            _shortened(path.read_text(encoding="utf-8"), pace), encoding="utf-8"
+        )
+    org = config.settings.org.model_dump(exclude_none=True)
+    (target / "monitor.yaml").write_text(
+        "# monitor demo: the org from the checks directory, every interval shortened.\n"
+        f"org: {json.dumps(org, ensure_ascii=False)}\n"
+        f"correlation_window: {_duration(pace.correlation_window)}\n"
+        f"notify_after: {_duration(pace.notify_after)}\n"
+        "update_every: 24h\n"
+        "attempt_lookback: 2h\n"
+        "customer_messages: auto\n"
+        "oncall: []\n",
+        encoding="utf-8",
+    )
+    try:
+        return load_config(target, environ)
+    except ConfigError as exc:
+        raise Unusable(f"its shortened copy is refused: {exc.problems[0]}") from None
+
+
+_TIMED = re.compile(r"^(every|timeout)[ \t]*:.*(?:\n|$)", re.MULTILINE)
+
+
+def _shortened(text: str, pace: Pace) -> str:
+    kept = _TIMED.sub("", text).rstrip("\n")
+    return (
+        f"{kept}\n# monitor demo: shortened intervals\n"
+        f"every: {_duration(pace.every)}\ntimeout: {_duration(pace.timeout)}\n"
+    )
+
+
+def _not_simulated(config: Config, systems: SimulatedSystems) -> str:
+    """Why the checks would not probe the simulated systems ("" when they would)."""
+    payment = config.systems["payment"].probe
+    login = config.systems["login"].probe
+    crm = config.systems["crm"].probe
+    if payment.http is None or not payment.http.url.startswith(systems.payment.url + "/"):
+        return "its payment check does not probe ${PAYMENT_URL}"
+    if login.steps is None or not login.steps[0].url.startswith(systems.login.url + "/"):
+        return "its login check does not start at ${LOGIN_URL}"
+    if crm.tcp is None or (crm.tcp.host, crm.tcp.port) != (systems.crm.host, systems.crm.port):
+        return "its crm check does not probe ${CRM_HOST}:${CRM_PORT}"
+    return ""
+
+
+def _template_problems(messages: Path, config: Config) -> str | None:
+    if not (messages / "acknowledge.j2").is_file():
+        return "no acknowledge.j2 there"
+    settings = config.settings
+    composer = Composer(
+        messages, settings.org, systems_info(config), update_every=settings.update_every
+    )
+    problems = composer.validate()
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        return f"{problems[0]}{more}"
+    return None
+
+
+def _can_listen(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            # As aiohttp does: a port left in TIME_WAIT by an earlier run is free to use.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host.strip("[]"), port))
+    except OSError:
+        return False
+    return True
+
+
+def _duration(seconds: float) -> str:
+    """A duration as check files write it."""
+    if seconds >= 1 and seconds == int(seconds):
+        return f"{int(seconds)}s"
+    return f"{round(seconds * 1000)}ms"
+
+
+def _first_lines(text: str, count: int, width: int) -> list[str]:
+    """The first ``count`` lines of ``text`` wrapped at ``width``, "…" ending a cut one."""
+    lines = [
+        wrapped
+        for paragraph in text.splitlines()
+        if paragraph.strip()
+        for wrapped in textwrap.wrap(paragraph.strip(), width)
+    ]
+    shown = lines[:count]
+    if len(lines) > count and shown:
+        shown[-1] += " …"
+    return shown
+
+
+def _given_or_local(variable: str, local: str) -> Source | None:
+    """The directory the environment names, else ``./local`` if there is one."""
+    given = os.environ.get(variable)
+    if given:
+        return Source(variable, Path(given))
+    return Source(f"./{local}", Path(local)) if Path(local).is_dir() else None

@@ -1,0 +1,79 @@
+"""Who an incident affects. Pure: incidents, people and attempts in, recipients out.
+
+The rules:
+
+- A subscriber of any system in the incident is affected, for the systems of theirs in it.
+- A person whom an app reported as having failed on a system in the incident is affected, for
+  that system, if the attempt came at most ``lookback`` before the incident opened, or while it
+  is open. Subscriber or not, their attempted actions reach the message.
+- One person is one id: someone who is both a subscriber and reported is one recipient.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+from monitor.incidents.correlation import Incident
+from monitor.model import Attempt, Person, Recipient, SystemInfo
+
+
+def attempts_window(incident: Incident, lookback: float) -> float:
+    """The earliest time an attempt may have been reported and still count for ``incident``."""
+    return incident.opened_at - lookback
+
+
+def recipients(
+    incident: Incident,
+    systems: Mapping[str, SystemInfo],
+    subscribers: Iterable[Person],
+    attempts: Sequence[Attempt],
+    attempt_people: Mapping[str, Person],
+    lookback: float,
+) -> Iterator[Recipient]:
+    """Everyone ``incident`` affects, each once: subscribers first (in the order given), then
+    people known only from attempts.
+
+    ``subscribers`` holds each person once, as ``Store.people_for_systems`` gives them.
+    ``attempts`` may include attempts on other systems or from other times; only those that
+    count are used. ``attempt_people`` looks up the people the attempts name.
+    """
+    members = {m.name: m for m in incident.members}
+    earliest = attempts_window(incident, lookback)
+    latest = incident.resolved_at if incident.resolved_at is not None else float("inf")
+    by_person: dict[str, list[Attempt]] = defaultdict(list)
+    for attempt in attempts:
+        if attempt.system in members and earliest <= attempt.at <= latest:
+            by_person[attempt.person_id].append(attempt)
+
+    def recipient(person: Person, own: Sequence[Attempt]) -> Recipient | None:
+        names = {s for s in person.systems if s in members} | {a.system for a in own}
+        if not names:
+            return None
+        ordered = sorted(names, key=lambda n: (members[n].down_at, n))
+        return Recipient(
+            person=person,
+            affected=tuple(_info(systems, n) for n in ordered),
+            attempts=tuple(own),
+            affected_since=min(members[n].down_at for n in ordered),
+        )
+
+    # Only subscribers who made attempts are remembered: the set of all of them would be
+    # 100,000 ids held through a fan-out.
+    subscribed_attempters: set[str] = set()
+    for person in subscribers:
+        own = by_person.get(person.id, ())
+        if own:
+            subscribed_attempters.add(person.id)
+        found = recipient(person, own)
+        if found is not None:
+            yield found
+    for person_id in sorted(by_person.keys() - subscribed_attempters):
+        person = attempt_people.get(person_id, Person(id=person_id))
+        found = recipient(person, by_person[person_id])
+        if found is not None:
+            yield found
+
+
+def _info(systems: Mapping[str, SystemInfo], name: str) -> SystemInfo:
+    return systems.get(name, SystemInfo(name=name, title=name))

@@ -1,0 +1,150 @@
+"""Notices to the team (Slack, Teams, Telegram, email, ...) through apprise URLs from ``oncall:``.
+
+On-call hears when an incident opens (cause, systems, how many people will be told and when, how
+to hold), when it grows, when it resolves, and when customer deliveries fail. Notices go out
+from a queue in the background: a slow chat service never holds up probing or customer mail.
+Failed delivery failure notices are batched: one notice a minute at most, with the counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import apprise
+
+from monitor.durations import format_duration
+from monitor.incidents.correlation import Change, Incident
+from monitor.logs import event
+
+log = logging.getLogger("monitor.oncall")
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    title: str
+    body: str
+    level: str  # "info", "success", "warning", "failure"
+
+
+NAMED = 10  # systems named in a notice; the rest are counted
+
+
+def describe(
+    incident: Incident,
+    change: Change,
+    systems: Sequence[str],
+    titles: dict[str, str],
+    audience: int | None,
+    notify_after: float,
+    held: bool,
+) -> Notice | None:
+    """The notice for a change ``systems`` made to an incident together (thousands of systems
+    failing at once are one notice), or None if the change is not worth a message."""
+    names = _named([titles.get(m.name, m.name) for m in incident.members])
+    cause = titles.get(incident.cause, incident.cause)
+    where = f"/api/v1/incidents/{incident.id}"
+    if change is Change.OPENED:
+        if held:
+            plan = f"Customer messages are held: release with POST {where}/release."
+        else:
+            plan = (
+                f"{audience if audience is not None else 'The affected'} people will be told in "
+                f"{format_duration(notify_after)} unless it recovers first; hold with "
+                f"POST {where}/hold."
+            )
+        return Notice(
+            f"Incident {incident.id} opened: {cause} is down",
+            f"Systems: {names}. Likely cause: {cause}.\n{plan}",
+            "failure",
+        )
+    if change in (Change.JOINED, Change.REOPENED):
+        one = len(systems) == 1
+        who = titles.get(systems[0], systems[0]) if one else f"{len(systems):,} systems"
+        verb = "joined" if change is Change.JOINED else "failed again and re-opened"
+        return Notice(
+            f"Incident {incident.id}: {who} {verb}",
+            f"Systems now: {names}. Likely cause: {cause}.",
+            "warning",
+        )
+    if change is Change.RESOLVED and incident.resolved_at is not None:
+        lasted = format_duration(incident.resolved_at - incident.opened_at)
+        return Notice(
+            f"Incident {incident.id} resolved after {lasted}",
+            f"Every check passes again ({names}). People who were told get a follow-up now.",
+            "success",
+        )
+    return None
+
+
+def _named(titles: Sequence[str]) -> str:
+    if len(titles) <= NAMED:
+        return ", ".join(titles)
+    return f"{', '.join(titles[:NAMED])} and {len(titles) - NAMED:,} more"
+
+
+class OnCall:
+    """Sends notices to the ``oncall`` apprise URLs, one at a time, in the background."""
+
+    def __init__(self, urls: Sequence[str], batch_every: float = 60.0) -> None:
+        self.urls = list(urls)
+        self.batch_every = batch_every
+        self.notifier = apprise.Apprise()
+        for url in self.urls:
+            if not self.notifier.add(url):
+                event(log, "on-call URL refused by apprise", logging.ERROR, url=url)
+        self.queue: asyncio.Queue[Notice] = asyncio.Queue(maxsize=1000)
+        self.failures: Counter[str] = Counter()
+        self.sent = 0
+
+    def tell(self, notice: Notice) -> None:
+        if not self.urls:
+            return
+        try:
+            self.queue.put_nowait(notice)
+        except asyncio.QueueFull:
+            event(log, "on-call notice dropped: queue full", logging.ERROR, title=notice.title)
+
+    def delivery_failed(self, channel: str, error: str) -> None:
+        """Count a customer message that could not be delivered; reported in batches."""
+        self.failures[f"{channel}: {error.split(':', 1)[-1].strip()[:120]}"] += 1
+
+    async def run(self) -> None:
+        """Send queued notices, and every ``batch_every`` seconds the delivery failures."""
+        flush = asyncio.create_task(self._report_failures())
+        try:
+            while True:
+                notice = await self.queue.get()
+                try:
+                    await self._send(notice)
+                finally:
+                    self.queue.task_done()
+        finally:
+            flush.cancel()
+
+    async def _report_failures(self) -> None:
+        while True:
+            await asyncio.sleep(self.batch_every)
+            if self.failures:
+                total = sum(self.failures.values())
+                lines = "\n".join(f"{n} x {what}" for what, n in self.failures.most_common(10))
+                self.failures.clear()
+                self.tell(
+                    Notice(
+                        f"{total} customer message(s) could not be delivered",
+                        lines + "\nSee /api/v1/incidents for who is affected.",
+                        "warning",
+                    )
+                )
+
+    async def _send(self, notice: Notice) -> None:
+        ok = await self.notifier.async_notify(
+            title=notice.title, body=notice.body, notify_type=notice.level
+        )
+        if ok:
+            self.sent += 1
+        else:
+            event(log, "on-call notice failed", logging.ERROR, title=notice.title)

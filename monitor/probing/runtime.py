@@ -1,0 +1,227 @@
+"""The monitoring loop's heart: probe results in, state and transitions out, remembered.
+
+``Monitor.observe`` is synchronous and takes results that carry their own time, so tests drive
+it with a fake clock; ``Monitor.probe`` is what the scheduler calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from monitor.config import Config, SystemConfig
+from monitor.logs import event
+from monitor.model import UPTIME_WINDOW, Clock, Health, ProbeResult, SystemState, Transition
+from monitor.probing.probes import Prober
+from monitor.probing.state import observe
+from monitor.store import Store, StoreUnavailable
+
+log = logging.getLogger("monitor.runtime")
+
+TransitionListener = Callable[[Transition], None]
+ResultListener = Callable[[ProbeResult, float], None]  # result, lateness
+DAY = 86400.0
+PRUNE_BATCH = 2000  # rows deleted per commit when pruning incidents
+RECLAIM_STEP = 256  # free pages given back per step (1 MiB at SQLite's 4 KiB pages)
+
+
+@dataclass
+class Monitor:
+    """Keeps every system's state; turns results into transitions and tells the listeners."""
+
+    config: Config
+    store: Store
+    clock: Clock
+    prober: Prober | None = None
+    on_transition: list[TransitionListener] = field(default_factory=list)
+    on_result: list[ResultListener] = field(default_factory=list)
+    states: dict[str, SystemState] = field(default_factory=dict)
+    store_error: str | None = None
+    _results: list[ProbeResult] = field(default_factory=list)
+    _dirty: set[str] = field(default_factory=set)
+    _unsaved: list[tuple[Transition, SystemState]] = field(default_factory=list)
+    _write_soon: asyncio.Handle | None = None
+
+    def __post_init__(self) -> None:
+        saved = self.store.load_states()
+        # A restarted monitor carries on with each system's health and streaks, so an outage
+        # that was DOWN before the restart is the same outage after it.
+        self.states = {
+            name: saved.get(name, SystemState(system=name)) for name in self.config.systems
+        }
+
+    def system(self, name: str) -> SystemConfig | None:
+        return self.config.systems.get(name)
+
+    async def probe(self, name: str, lateness: float = 0.0) -> ProbeResult | None:
+        """Probe one system now and fold in the result (None if it was removed meanwhile).
+
+        ``lateness`` is how late the call came; any wait for a free connection is added.
+        """
+        system = self.system(name)
+        if system is None or self.prober is None:
+            return None
+        called = self.clock.now()
+        result = await self.prober.probe(system)
+        if name in self.config.systems:  # a reload may have removed it while it ran
+            self.observe(result, lateness + max(0.0, result.started_at - called))
+        return result
+
+    def observe(self, result: ProbeResult, lateness: float = 0.0) -> Transition | None:
+        """Fold one result into its system's state; publish and remember any transition."""
+        system = self.config.systems[result.system]
+        previous = self.states[result.system]
+        state, transition = observe(previous, result, system.fail_after, system.recover_after)
+        self.states[result.system] = state
+        self._results.append(result)
+        # A system that stays UP without a failure is not written again every probe: what a
+        # restart needs of it (UP since when, no failures) is stored already, and at thousands
+        # of probes a second the rewrites were a few percent of the CPU.
+        steady = previous.health is state.health is Health.UP
+        if not (steady and not previous.fail_streak and not state.fail_streak):
+            self._dirty.add(result.system)
+        for listen in self.on_result:
+            listen(result, lateness)
+        if transition is None:
+            return None
+        event(
+            log,
+            "transition",
+            system=transition.system,
+            previous=transition.previous.value,
+            current=transition.current.value,
+            reason=transition.reason,
+            streak=transition.streak,
+        )
+        self._save_transition(transition, state)
+        for listen_t in self.on_transition:
+            listen_t(transition)
+        return transition
+
+    def _save_transition(self, transition: Transition, state: SystemState) -> None:
+        """Write the transition before the event loop moves on to anything else.
+
+        Within a running loop, the transitions of one turn of it share a commit: at start, or
+        in a mass outage, thousands come at once and a commit each took a tenth of the CPU.
+        """
+        self._unsaved.append((transition, state))
+        if self._write_soon is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._write_unsaved()
+            return
+        self._write_soon = loop.call_soon(self._write_unsaved)
+
+    def _write_unsaved(self) -> None:
+        self._write_soon = None
+        if not self._unsaved:
+            return
+        try:
+            self.store.save_transitions(self._unsaved)
+        except StoreUnavailable as exc:
+            self._store_failed(exc)
+            return
+        self._unsaved.clear()
+
+    def flush(self) -> None:
+        """Write what is buffered: transitions the store refused before, results, streaks."""
+        self._write_unsaved()
+        if self._unsaved:
+            return
+        results, self._results = self._results, []
+        dirty, self._dirty = self._dirty, set()
+        try:
+            self.store.record_results(results)
+            self.store.save_states(self.states[n] for n in dirty if n in self.states)
+        except StoreUnavailable as exc:
+            # Keep the newest results only: memory stays bounded during a long store outage.
+            self._results = (results + self._results)[-10_000:]
+            self._dirty |= dirty
+            self._store_failed(exc)
+            return
+        if self.store_error is not None:
+            event(log, "store recovered", previous_error=self.store_error)
+            self.store_error = None
+
+    async def prune(self) -> int:
+        """Apply the retention settings a small delete at a time, yielding between them, so a
+        large history never holds up probes: results, state transitions (never within the
+        uptime window), then resolved incidents with their messages. Returns how many rows
+        went."""
+        retention = self.config.settings.retention
+        now = self.clock.now()
+        deleted = 0
+        try:
+            while batch := self.store.prune_aged(now - retention.max_age):
+                deleted += batch
+                await asyncio.sleep(0)
+            for system in self.store.result_systems():
+                deleted += self.store.prune_system(system, retention.max_results_per_system)
+                await asyncio.sleep(0)
+            history_from = now - max(retention.max_age, UPTIME_WINDOW)
+            for system in self.store.transition_systems():
+                deleted += self.store.prune_transitions(system, history_from)
+                await asyncio.sleep(0)
+            deleted += await self.prune_incidents()
+        except StoreUnavailable as exc:
+            self._store_failed(exc)
+        return deleted
+
+    async def prune_incidents(self) -> int:
+        """Delete incidents resolved longer ago than ``retention.max_age``, with their outbox
+        rows, what each person was told and their timeline, ``PRUNE_BATCH`` rows at a time.
+
+        Never sooner than a day after (the outbox is what ``max_messages_per_person_per_day``
+        counts) nor than ``correlation_window`` (a flap re-opens an incident resolved within
+        it), never an open incident, and nothing of one with a message still pending. Freed
+        pages are reused by new rows (or given back: ``Store.reclaim``).
+        """
+        settings = self.config.settings
+        keep = max(settings.retention.max_age, DAY, settings.correlation_window)
+        deleted = 0
+        while True:
+            before = self.clock.now() - keep
+            found = self.store.prunable_incidents(before, limit=10)
+            went = 0
+            for incident_id in found:
+                while batch := self.store.prune_incident(incident_id, before, PRUNE_BATCH):
+                    went += batch
+                    await asyncio.sleep(0)
+            deleted += went
+            if len(found) < 10 or not went:
+                break
+        if deleted:
+            given = 0
+            while step := self.store.reclaim(RECLAIM_STEP):
+                given += step
+                await asyncio.sleep(0)
+            # Until a checkpoint the file keeps its size, and the log holds the changes.
+            self.store.checkpoint()
+            event(log, "pruned resolved incidents", rows=deleted, pages_given_back=given)
+        return deleted
+
+    def _store_failed(self, exc: StoreUnavailable) -> None:
+        if self.store_error != str(exc):
+            event(log, "store unavailable", logging.ERROR, error=str(exc))
+        self.store_error = str(exc)
+
+    def apply_config(self, config: Config) -> tuple[set[str], set[str], set[str]]:
+        """Switch to ``config``; return the systems (added, changed, removed).
+
+        Unchanged systems keep their state; a changed system keeps its health and streaks too
+        (its thresholds apply from the next result on).
+        """
+        old = self.config.systems
+        added = set(config.systems) - set(old)
+        removed = set(old) - set(config.systems)
+        changed = {n for n in set(old) & set(config.systems) if old[n] != config.systems[n]}
+        self.config = config
+        for name in added:
+            self.states[name] = SystemState(system=name)
+        for name in removed:
+            self.states.pop(name, None)
+        return added, changed, removed
