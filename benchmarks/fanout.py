@@ -61,6 +61,7 @@ from monitor.incidents.correlation import Correlator
 from monitor.logs import configure
 from monitor.metrics import Metrics
 from monitor.model import (
+    Address,
     Health,
     IncidentView,
     MessageKind,
@@ -314,8 +315,8 @@ async def run_monitor(
     monitor.on_transition.append(notifier.on_transition)
     notifier.on_decided.append(lambda _items: delivery.wake())
 
-    def count(item: OutboxItem, outcome: str) -> None:
-        channel = (item.sent_via or (item.channels[0] if item.channels else "none:")).split(":")[0]
+    def count(item: OutboxItem, outcome: str, address: Address | None) -> None:
+        channel = address.kind if address is not None else "none"
         metrics.messages.labels(channel=channel, kind=item.kind, outcome=outcome).inc()
 
     delivery.on_outcome.append(count)
@@ -390,7 +391,7 @@ async def overlapped(notifier: Notifier, delivery: Delivery, store: SQLiteStore)
     total: int | None = None
     done = asyncio.Event()
 
-    def settle(_item: OutboxItem, outcome: str) -> None:
+    def settle(_item: OutboxItem, outcome: str, _channel: Address | None) -> None:
         nonlocal finished
         if outcome in ("sent", "undeliverable"):
             finished += 1

@@ -1,7 +1,9 @@
 """The running monitor: every part built and wired in the order data flows through them.
+(Over 400 lines: the whole wiring, reload and health in one place is what makes it readable.)
 
 config -> store -> probes -> monitor (state) -> notifier (incidents, audience, composer) ->
-outbox -> delivery (channels); metrics and the HTTP server observe all.
+outbox -> delivery (channels); metrics and the HTTP server observe all. The web gets only the
+``monitor.web.services.Services`` built here, never the ``App``.
 """
 
 from __future__ import annotations
@@ -25,15 +27,17 @@ from monitor.delivery.sender import Channels, Delivery
 from monitor.incidents.correlation import Change, Correlator, Incident
 from monitor.logs import event
 from monitor.metrics import Metrics
-from monitor.model import Clock, SystemClock, SystemInfo
+from monitor.model import Address, Clock, SystemClock, SystemInfo
 from monitor.notify.composer import Composer
 from monitor.notify.notifier import Notifier
 from monitor.notify.oncall import Notice, OnCall, describe
 from monitor.probing.probes import Prober, make_session
 from monitor.probing.runtime import Monitor
 from monitor.probing.scheduler import ProbeScheduler
-from monitor.store import OutboxItem, SQLiteStore, StoreUnavailable
+from monitor.store import OutboxItem, SQLiteStore, Store, StoreUnavailable
+from monitor.web.plumbing import TOKEN_VARIABLE
 from monitor.web.server import build_web_app
+from monitor.web.services import LastReload, Services
 
 log = logging.getLogger("monitor.app")
 
@@ -114,9 +118,33 @@ def _correlator(config: Config) -> Correlator:
     )
 
 
-@dataclass
+def probing_runtime(
+    config: Config, store: Store, clock: Clock, session: aiohttp.ClientSession
+) -> Monitor:
+    """Probes -> state -> store, for the systems ``config`` declares."""
+    # The scheduler's pool is the limit on probes at once: as many as connections.
+    return Monitor(config, store, clock, Prober(session, clock, take_turns=False))
+
+
+def notifier_for(config: Config, messages: Path, store: Store, clock: Clock) -> Notifier:
+    """Incidents -> audience -> composer -> outbox, as ``config`` and the templates say."""
+    settings = config.settings
+    info = systems_info(config)
+    return Notifier(
+        store=store,
+        composer=Composer(messages, settings.org, info, update_every=settings.update_every),
+        settings=settings,
+        systems=info,
+        correlator=_correlator(config),
+        clock=clock,
+    )
+
+
+@dataclass(eq=False)
 class App:
-    """One monitor process. ``start`` raises ConfigError when the configuration is refused."""
+    """One monitor process: its parts, built by ``start`` in the order data flows through them
+    (each from the ones before it), then wired together. ``start`` raises ConfigError when the
+    configuration is refused."""
 
     options: Options
     clock: Clock = field(default_factory=SystemClock)
@@ -128,36 +156,36 @@ class App:
     serve_http: bool = True
     watch_files: bool = True
     stop_grace: float = 10.0
+
+    # The parts, in the order data flows through them; ``start`` builds them.
+    config: Config = field(init=False, repr=False)  # the one running: a reload replaces it
+    store: SQLiteStore = field(init=False, repr=False)
+    metrics: Metrics = field(init=False, repr=False)
+    session: aiohttp.ClientSession = field(init=False, repr=False)  # the probes' and channels'
+    monitor: Monitor = field(init=False, repr=False)  # probes -> state -> store
+    notifier: Notifier = field(init=False, repr=False)  # incidents -> composer -> outbox
+    delivery: Delivery = field(init=False, repr=False)  # outbox -> channels
+    oncall: OnCall = field(init=False, repr=False)
+    scheduler: ProbeScheduler = field(init=False, repr=False)
+    web_services: Services = field(init=False, repr=False)  # all the web may use
+    runner: web.AppRunner | None = field(default=None, init=False, repr=False)  # serve_http
+    tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False, repr=False)
+
+    # How the running configuration came to be (see ``reload``).
+    config_loaded_at: float = field(default=0.0, init=False)
+    reload_refused_at: float | None = field(default=None, init=False)
+    reload_problems: list[Problem] = field(default_factory=list, init=False)
     stopping: bool = field(default=False, init=False)
 
     async def start(self) -> None:
         self.config = load_config(self.options.config, self.environ)
+        self.config_loaded_at = self.clock.now()
         settings = self.config.settings
         self.store = SQLiteStore(self.options.db)
         self.metrics = Metrics()
         self.session = make_session(settings.http, self.ssl_context)
-        self.monitor = Monitor(
-            self.config,
-            self.store,
-            self.clock,
-            # The scheduler's pool (below) is the limit on probes at once: as many as connections.
-            Prober(self.session, self.clock, take_turns=False),
-        )
-        info = systems_info(self.config)
-        self.composer = Composer(
-            self.options.messages, settings.org, info, update_every=settings.update_every
-        )
-        self.notifier = Notifier(
-            store=self.store,
-            composer=self.composer,
-            settings=settings,
-            systems=info,
-            correlator=_correlator(self.config),
-            clock=self.clock,
-        )
-        self.reload_problems: list[Problem] = []
-        self.reload_refused_at: float | None = None
-        self.config_loaded_at = self.clock.now()
+        self.monitor = probing_runtime(self.config, self.store, self.clock, self.session)
+        self.notifier = notifier_for(self.config, self.options.messages, self.store, self.clock)
         self.delivery = Delivery(
             self.store,
             channels_from_env(self.session, self.environ, settings.org.message_domain),
@@ -165,31 +193,14 @@ class App:
         )
         if not self.delivery.channels.configured():
             event(log, NO_CHANNEL, logging.WARNING)
-        self.monitor.on_transition.append(self.notifier.on_transition)
-        # What a crash cut off between a saved transition and its incident is applied first.
-        self.notifier.resume(self.monitor.states.values())
-        self.monitor.on_result.append(self.metrics.record_probe)
-        self.notifier.on_decided.append(lambda _items: self.delivery.wake())
-        self.notifier.on_incident.append(self._count_incident)
-        self.delivery.on_outcome.append(self._count_message)
         self.oncall = OnCall(settings.oncall)
-        self.notifier.on_incident.append(self._tell_oncall)
-        self.metrics.observe_present(
-            lambda: self.monitor.states,
-            self.store.open_incident_count,
-            self.store.pending_count,
-            lambda: self.store_problem() is None,
-        )
-        self.metrics.config_reloads.labels(result="success").inc()
-        self.metrics.config_last_success.set(self.clock.now())
-        self.metrics.config_last_reload_ok.set(1)
-
         self.scheduler = ProbeScheduler(self.clock, self._probe, settings.http.max_connections)
-        self.tasks: list[asyncio.Task[None]] = []
-        self.runner: web.AppRunner | None = None
+        self.web_services = self._web_services()
+        self._connect()
+
         if self.serve_http:
             # Bind first: a taken port fails the start before anything runs in the background.
-            self.runner = web.AppRunner(build_web_app(self), access_log=None)
+            self.runner = web.AppRunner(build_web_app(self.web_services), access_log=None)
             await self.runner.setup()
             host, _, port = self.options.listen.rpartition(":")
             try:
@@ -217,6 +228,46 @@ class App:
             systems=len(self.config.systems),
             listen=self.options.listen,
             db=str(self.options.db),
+        )
+
+    def _connect(self) -> None:
+        """Each part hears what the one before it decides; metrics and on-call hear it all."""
+        self.monitor.on_transition.append(self.notifier.on_transition)
+        # What a crash cut off between a saved transition and its incident is applied first.
+        self.notifier.resume(self.monitor.states.values())
+        self.monitor.on_result.append(self.metrics.record_probe)
+        self.notifier.on_decided.append(lambda _items: self.delivery.wake())
+        self.notifier.on_incident.append(self._count_incident)
+        self.delivery.on_outcome.append(self._count_message)
+        self.notifier.on_incident.append(self._tell_oncall)
+        self.metrics.observe_present(
+            lambda: self.monitor.states,
+            self.store.open_incident_count,
+            self.store.pending_count,
+            lambda: self.store_problem() is None,
+        )
+        self.metrics.config_reloads.labels(result="success").inc()
+        self.metrics.config_last_success.set(self.clock.now())
+        self.metrics.config_last_reload_ok.set(1)
+
+    def _web_services(self) -> Services:
+        """What the web may use of this process: reads, and the few operations on-call has."""
+        return Services(
+            clock=self.clock,
+            store=self.store,
+            incidents=self.notifier,
+            config=lambda: self.config,
+            states=lambda: self.monitor.states,
+            reload=self.reload,
+            ready=self.ready,
+            warnings=self.warnings,
+            store_problem=self.store_problem,
+            last_reload=lambda: LastReload(
+                self.config_loaded_at, self.reload_refused_at, self.reload_problems
+            ),
+            channels=lambda: self.delivery.channels.configured(),
+            metrics_page=self.metrics.page,
+            api_token=self.environ.get(TOKEN_VARIABLE, ""),
         )
 
     async def _prune_loop(self) -> None:
@@ -263,8 +314,8 @@ class App:
         if notice is not None:
             self.oncall.tell(notice)
 
-    def _count_message(self, item: OutboxItem, outcome: str) -> None:
-        channel = (item.sent_via or (item.channels[0] if item.channels else "none:")).split(":")[0]
+    def _count_message(self, item: OutboxItem, outcome: str, address: Address | None) -> None:
+        channel = address.kind if address is not None else "none"
         self.metrics.messages.labels(channel=channel, kind=item.kind, outcome=outcome).inc()
         if outcome == "undeliverable":
             self.oncall.delivery_failed(channel, item.last_error)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Literal, Protocol
 
 # How far back the status page and /api/v1/systems reckon uptime; state history is kept this
 # long at least, whatever the retention settings say.
@@ -117,6 +117,23 @@ class Person:
     @property
     def first_name(self) -> str:
         return self.name.split()[0] if self.name.strip() else ""
+
+
+ChannelKind = Literal["email", "sms", "webhook"]
+"""The ways a person can be reached, best first."""
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """Where one channel reaches a person: ``Address("email", "alice@example.com")``,
+    ``Address("sms", "+447700900001")`` or ``Address("webhook", "https://...")``.
+
+    A value, decided once from the person and carried to delivery as it is: nothing splits a
+    string to learn the kind. The store writes it as the text ``email:alice@example.com``.
+    """
+
+    kind: ChannelKind
+    to: str
 
 
 @dataclass(frozen=True, slots=True)

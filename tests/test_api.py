@@ -22,7 +22,7 @@ from world import MESSAGES, write_config
 
 from monitor.app import App, Options
 from monitor.demo.mailcatcher import MailCatcher
-from monitor.model import ProbeResult
+from monitor.model import Address, ProbeResult
 from monitor.store import OutboxItem
 from monitor.web.api import ROUTES
 from monitor.web.server import build_web_app
@@ -87,7 +87,7 @@ class Running:
                 self._delivered.clear()
                 await self._delivered.wait()
 
-    def _outcome(self, item: OutboxItem, outcome: str) -> None:
+    def _outcome(self, item: OutboxItem, outcome: str, _channel: Address | None) -> None:
         self.outcomes.append((item, outcome))
         self._delivered.set()
 
@@ -108,7 +108,7 @@ async def running(
     # The clock starts in 2027, so the real scheduler's first probe is years away: state moves
     # only by the results the tests feed in.
     await app.start()
-    client = TestClient(TestServer(build_web_app(app)))
+    client = TestClient(TestServer(build_web_app(app.web_services)))
     await client.start_server()
     world = Running(app, client, clock, checks)
     app.delivery.on_outcome.append(world._outcome)
@@ -330,7 +330,7 @@ async def test_a_reported_attempt_makes_the_user_affected_and_acknowledged(
         items = w.app.store.outbox_items(incident)
         assert [(i.person_id, i.kind) for i in items] == [("eve", "acknowledge")]
         assert "buy the LinkedIn course" in items[0].text
-        assert items[0].channels[0] == "email:eve@example.com"
+        assert items[0].channels[0] == Address("email", "eve@example.com")
 
 
 async def test_an_attempt_during_an_open_incident_names_it(tmp_path: Path) -> None:

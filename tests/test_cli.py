@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from process import REPO, run_cli
 
-from monitor.cli import build_parser, run_on_fastest_loop
+from monitor.cli import run_on_fastest_loop
+from monitor.cli.parser import build_parser
 from monitor.demo.mailcatcher import MailCatcher
 from monitor.store import SQLiteStore
 

@@ -93,7 +93,7 @@ async def test_an_outcome_is_committed_while_another_send_is_stalled(tmp_path: P
             store, Channels(email=email, message_domain="example.com"), clock, concurrency=2
         )
         delivery.on_outcome.append(
-            lambda item, outcome: quick_marked.set() if item.person_id == "quick" else None
+            lambda item, outcome, channel: quick_marked.set() if item.person_id == "quick" else None
         )
         try:
             sending = asyncio.create_task(delivery.run_once())

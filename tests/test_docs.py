@@ -12,7 +12,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from prometheus_client.metrics_core import Metric
 from pydantic import BaseModel
 
-from monitor.cli import build_parser
+from monitor.cli.parser import build_parser
 from monitor.config import MonitorSettings, SystemConfig
 from monitor.metrics import Metrics
 from monitor.model import Health, ProbeResult, SystemState

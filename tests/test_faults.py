@@ -675,7 +675,7 @@ async def app_on_a_fake_clock(
         watch_files=False,
     )
     await app.start()
-    client = TestClient(TestServer(build_web_app(app)))
+    client = TestClient(TestServer(build_web_app(app.web_services)))
     await client.start_server()
     try:
         yield app, client, clock

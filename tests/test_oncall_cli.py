@@ -27,7 +27,7 @@ from world import ALICE, DANA, MESSAGES, write_config
 from monitor.app import App, Options
 from monitor.cli import main
 from monitor.demo.mailcatcher import MailCatcher
-from monitor.model import ProbeResult
+from monitor.model import Address, ProbeResult
 from monitor.store import OutboxItem
 
 TOKEN = "oncall-t0ken-7f3a9c"
@@ -99,7 +99,7 @@ async def running(tmp_path: Path, token: str | None = TOKEN) -> AsyncIterator[Ru
         settled: list[OutboxItem] = []
         changed = asyncio.Event()
 
-        def outcome(item: OutboxItem, result: str) -> None:
+        def outcome(item: OutboxItem, result: str, _channel: Address | None) -> None:
             if result in ("sent", "undeliverable"):
                 settled.append(item)
                 changed.set()

@@ -10,7 +10,7 @@ import pytest
 from world import ALICE, World, world
 
 from monitor.config import load_config
-from monitor.model import Person
+from monitor.model import Address, Person
 from monitor.store import _SCHEMA, PENDING, SENT, UNDELIVERABLE, SQLiteStore
 
 DAY = 86400.0
@@ -85,7 +85,7 @@ async def test_a_settled_message_keeps_its_subject_but_not_its_bodies(tmp_path: 
             assert item.subject == pending[person].subject
             assert item.key == pending[person].key
             assert item.created_at == pending[person].created_at
-        assert settled["alice"].sent_via == "email:alice@example.com"
+        assert settled["alice"].sent_via == Address("email", "alice@example.com")
         mail = w.mail_to("alice@example.com")[0]
         assert "Alice" in mail.text  # what went out was the whole message
         # A stale outcome written again cannot make a settled message pending (and empty).

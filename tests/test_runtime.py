@@ -14,7 +14,7 @@ from monitor.model import Health, ProbeResult, Transition
 from monitor.probing.probes import Prober, make_session
 from monitor.probing.runtime import Monitor
 from monitor.store import SQLiteStore
-from monitor.web.api import uptimes
+from monitor.web.views import uptimes
 
 CHECK = """\
 name: {name}

@@ -21,7 +21,7 @@ from monitor.delivery.channels import EmailChannel, SmsChannel
 from monitor.delivery.sender import Channels, Delivery
 from monitor.demo.mailcatcher import CaughtMessage, MailCatcher
 from monitor.incidents.correlation import Correlator, Incident
-from monitor.model import Attempt, Person, ProbeResult
+from monitor.model import Address, Attempt, Person, ProbeResult
 from monitor.notify.composer import Composer
 from monitor.notify.notifier import Notifier
 from monitor.probing.runtime import Monitor
@@ -215,7 +215,7 @@ def decided(store: SQLiteStore, clock: FakeClock, people: list[str]) -> None:
                 text="We are on it.",
                 html=None,
                 sms="We are on it.",
-                channels=(f"email:{person}@example.com",),
+                channels=(Address("email", f"{person}@example.com"),),
                 next_try_at=clock.now(),
             )
             for person in people

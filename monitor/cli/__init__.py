@@ -9,19 +9,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import re
 import signal
 import sys
 from collections.abc import Coroutine, Sequence
-from importlib import metadata
-from pathlib import Path
 from typing import Any, TypeVar
 
 from monitor.app import App, Options, systems_info
-from monitor.cli.client import ClientError, MonitorClient, monitor_url
-from monitor.cli.terminal import held, incident_text, incidents_table, noted, released
+from monitor.cli.parser import build_parser, show_by_default
+from monitor.cli.remote import on_monitor
 from monitor.config import Config, ConfigError, MonitorSettings, Problem, load_config
 from monitor.database import sqlite_file
 from monitor.logs import configure
@@ -31,15 +28,14 @@ from monitor.people.csv_file import UnreadableFile, read_people
 from monitor.people.rules import SYSTEM_NAME
 from monitor.store import SQLiteStore, StoreUnavailable
 from monitor.text import unknown_name
-from monitor.web.api import TOKEN_VARIABLE
 
-DISTRIBUTION = "customer-uptime-monitor"
-INCIDENT_COMMANDS = ("show", "note", "hold", "release")
+# The subcommands that open the database: a --db they cannot use is refused before anything.
+_OPENS_THE_STORE = frozenset({"run", "users"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(_show_by_default(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(show_by_default(sys.argv[1:] if argv is None else argv))
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
@@ -66,182 +62,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "send-test": _send_test,
         "demo": _demo,
         "check": _check,
-        "incidents": _on_monitor,
-        "incident": _on_monitor,
+        "incidents": on_monitor,
+        "incident": on_monitor,
     }[args.command]
     try:
         return handler(args, options, env)
     except KeyboardInterrupt:
         return 130
-
-
-# The subcommands that open the database: a --db they cannot use is refused before anything.
-_OPENS_THE_STORE = frozenset({"run", "users"})
-
-
-def _show_by_default(argv: Sequence[str]) -> list[str]:
-    """``monitor incident 3`` means ``monitor incident show 3``: argparse has no default
-    subcommand, so ``show`` is put in when an id or an option follows ``incident``."""
-    args = list(argv)
-    if len(args) < 2 or args[0] != "incident" or args[1] in ("-h", "--help"):
-        return args
-    if args[1][:1].isdigit() or args[1].startswith("-"):
-        args.insert(1, "show")
-    return args
-
-
-def _version() -> str:
-    try:
-        return f"monitor {metadata.version(DISTRIBUTION)}"
-    except metadata.PackageNotFoundError:
-        return "monitor (version unknown: the package is not installed)"
-
-
-def _incident_id(text: str) -> int:
-    # Length first: int() of thousands of digits is refused by Python itself.
-    if not (text.isascii() and text.isdigit() and len(text) <= 20 and int(text) > 0):
-        raise argparse.ArgumentTypeError(f"{text!r} is not an incident id (a whole number from 1)")
-    return int(text)
-
-
-def _limit(text: str) -> int:
-    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 500):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 500")
-    return int(text)
-
-
-def _remote_parser() -> argparse.ArgumentParser:
-    """The options of every command that talks to a running monitor."""
-    remote = argparse.ArgumentParser(add_help=False)
-    remote.add_argument(
-        "--url",
-        help="the running monitor's address (MONITOR_URL; default http://127.0.0.1 and the "
-        "port of MONITOR_LISTEN, 9108)",
-    )
-    remote.add_argument(
-        "-o",
-        "--output",
-        choices=["text", "json"],
-        default="text",
-        help="text for people (default), json (the API's answer) for scripts",
-    )
-    return remote
-
-
-def _add_incident_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    remote = _remote_parser()
-    token = "needs MONITOR_API_TOKEN"
-    incidents = sub.add_parser(
-        "incidents", parents=[remote], help="list a running monitor's incidents, newest first"
-    )
-    incidents.add_argument(
-        "--status", choices=["open", "resolved"], help="only open or only resolved incidents"
-    )
-    incidents.add_argument(
-        "--limit", type=_limit, default=50, help="show at most this many (1-500, default 50)"
-    )
-    incident = sub.add_parser(
-        "incident", help="one incident of a running monitor: show it, note, hold, release"
-    )
-    actions = incident.add_subparsers(dest="incident_command", required=True, metavar="COMMAND")
-    what = {
-        "show": "systems, cause, note, hold, messages and timeline (`monitor incident ID` too)",
-        "note": f"set the public note shown on the status page ({token})",
-        "hold": f"keep customer messages back until released ({token})",
-        "release": f"let customer messages go out ({token})",
-    }
-    for name in INCIDENT_COMMANDS:
-        action = actions.add_parser(name, parents=[remote], help=what[name])
-        action.add_argument("id", type=_incident_id, metavar="ID", help="the incident's id")
-        if name == "note":
-            action.add_argument(
-                "text", metavar="TEXT", help="the note, as customers will read it (quote it)"
-            )
-            action.add_argument(
-                "--send", action="store_true", help="also send it as an update to everyone told"
-            )
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The ``monitor`` command's parser: every subcommand, option and argument, with its help."""
-    parser = argparse.ArgumentParser(
-        prog="monitor", description="An uptime monitor that tells the affected customers itself."
-    )
-    parser.add_argument("--version", action="version", version=_version())
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", help="check files directory (MONITOR_CONFIG, default checks/)")
-    common.add_argument(
-        "--messages", help="message templates directory (MONITOR_MESSAGES, default messages/)"
-    )
-    sub = parser.add_subparsers(dest="command")
-    # Only the commands that open the database take --db: elsewhere it would do nothing.
-    with_db = argparse.ArgumentParser(add_help=False, parents=[common])
-    with_db.add_argument("--db", help="SQLite database file (MONITOR_DB, default monitor.db)")
-    run = sub.add_parser("run", parents=[with_db], help="probe, decide, tell")
-    run.add_argument("--listen", help="HTTP address (MONITOR_LISTEN, default 0.0.0.0:9108)")
-    run.add_argument(
-        "--log-level",
-        default=os.environ.get("MONITOR_LOG_LEVEL", "INFO"),
-        help="DEBUG, INFO, WARNING or ERROR (MONITOR_LOG_LEVEL, default INFO)",
-    )
-    sub.add_parser("validate", parents=[common], help="check files and templates")
-    users = sub.add_parser("users", help="manage subscribers")
-    users_sub = users.add_subparsers(dest="users_command", required=True)
-    imp = users_sub.add_parser("import", parents=[with_db], help="upsert people from a CSV file")
-    imp.add_argument(
-        "file",
-        type=Path,
-        help="CSV with columns id,name,email,phone,systems (systems ;-separated), and webhook",
-    )
-    imp.add_argument(
-        "--skip-invalid",
-        action="store_true",
-        help="import the valid rows and list the others (default: import nothing if any is bad)",
-    )
-    preview = sub.add_parser("preview", parents=[common], help="render a message with sample data")
-    preview.add_argument("system", help="the system the message is about, as its check names it")
-    preview.add_argument(
-        "--kind",
-        choices=[k.value for k in MessageKind],
-        default="acknowledge",
-        help="which message (default acknowledge)",
-    )
-    preview.add_argument(
-        "--channel", choices=["email", "sms"], default="email", help="as sent by (default email)"
-    )
-    send = sub.add_parser(
-        "send-test", parents=[common], help="send a sample acknowledgement through MONITOR_SMTP_URL"
-    )
-    send.add_argument("--to", required=True, help="email address")
-    send.add_argument(
-        "--system", help="the system the sample is about (default: the first check file's)"
-    )
-    check = sub.add_parser("check", help="run one system's probe now and say how it went")
-    check.add_argument("system", help="the system to probe, as its check names it")
-    check.add_argument("--config", help="check files directory (MONITOR_CONFIG, default checks/)")
-    _add_incident_commands(sub)
-    demo = sub.add_parser(
-        "demo",
-        help="a scripted outage with simulated systems, end to end; then serves its pages"
-        " until Ctrl-C",
-    )
-    demo.add_argument(
-        "--listen",
-        default="127.0.0.1:9108",
-        help="address of the status page and the messages page (default 127.0.0.1:9108)",
-    )
-    demo.add_argument(
-        "--speed",
-        type=float,
-        default=1.0,
-        help="run the script this much faster, 0.1 to 50 (default 1)",
-    )
-    demo.add_argument(
-        "--exit",
-        action="store_true",
-        help="end after the script instead of serving the pages until Ctrl-C (for scripts)",
-    )
-    return parser
 
 
 def _report(problems: Sequence[Problem]) -> None:
@@ -419,55 +246,6 @@ def _check(args: argparse.Namespace, options: Options, env: dict[str, str]) -> i
     from monitor.cli.checknow import check_now
 
     return run_on_fastest_loop(check_now(options, env, args.system))
-
-
-def _on_monitor(args: argparse.Namespace, options: Options, env: dict[str, str]) -> int:
-    """``monitor incidents`` and ``monitor incident ...``: ask the running monitor's API and
-    print its answer; 1 when it refused or has no such incident, 2 when it cannot be reached."""
-    try:
-        url = monitor_url(args.url, env)
-    except ValueError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-
-    async def ask() -> str:
-        async with MonitorClient(url, env.get(TOKEN_VARIABLE)) as client:
-            return await _ask(client, args)
-
-    try:
-        print(asyncio.run(ask()))
-    except ClientError as exc:
-        print(f"monitor {args.command}: {exc}", file=sys.stderr)
-        return exc.exit_code
-    return 0
-
-
-async def _ask(client: MonitorClient, args: argparse.Namespace) -> str:
-    if args.command == "incidents":
-        found = await client.incidents(args.status, args.limit)
-        if args.output == "json":
-            return _json(found.model_dump(mode="json"))
-        if not found.incidents:
-            return f"no {args.status} incidents" if args.status else "no incidents"
-        return incidents_table(found.incidents)
-    number, command = args.id, args.incident_command
-    if command == "note":
-        incident = await client.note(number, args.text, args.send)
-        said = noted(incident, args.send)
-    elif command == "hold":
-        incident = await client.hold(number)
-        said = held(incident)
-    elif command == "release":
-        incident = await client.release(number)
-        said = released(incident)
-    else:
-        incident = await client.incident(number)
-        said = incident_text(incident)
-    return _json(incident.model_dump(mode="json")) if args.output == "json" else said
-
-
-def _json(data: object) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False)
 
 
 def _demo(args: argparse.Namespace, options: Options, env: dict[str, str]) -> int:

@@ -19,7 +19,8 @@ from pydantic import BaseModel, ValidationError
 from yarl import URL
 
 from monitor.probing.probes.reasons import explain
-from monitor.web.api import TOKEN_VARIABLE, IncidentDetail, IncidentList
+from monitor.web.models import IncidentDetail, IncidentList
+from monitor.web.plumbing import TOKEN_VARIABLE
 
 URL_VARIABLE = "MONITOR_URL"
 LISTEN_VARIABLE = "MONITOR_LISTEN"

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from monitor.durations import format_duration
-from monitor.web.api import IncidentDetail, IncidentOut
+from monitor.web.models import IncidentDetail, IncidentOut
 
 TABLE_HEADER = (
     "ID",

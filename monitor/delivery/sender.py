@@ -17,69 +17,19 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from monitor.delivery.channels import DeliveryError, Email, EmailChannel, SmsChannel, WebhookChannel
+from monitor.delivery.channels import Channels, DeliveryError
 from monitor.logs import event
-from monitor.model import Clock
+from monitor.model import Address, Clock
 from monitor.store import PENDING, SENT, UNDELIVERABLE, OutboxItem, Store, StoreUnavailable
 
 log = logging.getLogger("monitor.delivery")
 
-Outcome = Callable[[OutboxItem, str], None]  # the item as saved, and "sent" / "retry" / ...
-
-
-@dataclass
-class Channels:
-    """The channels this monitor can use; a missing one counts as a permanent failure."""
-
-    email: EmailChannel | None = None
-    sms: SmsChannel | None = None
-    webhook: WebhookChannel | None = None
-    message_domain: str = "monitor.invalid"
-
-    def configured(self) -> list[str]:
-        """The kinds of channel configured, best first (empty: nobody can be told)."""
-        return [k for k in ("email", "sms", "webhook") if getattr(self, k) is not None]
-
-    def supports(self, channel: str) -> bool:
-        kind = channel.partition(":")[0]
-        return (
-            getattr(self, kind, None) is not None if kind in ("email", "sms", "webhook") else False
-        )
-
-    async def send(self, channel: str, item: OutboxItem) -> None:
-        kind, _, address = channel.partition(":")
-        if kind == "email" and self.email is not None:
-            await self.email.send(
-                Email(
-                    message_id=f"{item.key}@{self.message_domain}",
-                    to=address,
-                    subject=item.subject,
-                    text=item.text,
-                    html=item.html,
-                )
-            )
-        elif kind == "sms" and self.sms is not None:
-            await self.sms.send(address, item.sms)
-        elif kind == "webhook" and self.webhook is not None:
-            await self.webhook.send(
-                address,
-                {
-                    "id": item.key,
-                    "incident": item.incident_id,
-                    "person": item.person_id,
-                    "kind": item.kind,
-                    "reason": item.reason,
-                    "subject": item.subject,
-                    "text": item.text,
-                    "sms": item.sms,
-                },
-            )
-        else:
-            raise DeliveryError(f"no {kind} channel is configured", permanent=True)
-
-    async def close(self) -> None:
-        if self.email is not None:
-            await self.email.close()
+OutcomeListener = Callable[[OutboxItem, str, Address | None], None]
+"""Told each outcome once it is saved: the item as saved; "sent", "retry", "next channel" or
+"undeliverable"; and the channel it was about (the one tried; for an item no channel could
+take, its first; None when it had none)."""
+# An item and its outcome, as the listeners are told them.
+_Outcome = tuple[OutboxItem, str, Address | None]
 
 
 def backoff(tries: int, base: float, cap: float, rng: random.Random) -> float:
@@ -112,14 +62,14 @@ class Delivery:
     backoff_cap: float = 300.0
     give_up_after: float = 86400.0
     rng: random.Random = field(default_factory=random.Random)
-    on_outcome: list[Outcome] = field(default_factory=list)
+    on_outcome: list[OutcomeListener] = field(default_factory=list)
     _inflight: set[str] = field(default_factory=set)
     # Outcomes sent but not committed yet, each holding its place in ``_limit``, by item key.
-    _marks: dict[str, tuple[OutboxItem, str]] = field(default_factory=dict)
+    _marks: dict[str, _Outcome] = field(default_factory=dict)
     _limit: asyncio.Semaphore | None = None
     _flush_timer: asyncio.TimerHandle | None = None
     # Outcomes the store refused to record (sent, retry...), oldest first, by item key.
-    _unsaved: dict[str, tuple[OutboxItem, str]] = field(default_factory=dict)
+    _unsaved: dict[str, _Outcome] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _stopping: Callable[[], bool] = field(default=lambda: False)
 
@@ -154,8 +104,7 @@ class Delivery:
                 # On shutdown, or once the store refuses to record outcomes, what has not
                 # started stays pending.
                 if not self._stopping() and not self._unsaved:
-                    saved, outcome = await self._send(item)
-                    self._park(saved, outcome)  # its place is given back when committed
+                    self._park(await self._send(item))  # its place is given back when committed
                     parked = True
             finally:
                 if not parked:
@@ -185,65 +134,68 @@ class Delivery:
         with contextlib.suppress(StoreUnavailable):
             self._save_unsaved()
 
-    async def _send(self, item: OutboxItem) -> tuple[OutboxItem, str]:
+    async def _send(self, item: OutboxItem) -> _Outcome:
         self._inflight.add(item.key)
         try:
             return await self._attempt(item)
         finally:
             self._inflight.discard(item.key)
 
-    async def _attempt(self, item: OutboxItem) -> tuple[OutboxItem, str]:
-        """Try the item's first usable channel; the item as it is to be saved, and the
-        outcome."""
-        usable = tuple(c for c in item.channels if self.channels.supports(c))
+    async def _attempt(self, item: OutboxItem) -> _Outcome:
+        """Try the item's first usable channel; the item as it is to be saved, the outcome,
+        and the channel it was about."""
+        usable = tuple(a for a in item.channels if self.channels.supports(a))
         if not usable:
             why = "no email, phone or webhook" if not item.channels else "no configured channel"
-            error = f"{why} (had: {', '.join(c.split(':')[0] for c in item.channels) or 'none'})"
-            return replace(item, status=UNDELIVERABLE, last_error=error), "undeliverable"
-        if usable != item.channels:
+            error = f"{why} (had: {', '.join(a.kind for a in item.channels) or 'none'})"
+            first = item.channels[0] if item.channels else None
+            return replace(item, status=UNDELIVERABLE, last_error=error), "undeliverable", first
+        if len(usable) != len(item.channels):
             item = replace(item, channels=usable)
-        channel = item.channels[0]
+        address = usable[0]
         try:
-            await self.channels.send(channel, item)
+            await self.channels.send(address, item)
         except DeliveryError as exc:
-            return self._failed(item, channel, exc)
+            return self._failed(item, address, exc)
         except Exception as exc:  # a channel bug must not lose the message
             log.exception("channel failed unexpectedly")
             return self._failed(
-                item, channel, DeliveryError(f"unexpected error: {exc!r}", permanent=False)
+                item, address, DeliveryError(f"unexpected error: {exc!r}", permanent=False)
             )
         now = self.clock.now()
         return (
-            replace(item, status=SENT, sent_at=now, sent_via=channel, tries=item.tries + 1),
+            replace(item, status=SENT, sent_at=now, sent_via=address, tries=item.tries + 1),
             "sent",
+            address,
         )
 
-    def _failed(self, item: OutboxItem, channel: str, exc: DeliveryError) -> tuple[OutboxItem, str]:
+    def _failed(self, item: OutboxItem, address: Address, exc: DeliveryError) -> _Outcome:
         now = self.clock.now()
         tries = item.tries + 1
-        error = f"{channel.partition(':')[0]}: {exc}"
+        error = f"{address.kind}: {exc}"
         rest = item.channels[1:]
         exhausted = exc.permanent or (rest and tries >= self.tries_per_channel)
         if exhausted and rest:
-            event(
-                log, "trying next channel", item=item.key, error=error, next=rest[0].split(":")[0]
-            )
+            event(log, "trying next channel", item=item.key, error=error, next=rest[0].kind)
             return (
                 replace(item, channels=rest, tries=0, next_try_at=now, last_error=error),
                 "next channel",
+                address,
             )
         if exc.permanent or now - item.created_at >= self.give_up_after:
             return (
                 replace(item, tries=tries, status=UNDELIVERABLE, last_error=error),
                 "undeliverable",
+                address,
             )
         wait = backoff(tries, self.backoff_base, self.backoff_cap, self.rng)
-        return replace(item, tries=tries, next_try_at=now + wait, last_error=error), "retry"
+        saved = replace(item, tries=tries, next_try_at=now + wait, last_error=error)
+        return saved, "retry", address
 
-    def _park(self, item: OutboxItem, outcome: str) -> None:
+    def _park(self, outcome: _Outcome) -> None:
         """Keep an outcome for the next commit; commit now if enough are waiting or nothing
         else is being sent, else within ``mark_delay``."""
-        self._marks[item.key] = (item, outcome)
+        self._marks[outcome[0].key] = outcome
         if len(self._marks) >= self.mark_batch or not self._inflight:
             self._flush_marks()
         elif self._flush_timer is None:
@@ -263,15 +215,15 @@ class Delivery:
         try:
             if self._unsaved:  # the older outcomes must be written first
                 raise StoreUnavailable("earlier outcomes are not recorded yet")
-            self.store.update_items([item for item, _ in marks])
+            self.store.update_items([item for item, _, _ in marks])
         except StoreUnavailable as exc:
             event(log, "outcome kept until the store takes it", logging.WARNING, error=str(exc))
             # Kept in memory and written later (``_save_unsaved``): read back as pending now,
             # the items would otherwise be sent again on the next round.
-            self._unsaved.update((item.key, (item, outcome)) for item, outcome in marks)
+            self._unsaved.update((mark[0].key, mark) for mark in marks)
         else:
-            for item, outcome in marks:
-                self._told(item, outcome)
+            for item, outcome, channel in marks:
+                self._told(item, outcome, channel)
         finally:
             if self._limit is not None:
                 for _ in marks:
@@ -283,12 +235,12 @@ class Delivery:
         if not self._unsaved:
             return
         kept = list(self._unsaved.values())
-        self.store.update_items([item for item, _ in kept])
+        self.store.update_items([item for item, _, _ in kept])
         self._unsaved.clear()
-        for item, outcome in kept:
-            self._told(item, outcome)
+        for item, outcome, channel in kept:
+            self._told(item, outcome, channel)
 
-    def _told(self, item: OutboxItem, outcome: str) -> None:
+    def _told(self, item: OutboxItem, outcome: str, channel: Address | None) -> None:
         if outcome == "undeliverable":  # once: this runs when the outcome is saved
             event(
                 log,
@@ -299,7 +251,7 @@ class Delivery:
                 error=item.last_error,
             )
         for listen in self.on_outcome:
-            listen(item, outcome)
+            listen(item, outcome, channel)
 
 
 __all__ = ["PENDING", "Channels", "Delivery", "backoff"]

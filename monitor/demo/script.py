@@ -1,11 +1,12 @@
 """``monitor demo``: a scripted outage, end to end, with nothing to set up.
+(Over 400 lines: it is one story, read top to bottom, and its helpers are only its own.)
 
 It is a real run of the product, not a recording: simulated payment, login and CRM systems
-(``monitor.simulated``), a local mail catcher, and the real ``App`` with the shipped checks and
+(``monitor.demo.simulated``), a local mail catcher, and the real ``App`` with the shipped checks and
 messages, on a temporary database. Payment and login fail together, the people affected are
 told, on-call sends them a note, the systems recover, and the same people hear that it is fixed.
 Every transition, incident change and caught message is printed as it happens. Then it keeps
-serving the status page and a page of every caught message (``monitor.demo_pages``) until
+serving the status page and a page of every caught message (``monitor.demo.pages``) until
 SIGINT or SIGTERM; ``exit_after`` ends it after the script instead.
 
 Time is shortened so the demo takes about half a minute: the check files are copied with
@@ -42,7 +43,7 @@ from monitor.demo.simulated import SimulatedSystems
 from monitor.durations import format_duration, short_duration
 from monitor.incidents.correlation import Change, Incident
 from monitor.logs import configure
-from monitor.model import Attempt, Health, MessageKind, Person, Transition
+from monitor.model import Address, Attempt, Health, MessageKind, Person, Transition
 from monitor.notify.composer import Composer
 from monitor.store import PENDING, SENT, UNDELIVERABLE, OutboxItem
 from monitor.web.server import build_web_app
@@ -327,7 +328,7 @@ class _Demo:
         app.notifier.on_incident.append(self._incident_changed)
         app.notifier.on_decided.append(self._decided)
         app.delivery.on_outcome.append(self._outcome)
-        web_app = build_web_app(app)
+        web_app = build_web_app(app.web_services)
         add_messages_page(web_app, self._shown)
         self.runner = web.AppRunner(web_app, access_log=None)
         await self.runner.setup()
@@ -470,7 +471,7 @@ class _Demo:
             self._line(f"{'':9}| {line}")
         self._poke()
 
-    def _outcome(self, item: OutboxItem, outcome: str) -> None:
+    def _outcome(self, item: OutboxItem, outcome: str, _channel: Address | None) -> None:
         if outcome not in ("sent", "retry"):
             self._say(f"Message {item.key}: {outcome} ({item.last_error})")
         self._poke()

@@ -1,9 +1,14 @@
 """From incidents to decisions: who is told what, when, written to the outbox before any send.
 
-Transitions come in from the monitor; ``tick(now)`` does the timed work (``notify_after``,
+Transitions come in from the monitor; ``tick()`` does the timed work (``notify_after``,
 ``update_every``) and the fan-outs. Every decision is committed to the store, with what each
 person has now been told, before delivery sees it; a restart re-runs the fan-out, and the
 outbox's unique keys and the ``told`` record make it send nothing twice.
+
+The rules of who is told what, and when, are ``choice`` (pure); this module is the I/O around
+them: reading the store, rendering through the composer, committing decisions to the outbox.
+Folding transitions into incidents is ``correlating``, on-call's note, hold and release are
+``handling``, and what a crash cut off is found by ``resume``.
 """
 
 from __future__ import annotations
@@ -11,18 +16,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from itertools import islice
 
 from monitor.config import MonitorSettings
 from monitor.incidents.audience import attempts_window, recipients
-from monitor.incidents.correlation import Change, Correlator, Folded, Incident, Step
+from monitor.incidents.correlation import Correlator, Incident
 from monitor.logs import event
 from monitor.model import (
+    Address,
     Attempt,
     Clock,
-    Health,
     IncidentView,
     MessageKind,
     Person,
@@ -32,18 +37,30 @@ from monitor.model import (
     SystemState,
     Transition,
 )
+from monitor.notify import handling
+from monitor.notify.choice import (
+    FAN_OUT,
+    Due,
+    Message,
+    NoMessage,
+    Withheld,
+    begin_telling,
+    choose,
+    due,
+    start_round,
+    told_after,
+)
 from monitor.notify.composer import Composer
-from monitor.store import OutboxItem, Store, StoreUnavailable, TimelineEntry
+from monitor.notify.correlating import IncidentListener, correlate
+from monitor.notify.resume import missed_transitions
+from monitor.store import OutboxItem, Store
+
+__all__ = ["IncidentListener", "Notifier", "channels_of", "outbox_key"]
 
 log = logging.getLogger("monitor.notifier")
 DAY = 86400.0
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
-
-# Told once per incident and kind of change in a pass over the transitions, with the systems
-# that made that change: a mass failure is one "joined" with thousands of systems.
-IncidentListener = Callable[[Incident, Change, Sequence[str]], None]
-_CORRELATE_CHUNK = 1000  # transitions folded per read and commit of the incidents
-_LOGGED_SYSTEMS = 20  # an incident's systems named in a log line; the rest are counted
+_LOOKUP_GROUP = 500  # people whose record is read in one go during a fan-out
 
 
 def outbox_key(incident_id: int, kind: str, person_id: str) -> str:
@@ -55,30 +72,16 @@ def outbox_key(incident_id: int, kind: str, person_id: str) -> str:
     return f"incident-{incident_id}.{kind}.{safe}"
 
 
-def _logged_systems(incident: Incident) -> list[str]:
-    names = [m.name for m in incident.members[:_LOGGED_SYSTEMS]]
-    if len(incident.members) > _LOGGED_SYSTEMS:
-        names.append(f"and {len(incident.members) - _LOGGED_SYSTEMS} more")
-    return names
-
-
-def channels_of(person: Person) -> tuple[str, ...]:
+def channels_of(person: Person) -> tuple[Address, ...]:
     """The ways to reach ``person``, best first: email, then SMS, then their webhook."""
     found = []
     if person.email:
-        found.append(f"email:{person.email}")
+        found.append(Address("email", person.email))
     if person.phone:
-        found.append(f"sms:{person.phone}")
+        found.append(Address("sms", person.phone))
     if person.webhook:
-        found.append(f"webhook:{person.webhook}")
+        found.append(Address("webhook", person.webhook))
     return tuple(found)
-
-
-# The changes that can make more people affected, so that everyone is looked through again.
-# A member passing again (or failing again) leaves the audience as it was: looking through
-# 100,000 people told already only to send nothing is seconds of work at each recovery.
-_NEW_AUDIENCE = frozenset({Change.OPENED, Change.JOINED, Change.REOPENED})
-_LOOKUP_GROUP = 500  # people whose record is read in one go during a fan-out
 
 
 @dataclass
@@ -125,42 +128,11 @@ class Notifier:
 
     def resume(self, states: Iterable[SystemState]) -> None:
         """After a restart, queue what a crash cut off between saving a transition and
-        applying it to the incidents (both are remembered, but not in one transaction): a
-        system DOWN that no open incident counts down, or UP while an open incident still does.
-        The next tick correlates them as if they had just happened, at their original time.
-
-        A saved state older than what the incidents show (the store refused the transition,
-        then took the incident, then the process died) is stale, not missed: it is left alone.
-        """
-        decided = [
-            (state, state.since)
-            for state in states
-            if state.since is not None and state.health is not Health.UNKNOWN
-        ]
-        if not decided:
-            return
-        down_at: dict[str, float] = {}  # down in an open incident, since
-        up_at: dict[str, float] = {}  # the latest recovery an incident recorded
-        for incident in self.store.incidents(resolved_since=min(at for _, at in decided)):
-            for m in incident.members:
-                if incident.is_open and m.down:
-                    down_at[m.name] = m.down_at
-                if m.up_at is not None:
-                    up_at[m.name] = max(m.up_at, up_at.get(m.name, m.up_at))
-        missed = []
-        for state, at in decided:
-            name = state.system
-            if state.health is Health.DOWN and name not in down_at:
-                if name in up_at and at <= up_at[name]:
-                    continue
-                previous, streak = Health.UP, state.fail_streak
-            elif state.health is Health.UP and name in down_at:
-                if at < down_at[name]:
-                    continue
-                previous, streak = Health.DOWN, state.pass_streak
-            else:
-                continue
-            missed.append(Transition(name, at, previous, state.health, state.last_reason, streak))
+        applying it to the incidents (``resume.missed_transitions``): the next tick correlates
+        them as if they had just happened, at their original time."""
+        missed = missed_transitions(
+            states, lambda since: self.store.incidents(resolved_since=since)
+        )
         if missed:
             event(
                 log,
@@ -181,174 +153,73 @@ class Notifier:
     async def add_note(self, incident_id: int, text: str, send: bool) -> Incident:
         """On-call's note on an incident; with ``send``, everyone told gets it as an update."""
         async with self._lock:
-            return self._add_note(incident_id, text, send)
-
-    def _add_note(self, incident_id: int, text: str, send: bool) -> Incident:
-        incident = self._incident(incident_id)
-        now = self.clock.now()
-        incident = replace(incident, note=text)
-        if send and incident.is_open and incident.notified_at is not None:
-            incident = self._start_round(incident, Reason.NOTE, now)
-        self.store.save_incident(incident)
-        self.store.add_timeline(incident.id, now, "note", text + (" (sent)" if send else ""))
-        return incident
+            return handling.add_note(self.store, incident_id, text, send, self.clock.now())
 
     async def hold(self, incident_id: int) -> Incident:
         """Keep customer messages for this incident back until ``release``."""
         async with self._lock:
-            incident = replace(self._incident(incident_id), held=True)
-            self.store.save_incident(incident)
-            self.store.add_timeline(incident.id, self.clock.now(), "held", "customer messages held")
-            return incident
+            return handling.hold(self.store, incident_id, self.clock.now())
 
     async def release(self, incident_id: int) -> Incident:
         """Let customer messages for this incident go out (from the next tick)."""
         async with self._lock:
-            incident = replace(self._incident(incident_id), held=False)
-            self.store.save_incident(incident)
-            self.store.add_timeline(
-                incident.id, self.clock.now(), "released", "customer messages released"
-            )
+            incident = handling.release(self.store, incident_id, self.clock.now())
             self._mark(incident.id)
             return incident
 
-    def _incident(self, incident_id: int) -> Incident:
-        incident = self.store.incident(incident_id)
-        if incident is None:
-            raise KeyError(incident_id)
-        return incident
-
     def _mark(self, incident_id: int) -> None:
+        """Someone may be newly affected by the incident: look through its people again."""
         if self._dirty is not None:
             self._dirty.add(incident_id)
-
-    # correlation --------------------------------------------------------------------------
-
-    async def _correlate_pending(self) -> None:
-        if not self._pending:
-            return
-        # Told once the pass has saved them: one notice and one log line per incident and kind
-        # of change (10,000 systems failing at once are one "joined"; the timeline keeps each).
-        incidents: dict[int, Incident] = {}
-        changed: dict[tuple[int, Change], list[str]] = {}
-        # Read once a pass: each chunk takes the incidents as the one before left them (the
-        # lock keeps everyone else from changing them meanwhile). A transition arriving during
-        # the pass is later than these, so the window read covers it too.
-        earliest = min(t.at for t in self._pending)
-        try:
-            known = {
-                incident.id: incident
-                for incident in self.store.incidents(
-                    resolved_since=earliest - self.correlator.window
-                )
-            }
-            while self._pending:
-                chunk = self._pending[:_CORRELATE_CHUNK]
-                folded = self._correlate(chunk, list(known.values()))
-                del self._pending[: len(chunk)]
-                known.update((incident.id, incident) for incident in folded.incidents)
-                incidents.update((incident.id, incident) for incident in folded.incidents)
-                for step in folded.steps:
-                    if step.change in _NEW_AUDIENCE:
-                        self._mark(step.incident_id)
-                    key = (step.incident_id, step.change)
-                    changed.setdefault(key, []).append(step.transition.system)
-                await asyncio.sleep(0)
-        except StoreUnavailable as exc:
-            event(log, "incident update waits for the store", logging.WARNING, error=str(exc))
-        finally:
-            self._tell(incidents, changed)
-
-    def _correlate(self, transitions: Sequence[Transition], known: Sequence[Incident]) -> Folded:
-        """Fold a chunk of transitions into the known incidents and save what they changed."""
-        issued: list[int] = []
-
-        def new_id() -> int:
-            # Nothing of the batch is saved yet: the store's next id is only the first one.
-            issued.append(issued[-1] + 1 if issued else self.store.new_incident_id())
-            return issued[-1]
-
-        folded = self.correlator.fold(
-            transitions, known, new_id, hold=self.settings.customer_messages == "confirm"
-        )
-        if folded.steps:
-            timeline = [
-                (
-                    step.incident_id,
-                    TimelineEntry(step.transition.at, step.change.value, self._said(step)),
-                )
-                for step in folded.steps
-            ]
-            self.store.save_incidents(folded.incidents, timeline)
-        return folded
-
-    def _tell(
-        self, incidents: dict[int, Incident], changed: dict[tuple[int, Change], list[str]]
-    ) -> None:
-        for (incident_id, change), systems in changed.items():
-            incident = incidents[incident_id]
-            event(
-                log,
-                f"incident {change.value}",
-                incident=incident_id,
-                system=systems[0] if len(systems) == 1 else f"{len(systems):,} systems",
-                cause=incident.cause,
-                systems=_logged_systems(incident),
-            )
-            for listen in self.on_incident:
-                listen(incident, change, systems)
-
-    def _said(self, step: Step) -> str:
-        name = step.transition.system
-        title = self.systems.get(name, SystemInfo(name, name)).title
-        return f"{title}: {step.transition.reason}"
 
     # timed work and fan-out ---------------------------------------------------------------
 
     async def tick(self) -> None:
         """Do what is due now: first acknowledgements, periodic updates, fan-outs, resolutions."""
         async with self._lock:
-            await self._correlate_pending()
+            await correlate(
+                self._pending,
+                store=self.store,
+                correlator=self.correlator,
+                hold_new=self.settings.customer_messages == "confirm",
+                systems=self.systems,
+                listeners=self.on_incident,
+                audience_may_grow=self._mark,
+            )
             now = self.clock.now()
             known = self.store.incidents(resolved_since=now - DAY)
             if self._dirty is None:
                 self._dirty = {i.id for i in known}
             for incident in known:
-                if incident.is_open:
-                    await self._tick_open(incident, now)
-                elif incident.resolution_told_at is None or (
-                    incident.resolved_at is not None
-                    and incident.resolution_told_at < incident.resolved_at
-                ):
+                owed = self._due(incident, now)
+                if owed is Due.RESOLUTION:
                     await self._tell_resolved(incident, now)
+                elif owed is Due.FIRST_WORD or owed in FAN_OUT:
+                    await self._tell_open(incident, owed, now)
                 self._dirty.discard(incident.id)
 
-    async def _tick_open(self, incident: Incident, now: float) -> None:
-        if incident.held or now - incident.opened_at < self.settings.notify_after:
-            return
+    def _due(self, incident: Incident, now: float) -> Due:
         assert self._dirty is not None
-        if incident.notified_at is None:
-            incident = replace(incident, notified_at=now, last_update_at=now)
+        settings = self.settings
+        return due(
+            incident, now, settings.notify_after, settings.update_every, incident.id in self._dirty
+        )
+
+    async def _tell_open(self, incident: Incident, owed: Due, now: float) -> None:
+        """Save the round ``owed`` starts, fan it out, then save it as done."""
+        if owed is Due.FIRST_WORD:
+            incident = begin_telling(incident, now)
             self.store.save_incident(incident)
-            self._dirty.add(incident.id)
-        last = incident.last_update_at or incident.notified_at or now
-        if incident.pending_round is None and now - last >= self.settings.update_every:
-            incident = self._start_round(incident, Reason.PERIODIC, now)
+            self._mark(incident.id)
+            owed = self._due(incident, now)  # what else the rules say of it as it now is
+        if owed is Due.PERIODIC_ROUND:
+            incident = start_round(incident, Reason.PERIODIC, now)
             self.store.save_incident(incident)
-        if incident.id in self._dirty or incident.pending_round is not None:
+        if owed in FAN_OUT:
             incident = await self._fan_out(incident, now)
             if incident.pending_round is not None:
                 incident = replace(incident, pending_round=None)
                 self.store.save_incident(incident)
-
-    @staticmethod
-    def _start_round(incident: Incident, reason: Reason, now: float) -> Incident:
-        return replace(
-            incident,
-            pending_round=reason.value,
-            update_seq=incident.update_seq + 1,
-            last_update_at=now,
-        )
 
     def _audience(self, incident: Incident) -> Iterable[Recipient]:
         lookback = self.settings.attempt_lookback
@@ -371,7 +242,8 @@ class Notifier:
         )
 
     async def _fan_out(self, incident: Incident, now: float) -> Incident:
-        """Decide every message this incident owes now; return the incident as saved."""
+        """Decide every message this incident owes now (``choice.choose`` for each person);
+        return the incident as saved."""
         limit = self.settings.max_messages_per_person_per_day
         view = self._view(incident)
         grew_seq: int | None = None
@@ -393,25 +265,33 @@ class Notifier:
                 person_id = recipient.person.id
                 affected = frozenset(s.name for s in recipient.affected)
                 before = told.get(person_id)
-                if before is None:
-                    kind, reason, label = MessageKind.ACKNOWLEDGE, Reason.FIRST, "acknowledge"
-                elif not affected <= before:
-                    if grew_seq is None:
-                        incident = replace(incident, update_seq=incident.update_seq + 1)
-                        self.store.save_incident(incident)
-                        grew_seq = incident.update_seq
-                    kind, reason, label = MessageKind.UPDATE, Reason.GREW, f"update-{grew_seq}"
-                elif incident.pending_round is not None:
-                    kind, reason = MessageKind.UPDATE, Reason(incident.pending_round)
-                    label = f"update-{incident.update_seq}"
-                else:
+                choice = choose(
+                    False,
+                    incident.pending_round,
+                    before,
+                    affected,
+                    sent_today.get(person_id, 0),
+                    limit,
+                )
+                if isinstance(choice, NoMessage):
                     continue
-                if sent_today.get(person_id, 0) >= limit:
+                if choice.reason is Reason.GREW and grew_seq is None:
+                    # One new update number for everyone the outage grew for in this pass.
+                    incident = replace(incident, update_seq=incident.update_seq + 1)
+                    self.store.save_incident(incident)
+                    grew_seq = incident.update_seq
+                if isinstance(choice, Withheld):
                     counts["over the daily limit"] += 1
                     continue
-                counts["acknowledged" if kind is MessageKind.ACKNOWLEDGE else "updated"] += 1
-                batch.append(self._item(incident, view, recipient, kind, reason, label, now))
-                batch_told[person_id] = affected | (before or frozenset())
+                if choice.kind is MessageKind.ACKNOWLEDGE:
+                    label = "acknowledge"
+                    counts["acknowledged"] += 1
+                else:
+                    seq = grew_seq if choice.reason is Reason.GREW else incident.update_seq
+                    label = f"update-{seq}"
+                    counts["updated"] += 1
+                batch.append(self._item(incident, view, recipient, choice, label, now))
+                batch_told[person_id] = told_after(before, affected)
                 if len(batch) >= self.batch_size:
                     self._decide(batch, batch_told, incident.id)
                     batch, batch_told = [], {}
@@ -422,6 +302,7 @@ class Notifier:
     async def _tell_resolved(self, incident: Incident, now: float) -> None:
         view = self._view(incident)
         lookback = self.settings.attempt_lookback
+        limit = self.settings.max_messages_per_person_per_day
         attempts = self.store.attempts(incident.systems, attempts_window(incident, lookback))
         attempts_of: dict[str, list[Attempt]] = {}
         for attempt in attempts:
@@ -435,6 +316,11 @@ class Notifier:
             people = self.store.people_by_ids(list(told))
             for person_id, systems_told in told.items():
                 await asyncio.sleep(0)
+                # Everyone here was told (so acknowledged); the fix does not count against the
+                # day, so their count is not read.
+                choice = choose(True, None, systems_told, systems_told, 0, limit)
+                if not isinstance(choice, Message):
+                    continue
                 systems = sorted(systems_told, key=lambda n: (down_at.get(n, now), n))
                 recipient = Recipient(
                     person=people.get(person_id, Person(id=person_id)),
@@ -442,17 +328,7 @@ class Notifier:
                     attempts=tuple(attempts_of.get(person_id, ())),
                     affected_since=min((down_at.get(n, now) for n in systems), default=now),
                 )
-                batch.append(
-                    self._item(
-                        incident,
-                        view,
-                        recipient,
-                        MessageKind.RESOLVED,
-                        Reason.RESOLVED,
-                        "resolved",
-                        now,
-                    )
-                )
+                batch.append(self._item(incident, view, recipient, choice, "resolved", now))
                 if len(batch) >= self.batch_size:
                     sent += self._decide(batch, {}, incident.id)
                     batch = []
@@ -482,23 +358,22 @@ class Notifier:
         incident: Incident,
         view: IncidentView,
         recipient: Recipient,
-        kind: MessageKind,
-        reason: Reason,
+        message: Message,
         label: str,
         now: float,
     ) -> OutboxItem:
-        message = self.composer.render(kind, reason, recipient, view, now)
+        rendered = self.composer.render(message.kind, message.reason, recipient, view, now)
         return OutboxItem(
             key=outbox_key(incident.id, label, recipient.person.id),
             incident_id=incident.id,
             person_id=recipient.person.id,
-            kind=kind.value,
-            reason=reason.value,
+            kind=message.kind.value,
+            reason=message.reason.value,
             created_at=now,
-            subject=message.subject,
-            text=message.text,
-            html=message.html,
-            sms=message.sms,
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            sms=rendered.sms,
             channels=channels_of(recipient.person),
             next_try_at=now,
         )

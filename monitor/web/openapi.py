@@ -13,13 +13,9 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, JsonSchemaValue, models_json_schema
 
-from monitor.web.api import (
-    BODY_LIMIT,
-    TOKEN_VARIABLE,
-    USERS_BODY_LIMIT,
-    ErrorOut,
-    Route,
-)
+from monitor.web.api import Route
+from monitor.web.models import ErrorOut
+from monitor.web.plumbing import BODY_LIMIT, TOKEN_VARIABLE, USERS_BODY_LIMIT
 
 OPENAPI_PATH = "/api/v1/openapi.json"
 

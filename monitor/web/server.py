@@ -1,21 +1,20 @@
 """The HTTP server: health for the orchestrator, /metrics for Prometheus, the JSON API
-(``monitor.api``), its OpenAPI document, and the public status page at ``/``."""
+(``monitor.web.api``), its OpenAPI document, and the public status page at ``/``."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from monitor.web.api import APP_KEY, BODY_LIMIT, ROUTES, add_routes, errors_as_json
+from monitor.web.api import ROUTES, add_routes
 from monitor.web.openapi import OPENAPI_PATH, openapi_document
+from monitor.web.plumbing import BODY_LIMIT, errors_as_json
+from monitor.web.services import SERVICES, Services
 from monitor.web.statuspage import StatusPage
 
-if TYPE_CHECKING:
-    from monitor.app import App
-
-__all__ = ["APP_KEY", "build_web_app"]
+__all__ = ["PAGE_HEADERS", "SERVICES", "build_web_app"]
 
 PAGE_KEY: web.AppKey[StatusPage] = web.AppKey("status_page", StatusPage)
 OPENAPI_KEY: web.AppKey[dict[str, Any]] = web.AppKey("openapi", dict)
@@ -33,11 +32,11 @@ PAGE_HEADERS = {
 }
 
 
-def build_web_app(monitor_app: App) -> web.Application:
-    """One aiohttp application serving every route of the monitor."""
-    # API bodies are read by monitor.api with their own caps; this covers everything else.
+def build_web_app(services: Services) -> web.Application:
+    """One aiohttp application serving every route of the monitor from ``services``."""
+    # API bodies are read by monitor.web.plumbing with their own caps; this covers the rest.
     app = web.Application(client_max_size=BODY_LIMIT, middlewares=[errors_as_json])
-    app[APP_KEY] = monitor_app
+    app[SERVICES] = services
     app[PAGE_KEY] = StatusPage()
     app[OPENAPI_KEY] = openapi_document(ROUTES)
     app.router.add_get("/", status_page)
@@ -57,16 +56,16 @@ async def readyz(request: web.Request) -> web.Response:
     """200 while the monitor can do its job, with any warnings below; 503 only while it starts
     or stops (see ``App.ready``: its own trouble must never take a sidecar's pod out of
     service)."""
-    monitor_app = request.app[APP_KEY]
-    problem = monitor_app.ready()
+    services = request.app[SERVICES]
+    problem = services.ready()
     if problem:
         return web.Response(status=503, text=f"not ready: {problem}\n")
-    warnings = "".join(f"warning: {w}\n" for w in monitor_app.warnings())
+    warnings = "".join(f"warning: {w}\n" for w in services.warnings())
     return web.Response(text=f"ready\n{warnings}")
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = await request.app[APP_KEY].metrics.page()
+    body = await request.app[SERVICES].metrics_page()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -75,5 +74,5 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 async def status_page(request: web.Request) -> web.Response:
-    html = request.app[PAGE_KEY].render(request.app[APP_KEY])
+    html = request.app[PAGE_KEY].render(request.app[SERVICES])
     return web.Response(text=html, content_type="text/html", headers=PAGE_HEADERS)

@@ -11,23 +11,22 @@ escapes every value.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 # The status page is HTML for browsers, not a customer message, so it gets its own small
-# autoescaping environment here instead of going through the composer's sandbox; this and the
-# composer are the only modules that import jinja2.
+# autoescaping environment here instead of going through the composer's sandbox (only this, the
+# composer and the demo's messages page import jinja2: a contract in pyproject.toml says so).
 import jinja2
 
+from monitor.config import SystemConfig
 from monitor.incidents.correlation import Incident
 from monitor.model import UPTIME_WINDOW, Health
-from monitor.web.api import SystemOut, systems_view
-
-if TYPE_CHECKING:
-    from monitor.app import App
+from monitor.web.models import SystemOut
+from monitor.web.services import Services
+from monitor.web.views import systems_view
 
 RECENT = 7 * 86400.0
 TEMPLATES = Path(__file__).parent / "templates"
@@ -95,10 +94,12 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _public_incident(app: App, incident: Incident, now: float) -> PublicIncident:
+def _public_incident(
+    systems: Mapping[str, SystemConfig], incident: Incident, now: float
+) -> PublicIncident:
     titles = []
     for name in incident.systems:
-        system = app.config.systems.get(name)
+        system = systems.get(name)
         title = system.title if system is not None else _REMOVED
         if title not in titles:
             titles.append(title)
@@ -141,7 +142,7 @@ def _headline(systems: Sequence[PublicSystem]) -> tuple[str, str]:
 
 
 class StatusPage:
-    """Renders the page from a running ``App``."""
+    """Renders the page from the running monitor's ``Services``."""
 
     def __init__(self, templates: Path = TEMPLATES) -> None:
         self.env = jinja2.Environment(
@@ -153,25 +154,26 @@ class StatusPage:
         )
         self.template = self.env.get_template("status.html")
 
-    def render(self, app: App) -> str:
-        now = app.clock.now()
+    def render(self, services: Services) -> str:
+        now = services.clock.now()
         systems = [
             _public_system(view, now)
-            for view in sorted(systems_view(app, now), key=lambda v: v.title.casefold())
+            for view in sorted(systems_view(services, now), key=lambda v: v.title.casefold())
         ]
-        known = app.store.incidents(resolved_since=now - RECENT)
+        known = services.store.incidents(resolved_since=now - RECENT)
+        config = services.config()
         open_ones = sorted((i for i in known if i.is_open), key=lambda i: -i.opened_at)
         resolved = sorted(
             (i for i in known if not i.is_open), key=lambda i: -(i.resolved_at or 0.0)
         )
         state, headline = _headline(systems)
         return self.template.render(
-            org=app.config.settings.org.name,
+            org=config.settings.org.name,
             state=state,
             headline=headline,
             systems=systems,
-            open_incidents=[_public_incident(app, i, now) for i in open_ones],
-            resolved_incidents=[_public_incident(app, i, now) for i in resolved],
+            open_incidents=[_public_incident(config.systems, i, now) for i in open_ones],
+            resolved_incidents=[_public_incident(config.systems, i, now) for i in resolved],
             uptime_days=int(UPTIME_WINDOW // 86400),
             recent_days=int(RECENT // 86400),
             updated=_when(now),

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from typing import ClassVar, Literal
 from urllib.parse import quote
 
 import aiohttp
 
 from monitor.delivery.channels.errors import DeliveryError
+from monitor.store import OutboxItem
 
 TWILIO_BASE_URL = "https://api.twilio.com"
 _ENV = {
@@ -25,6 +27,8 @@ class SmsChannel:
     ``from_number`` is a phone number in E.164 form, or a Messaging Service SID (``MG...``).
     The auth token is sent only as HTTP basic auth and never appears in an error or a repr.
     """
+
+    kind: ClassVar[Literal["sms"]] = "sms"
 
     def __init__(
         self,
@@ -50,6 +54,13 @@ class SmsChannel:
             f"SmsChannel(account_sid={self.account_sid!r}, from_number={self.from_number!r}, "
             f"base_url={self.base_url!r})"
         )
+
+    async def deliver(self, to: str, item: OutboxItem) -> None:
+        """Send the outbox item's SMS text to the number ``to`` (see :meth:`send`)."""
+        await self.send(to, item.sms)
+
+    async def close(self) -> None:
+        """Nothing to let go of: the aiohttp session is its owner's to close."""
 
     async def send(self, to: str, body: str) -> None:
         """Return once the API accepted the message (2xx).

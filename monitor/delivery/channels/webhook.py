@@ -12,12 +12,14 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
+from typing import ClassVar, Literal
 from urllib.parse import urlsplit
 
 import aiohttp
 
 from monitor.delivery.channels.errors import DeliveryError
 from monitor.model import Clock, SystemClock
+from monitor.store import OutboxItem
 
 SIGNATURE_HEADER = "X-Monitor-Signature"
 TIMESTAMP_HEADER = "X-Monitor-Timestamp"
@@ -43,6 +45,8 @@ class WebhookChannel:
     Redirects are not followed: a webhook answers where it was registered.
     """
 
+    kind: ClassVar[Literal["webhook"]] = "webhook"
+
     def __init__(
         self,
         session: aiohttp.ClientSession,
@@ -60,6 +64,25 @@ class WebhookChannel:
 
     def __repr__(self) -> str:
         return "WebhookChannel()"
+
+    async def deliver(self, to: str, item: OutboxItem) -> None:
+        """POST the outbox item to the URL ``to`` (see :meth:`send`)."""
+        await self.send(
+            to,
+            {
+                "id": item.key,
+                "incident": item.incident_id,
+                "person": item.person_id,
+                "kind": item.kind,
+                "reason": item.reason,
+                "subject": item.subject,
+                "text": item.text,
+                "sms": item.sms,
+            },
+        )
+
+    async def close(self) -> None:
+        """Nothing to let go of: the aiohttp session is its owner's to close."""
 
     async def send(self, url: str, payload: Mapping[str, object]) -> None:
         """Return once the receiver answered 2xx.

@@ -1,0 +1,180 @@
+"""The ``monitor`` command's parser: every subcommand, option and argument, each with its help
+(tests/test_cli.py fails on one without; tests/test_docs.py on one docs/cli.md does not name)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+
+from monitor.model import MessageKind
+
+DISTRIBUTION = "customer-uptime-monitor"
+INCIDENT_COMMANDS = ("show", "note", "hold", "release")
+
+
+def show_by_default(argv: Sequence[str]) -> list[str]:
+    """``monitor incident 3`` means ``monitor incident show 3``: argparse has no default
+    subcommand, so ``show`` is put in when an id or an option follows ``incident``."""
+    args = list(argv)
+    if len(args) < 2 or args[0] != "incident" or args[1] in ("-h", "--help"):
+        return args
+    if args[1][:1].isdigit() or args[1].startswith("-"):
+        args.insert(1, "show")
+    return args
+
+
+def _version() -> str:
+    try:
+        return f"monitor {metadata.version(DISTRIBUTION)}"
+    except metadata.PackageNotFoundError:
+        return "monitor (version unknown: the package is not installed)"
+
+
+def _incident_id(text: str) -> int:
+    # Length first: int() of thousands of digits is refused by Python itself.
+    if not (text.isascii() and text.isdigit() and len(text) <= 20 and int(text) > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an incident id (a whole number from 1)")
+    return int(text)
+
+
+def _limit(text: str) -> int:
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 500):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 500")
+    return int(text)
+
+
+def _remote_parser() -> argparse.ArgumentParser:
+    """The options of every command that talks to a running monitor."""
+    remote = argparse.ArgumentParser(add_help=False)
+    remote.add_argument(
+        "--url",
+        help="the running monitor's address (MONITOR_URL; default http://127.0.0.1 and the "
+        "port of MONITOR_LISTEN, 9108)",
+    )
+    remote.add_argument(
+        "-o",
+        "--output",
+        choices=["text", "json"],
+        default="text",
+        help="text for people (default), json (the API's answer) for scripts",
+    )
+    return remote
+
+
+def _add_incident_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    remote = _remote_parser()
+    token = "needs MONITOR_API_TOKEN"
+    incidents = sub.add_parser(
+        "incidents", parents=[remote], help="list a running monitor's incidents, newest first"
+    )
+    incidents.add_argument(
+        "--status", choices=["open", "resolved"], help="only open or only resolved incidents"
+    )
+    incidents.add_argument(
+        "--limit", type=_limit, default=50, help="show at most this many (1-500, default 50)"
+    )
+    incident = sub.add_parser(
+        "incident", help="one incident of a running monitor: show it, note, hold, release"
+    )
+    actions = incident.add_subparsers(dest="incident_command", required=True, metavar="COMMAND")
+    what = {
+        "show": "systems, cause, note, hold, messages and timeline (`monitor incident ID` too)",
+        "note": f"set the public note shown on the status page ({token})",
+        "hold": f"keep customer messages back until released ({token})",
+        "release": f"let customer messages go out ({token})",
+    }
+    for name in INCIDENT_COMMANDS:
+        action = actions.add_parser(name, parents=[remote], help=what[name])
+        action.add_argument("id", type=_incident_id, metavar="ID", help="the incident's id")
+        if name == "note":
+            action.add_argument(
+                "text", metavar="TEXT", help="the note, as customers will read it (quote it)"
+            )
+            action.add_argument(
+                "--send", action="store_true", help="also send it as an update to everyone told"
+            )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``monitor`` command's parser: every subcommand, option and argument, with its help."""
+    parser = argparse.ArgumentParser(
+        prog="monitor", description="An uptime monitor that tells the affected customers itself."
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help="check files directory (MONITOR_CONFIG, default checks/)")
+    common.add_argument(
+        "--messages", help="message templates directory (MONITOR_MESSAGES, default messages/)"
+    )
+    sub = parser.add_subparsers(dest="command")
+    # Only the commands that open the database take --db: elsewhere it would do nothing.
+    with_db = argparse.ArgumentParser(add_help=False, parents=[common])
+    with_db.add_argument("--db", help="SQLite database file (MONITOR_DB, default monitor.db)")
+    run = sub.add_parser("run", parents=[with_db], help="probe, decide, tell")
+    run.add_argument("--listen", help="HTTP address (MONITOR_LISTEN, default 0.0.0.0:9108)")
+    run.add_argument(
+        "--log-level",
+        default=os.environ.get("MONITOR_LOG_LEVEL", "INFO"),
+        help="DEBUG, INFO, WARNING or ERROR (MONITOR_LOG_LEVEL, default INFO)",
+    )
+    sub.add_parser("validate", parents=[common], help="check files and templates")
+    users = sub.add_parser("users", help="manage subscribers")
+    users_sub = users.add_subparsers(dest="users_command", required=True)
+    imp = users_sub.add_parser("import", parents=[with_db], help="upsert people from a CSV file")
+    imp.add_argument(
+        "file",
+        type=Path,
+        help="CSV with columns id,name,email,phone,systems (systems ;-separated), and webhook",
+    )
+    imp.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="import the valid rows and list the others (default: import nothing if any is bad)",
+    )
+    preview = sub.add_parser("preview", parents=[common], help="render a message with sample data")
+    preview.add_argument("system", help="the system the message is about, as its check names it")
+    preview.add_argument(
+        "--kind",
+        choices=[k.value for k in MessageKind],
+        default="acknowledge",
+        help="which message (default acknowledge)",
+    )
+    preview.add_argument(
+        "--channel", choices=["email", "sms"], default="email", help="as sent by (default email)"
+    )
+    send = sub.add_parser(
+        "send-test", parents=[common], help="send a sample acknowledgement through MONITOR_SMTP_URL"
+    )
+    send.add_argument("--to", required=True, help="email address")
+    send.add_argument(
+        "--system", help="the system the sample is about (default: the first check file's)"
+    )
+    check = sub.add_parser("check", help="run one system's probe now and say how it went")
+    check.add_argument("system", help="the system to probe, as its check names it")
+    check.add_argument("--config", help="check files directory (MONITOR_CONFIG, default checks/)")
+    _add_incident_commands(sub)
+    demo = sub.add_parser(
+        "demo",
+        help="a scripted outage with simulated systems, end to end; then serves its pages"
+        " until Ctrl-C",
+    )
+    demo.add_argument(
+        "--listen",
+        default="127.0.0.1:9108",
+        help="address of the status page and the messages page (default 127.0.0.1:9108)",
+    )
+    demo.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="run the script this much faster, 0.1 to 50 (default 1)",
+    )
+    demo.add_argument(
+        "--exit",
+        action="store_true",
+        help="end after the script instead of serving the pages until Ctrl-C (for scripts)",
+    )
+    return parser

@@ -1,0 +1,63 @@
+"""``monitor incidents`` and ``monitor incident ...``: on-call drives a running monitor through
+its HTTP API (``client``) and reads the answer as text (``terminal``) or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+from monitor.app import Options
+from monitor.cli.client import ClientError, MonitorClient, monitor_url
+from monitor.cli.terminal import held, incident_text, incidents_table, noted, released
+from monitor.web.plumbing import TOKEN_VARIABLE
+
+
+def on_monitor(args: argparse.Namespace, options: Options, env: dict[str, str]) -> int:
+    """``monitor incidents`` and ``monitor incident ...``: ask the running monitor's API and
+    print its answer; 1 when it refused or has no such incident, 2 when it cannot be reached."""
+    try:
+        url = monitor_url(args.url, env)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+
+    async def ask() -> str:
+        async with MonitorClient(url, env.get(TOKEN_VARIABLE)) as client:
+            return await _ask(client, args)
+
+    try:
+        print(asyncio.run(ask()))
+    except ClientError as exc:
+        print(f"monitor {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+async def _ask(client: MonitorClient, args: argparse.Namespace) -> str:
+    if args.command == "incidents":
+        found = await client.incidents(args.status, args.limit)
+        if args.output == "json":
+            return _json(found.model_dump(mode="json"))
+        if not found.incidents:
+            return f"no {args.status} incidents" if args.status else "no incidents"
+        return incidents_table(found.incidents)
+    number, command = args.id, args.incident_command
+    if command == "note":
+        incident = await client.note(number, args.text, args.send)
+        said = noted(incident, args.send)
+    elif command == "hold":
+        incident = await client.hold(number)
+        said = held(incident)
+    elif command == "release":
+        incident = await client.release(number)
+        said = released(incident)
+    else:
+        incident = await client.incident(number)
+        said = incident_text(incident)
+    return _json(incident.model_dump(mode="json")) if args.output == "json" else said
+
+
+def _json(data: object) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False)

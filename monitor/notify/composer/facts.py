@@ -1,0 +1,143 @@
+"""What templates see: plain frozen records of the person, the incident and the org, and the
+wording of the times and durations in them.
+
+No methods worth calling, nothing mutable, and the sandbox refuses every ``_`` attribute, so no
+path leads from a template to Python internals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta, tzinfo
+from typing import get_type_hints
+
+from monitor.config import Org
+from monitor.durations import format_duration
+from monitor.model import SystemInfo
+
+CONTEXT_NAMES = ("user", "incident", "org", "kind", "reason", "next_update")
+
+
+@dataclass(frozen=True, slots=True)
+class SystemFacts:
+    """A system as a message names it; printing one prints its title."""
+
+    name: str
+    title: str
+    workaround: str
+
+    def __str__(self) -> str:
+        return self.title
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptFacts:
+    """Something the person tried and could not do. ``at`` is a formatted time."""
+
+    system: str
+    system_title: str
+    action: str
+    at: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserFacts:
+    """The person a message is for. ``systems`` are theirs that are affected, ``workarounds``
+    those of them with a workaround; ``actions`` are the distinct things they tried, oldest
+    first; ``affected_for`` is a human duration."""
+
+    id: str
+    name: str
+    first_name: str
+    email: str
+    phone: str
+    attempts: tuple[AttemptFacts, ...]
+    actions: tuple[str, ...]
+    systems: tuple[SystemFacts, ...]
+    workarounds: tuple[SystemFacts, ...]
+    affected_since: str
+    affected_for: str
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentFacts:
+    """The incident. Times are formatted; ``resolved_at`` is None while it is open."""
+
+    id: str
+    started_at: str
+    resolved_at: str | None
+    duration: str
+    cause: SystemFacts
+    systems: tuple[SystemFacts, ...]
+    note: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrgFacts:
+    """Who is writing. ``contact`` is how to reach them, ready for a sentence: "call 0800 123 456
+    or email help@example.com" ("" when neither is configured)."""
+
+    name: str
+    support_phone: str
+    support_email: str
+    contact: str
+
+
+RECORD_FIELDS: Mapping[type, frozenset[str]] = {
+    cls: frozenset(f.name for f in fields(cls))
+    for cls in (SystemFacts, AttemptFacts, UserFacts, IncidentFacts, OrgFacts)
+}
+"""Each record's fields: the sandbox lets them through unchecked, the check knows them."""
+FIELD_TYPES: Mapping[type, Mapping[str, object]] = {
+    cls: get_type_hints(cls) for cls in RECORD_FIELDS
+}
+CONTEXT_RECORDS: Mapping[str, type] = {
+    "user": UserFacts,
+    "incident": IncidentFacts,
+    "org": OrgFacts,
+}
+"""The names of the context that are records, whose fields the check can know."""
+LABELS: Mapping[str, tuple[str, type]] = {
+    cls.__name__: (label, cls)
+    for label, cls in (
+        ("user", UserFacts),
+        ("incident", IncidentFacts),
+        ("a system", SystemFacts),
+        ("an attempt", AttemptFacts),
+        ("org", OrgFacts),
+    )
+}
+"""A record's class name, as Jinja says it, -> how a message's author knows it, and the class."""
+
+
+def system_facts(info: SystemInfo) -> SystemFacts:
+    return SystemFacts(info.name, info.title, info.workaround.strip())
+
+
+def org_facts(org: Org) -> OrgFacts:
+    ways = [f"call {org.support_phone}"] if org.support_phone else []
+    ways += [f"email {org.support_email}"] if org.support_email else []
+    return OrgFacts(org.name, org.support_phone or "", org.support_email or "", " or ".join(ways))
+
+
+def within(seconds: float) -> str:
+    """``within 24 hours``, ``within 30 minutes``, ``within 3 days``."""
+    hours = seconds / 3600
+    if 1 <= hours <= 48 and hours == int(hours):
+        return f"within {int(hours)} hour{'s' if hours != 1 else ''}"
+    return f"within {format_duration(seconds)}"
+
+
+def say_when(at: float, now: float, timezone: tzinfo) -> str:
+    """``14:05 UTC today``, ``09:30 UTC yesterday``, ``14:05 UTC on Monday 3 March``."""
+    moment = datetime.fromtimestamp(at, timezone)
+    today = datetime.fromtimestamp(now, timezone).date()
+    clock = f"{moment:%H:%M} {moment.tzname()}"
+    if moment.date() == today:
+        return f"{clock} today"
+    if moment.date() == today - timedelta(days=1):
+        return f"{clock} yesterday"
+    year = f" {moment.year}" if moment.year != today.year else ""
+    return f"{clock} on {moment:%A} {moment.day} {moment:%B}{year}"

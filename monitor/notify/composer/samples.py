@@ -1,0 +1,149 @@
+"""Sample messages for ``monitor validate`` and ``monitor preview``: a realistic incident, and
+a person it stopped (Alice Martin, or a nameless subscriber), at a realistic moment for each
+reason a message is sent."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from monitor.model import (
+    Attempt,
+    IncidentView,
+    MessageKind,
+    Person,
+    Reason,
+    Recipient,
+    SystemInfo,
+)
+from monitor.text import one_line
+
+REASONS: Mapping[MessageKind, tuple[Reason, ...]] = {
+    MessageKind.ACKNOWLEDGE: (Reason.FIRST,),
+    MessageKind.UPDATE: (Reason.GREW, Reason.NOTE, Reason.PERIODIC),
+    MessageKind.RESOLVED: (Reason.RESOLVED,),
+}
+"""The reasons each kind of message is sent for; ``validate()`` renders each kind with each."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """Everything ``Composer.render`` needs for one realistic message."""
+
+    kind: MessageKind
+    reason: Reason
+    recipient: Recipient
+    incident: IncidentView
+    now: float
+
+
+SamplePerson = Literal["alice", "subscriber"]
+SAMPLE_PEOPLE: tuple[SamplePerson, ...] = ("alice", "subscriber")
+SAMPLE_SYSTEMS = {
+    "payment": SystemInfo(
+        "payment", "Online payments", "Pay by phone on 0800 123 456 and we will process it by hand."
+    )
+}
+"""The systems of a sample when the configuration has none."""
+
+_SAMPLE_START = datetime(2025, 3, 4, 14, 3, tzinfo=UTC).timestamp()  # a Tuesday afternoon
+_SAMPLE_NOW: Mapping[Reason, float] = {
+    Reason.FIRST: _SAMPLE_START + 4 * 60,
+    Reason.GREW: _SAMPLE_START + 27 * 60,
+    Reason.NOTE: _SAMPLE_START + 37 * 60,
+    Reason.PERIODIC: _SAMPLE_START + 86400 + 7 * 60,
+    Reason.RESOLVED: _SAMPLE_START + 82 * 60,
+}
+_SAMPLE_NOTE = {
+    "open": "An update we made this afternoon did not apply properly; we are rolling it back.",
+    "resolved": (
+        "An update we made this afternoon did not apply properly. We rolled it back, and from "
+        "now on every update is tried on a test copy before it goes live."
+    ),
+}
+# Between them the two people cover a note and no note for every reason but NOTE (which has one).
+_NOTE_FOR: Mapping[SamplePerson, frozenset[Reason]] = {
+    "alice": frozenset({Reason.NOTE, Reason.RESOLVED}),
+    "subscriber": frozenset({Reason.FIRST, Reason.GREW, Reason.NOTE}),
+}
+# What people do on the usual kinds of system, found in its name or title; any other system's
+# sample person tried to use it, so a CRM's acknowledgement does not speak of a payment.
+_SAMPLE_ACTIONS = (
+    (re.compile(r"\b(pay|checkout|billing|card)", re.IGNORECASE), "make a payment"),
+    (
+        re.compile(r"\b(log ?in|sign(ing)? ?(in|on)|sso|auth(entication)?\b)", re.IGNORECASE),
+        "sign in",
+    ),
+)
+
+
+def sample_action(system: SystemInfo) -> str:
+    """What the sample person tried to do on ``system``: ``make a payment`` or ``sign in`` when
+    its name or title says it is for that, else ``use`` and its title as a sentence says it
+    (``use your order history``; a first word such as ``CRM`` keeps its capitals)."""
+    for pattern, action in _SAMPLE_ACTIONS:
+        if pattern.search(f"{system.name} {system.title}"):
+            return action
+    title = one_line(system.title) or system.name
+    first = title.split(" ", 1)[0]
+    if first[1:].islower():
+        title = title[0].lower() + title[1:]
+    return f"use {title}"
+
+
+def sample_context(
+    systems: Mapping[str, SystemInfo],
+    system: str,
+    kind: MessageKind = MessageKind.ACKNOWLEDGE,
+    reason: Reason | None = None,
+    *,
+    as_cause: bool = True,
+    person: SamplePerson = "alice",
+) -> Sample:
+    """A realistic message about ``system``: it is the incident's cause, or (``as_cause=False``)
+    affected by another system's failure.
+
+    ``person="alice"`` is Alice Martin, who just failed to do what ``system`` is for (see
+    ``sample_action``; and, when the problem grew, is affected by every system of the incident);
+    ``"subscriber"`` has no name and no attempts and follows every system of the incident.
+    ``reason`` defaults to the kind's usual one (an update defaults to on-call's note).
+    """
+    known = dict(systems) or dict(SAMPLE_SYSTEMS)
+    if reason is None:
+        reason = Reason.NOTE if kind is MessageKind.UPDATE else REASONS[kind][0]
+    focus = known.get(system) or SystemInfo(system, system)
+    others = [info for name, info in sorted(known.items()) if name != system]
+    other = others[0] if others else SystemInfo("database", "Our database")
+    cause = focus if as_cause else other
+    involved = (focus, other) if as_cause else (other, focus)
+
+    now = _SAMPLE_NOW[reason]
+    resolved = reason is Reason.RESOLVED
+    status = "resolved" if resolved else "open"
+    incident = IncidentView(
+        id="42",
+        started_at=_SAMPLE_START,
+        resolved_at=now if resolved else None,
+        cause=cause,
+        systems=involved,
+        note=_SAMPLE_NOTE[status] if reason in _NOTE_FOR[person] else "",
+        status=status,
+    )
+    if person == "alice":
+        alice = Person(
+            id="u-1042",
+            name="Alice Martin",
+            email="alice.martin@example.com",
+            phone="+44 7700 900123",
+        )
+        tried = Attempt(focus.name, alice.id, sample_action(focus), _SAMPLE_START + 120)
+        grown = involved if reason is Reason.GREW else (focus,)
+        recipient = Recipient(alice, grown, (tried,), tried.at)
+    else:
+        names = tuple(info.name for info in involved)
+        subscriber = Person(id="u-2208", name="", email="orders@northwind.example", systems=names)
+        recipient = Recipient(subscriber, involved, (), _SAMPLE_START)
+    return Sample(kind, reason, recipient, incident, now)

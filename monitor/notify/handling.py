@@ -1,0 +1,48 @@
+"""On-call's hand on an incident: a note (sent to people as an update, or only kept), hold, release.
+
+Each returns the incident as saved, with its timeline entry; the notifier runs them under its
+lock, so none lands in the middle of a fan-out. An unknown incident id raises ``KeyError``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from monitor.incidents.correlation import Incident
+from monitor.model import Reason
+from monitor.notify.choice import note_is_sent, start_round
+from monitor.store import Store
+
+
+def add_note(store: Store, incident_id: int, text: str, send: bool, now: float) -> Incident:
+    """Keep ``text`` as the incident's note; with ``send``, start a note round if the rules let
+    it go out (``choice.note_is_sent``)."""
+    incident = replace(_incident(store, incident_id), note=text)
+    if send and note_is_sent(incident):
+        incident = start_round(incident, Reason.NOTE, now)
+    store.save_incident(incident)
+    store.add_timeline(incident.id, now, "note", text + (" (sent)" if send else ""))
+    return incident
+
+
+def hold(store: Store, incident_id: int, now: float) -> Incident:
+    """Keep customer messages for the incident back until ``release``."""
+    incident = replace(_incident(store, incident_id), held=True)
+    store.save_incident(incident)
+    store.add_timeline(incident.id, now, "held", "customer messages held")
+    return incident
+
+
+def release(store: Store, incident_id: int, now: float) -> Incident:
+    """Let customer messages for the incident go out again."""
+    incident = replace(_incident(store, incident_id), held=False)
+    store.save_incident(incident)
+    store.add_timeline(incident.id, now, "released", "customer messages released")
+    return incident
+
+
+def _incident(store: Store, incident_id: int) -> Incident:
+    incident = store.incident(incident_id)
+    if incident is None:
+        raise KeyError(incident_id)
+    return incident

@@ -1,0 +1,55 @@
+"""After a restart: the transitions a crash cut off between saving them and applying them.
+
+A transition is saved with the system's state, and applied to the incidents in another
+transaction, so a crash between the two leaves a system DOWN that no open incident counts down,
+or UP while an open incident still does. Pure: the incidents are read through ``incidents_since``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from monitor.incidents.correlation import Incident
+from monitor.model import Health, SystemState, Transition
+
+
+def missed_transitions(
+    states: Iterable[SystemState], incidents_since: Callable[[float], Iterable[Incident]]
+) -> list[Transition]:
+    """The transitions the saved ``states`` made that the incidents do not show, in the order
+    of ``states``, each at its original time. ``incidents_since(t)`` gives the open incidents
+    and those resolved since ``t``; it is called only when some state was decided.
+
+    A saved state older than what the incidents show (the store refused the transition, then
+    took the incident, then the process died) is stale, not missed: it is left alone.
+    """
+    decided = [
+        (state, state.since)
+        for state in states
+        if state.since is not None and state.health is not Health.UNKNOWN
+    ]
+    if not decided:
+        return []
+    down_at: dict[str, float] = {}  # down in an open incident, since
+    up_at: dict[str, float] = {}  # the latest recovery an incident recorded
+    for incident in incidents_since(min(at for _, at in decided)):
+        for m in incident.members:
+            if incident.is_open and m.down:
+                down_at[m.name] = m.down_at
+            if m.up_at is not None:
+                up_at[m.name] = max(m.up_at, up_at.get(m.name, m.up_at))
+    missed = []
+    for state, at in decided:
+        name = state.system
+        if state.health is Health.DOWN and name not in down_at:
+            if name in up_at and at <= up_at[name]:
+                continue
+            previous, streak = Health.UP, state.fail_streak
+        elif state.health is Health.UP and name in down_at:
+            if at < down_at[name]:
+                continue
+            previous, streak = Health.DOWN, state.pass_streak
+        else:
+            continue
+        missed.append(Transition(name, at, previous, state.health, state.last_reason, streak))
+    return missed

@@ -1,0 +1,80 @@
+"""The boundary between the web and the running monitor: everything a route may use, and nothing
+else.
+
+``monitor.app`` builds one ``Services`` from its parts and puts it in the aiohttp application
+under ``SERVICES``; handlers take what they need from it. The web never sees the app, the
+probing runtime, the notifier or the delivery: only these reads and these few operations, so it
+imports nothing above itself and a test can hand it real parts of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from aiohttp import web
+
+from monitor.config import Config, Problem
+from monitor.incidents.correlation import Incident
+from monitor.model import Attempt, Clock, Health, Person, SystemState
+from monitor.store import TimelineEntry
+
+
+class WebStore(Protocol):
+    """What the web asks the store (``monitor.store.Store`` has all of it): reads, and the one
+    write ``POST /api/v1/users`` makes."""
+
+    def health_history(self, since: float) -> dict[str, list[tuple[float, Health]]]: ...
+    def incident(self, incident_id: int) -> Incident | None: ...
+    def incidents(
+        self, open_only: bool = False, resolved_since: float | None = None
+    ) -> list[Incident]: ...
+    def latest_incidents(self, limit: int, status: str | None = None) -> list[Incident]: ...
+    def timeline(self, incident_id: int) -> list[TimelineEntry]: ...
+    def outbox_counts(self, incident_id: int | None = None) -> dict[str, dict[str, int]]: ...
+    def undeliverable(self, incident_id: int, limit: int) -> list[tuple[str, str, str]]: ...
+    def upsert_people(self, people: Iterable[Person]) -> int: ...
+
+
+class IncidentActions(Protocol):
+    """What the apps and on-call ask of the notifier (``monitor.notify.Notifier``): it owns the
+    incidents' state, so these go through it, never straight to the store. The async ones raise
+    KeyError for an incident that does not exist."""
+
+    def report_attempt(self, attempt: Attempt, person: Person) -> None: ...
+    async def add_note(self, incident_id: int, text: str, send: bool) -> Incident: ...
+    async def hold(self, incident_id: int) -> Incident: ...
+    async def release(self, incident_id: int) -> Incident: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LastReload:
+    """The running configuration's story: when it was loaded, and the reload refused since."""
+
+    loaded_at: float
+    refused_at: float | None
+    problems: Sequence[Problem]  # why that reload was refused; empty when none was
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """The parts of the running monitor the web uses. What changes while it runs (the
+    configuration after a reload, the live states) is a getter, read at each request."""
+
+    clock: Clock
+    store: WebStore
+    incidents: IncidentActions
+    config: Callable[[], Config]  # the configuration running now
+    states: Callable[[], Mapping[str, SystemState]]  # each system's live state, by name
+    reload: Callable[[], Sequence[Problem]]  # empty when the new configuration runs
+    ready: Callable[[], str | None]  # None when able to do its job, else why not
+    warnings: Callable[[], Sequence[str]]  # what is wrong that does not stop it, one line each
+    store_problem: Callable[[], str | None]  # None while the store takes writes
+    last_reload: Callable[[], LastReload]
+    channels: Callable[[], Sequence[str]]  # the channels configured, best first
+    metrics_page: Callable[[], Awaitable[bytes]]  # the /metrics page, Prometheus' text format
+    api_token: str  # what write routes need as their bearer token; "" disables them
+
+
+SERVICES: web.AppKey[Services] = web.AppKey("services", Services)

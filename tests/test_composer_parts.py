@@ -1,0 +1,120 @@
+"""The composer's parts on their own: reading messages/ into a snapshot, and finding which
+templates' html part can be written straight from the text part."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.config import Problem
+from monitor.model import MessageKind
+from monitor.notify.composer.html import html_frames, html_from_text
+from monitor.notify.composer.sandbox import sandbox
+from monitor.notify.composer.templates import kind_of, read_templates
+
+MESSAGES = Path(__file__).resolve().parent.parent / "messages"
+
+
+def write(path: Path, text: str | bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+
+
+def test_reading_keeps_each_template_by_its_name_under_the_folder(tmp_path: Path) -> None:
+    """Defaults, per-system overrides and shared parts are read by their relative names; other
+    files and deeper folders are not templates."""
+    write(tmp_path / "acknowledge.j2", "ack")
+    write(tmp_path / "_parts.j2", "parts")
+    write(tmp_path / "payment" / "update.j2", "override")
+    write(tmp_path / "notes.txt", "not a template")
+    write(tmp_path / "a" / "b" / "update.j2", "too deep")
+    templates = read_templates(tmp_path)
+    assert dict(templates.sources) == {
+        "_parts.j2": "parts",
+        "acknowledge.j2": "ack",
+        "payment/update.j2": "override",
+    }
+    assert templates.unreadable == ()
+    assert templates.path("payment/update.j2") == str(tmp_path / "payment" / "update.j2")
+
+
+def test_a_template_that_is_not_utf8_is_reported_by_its_file_and_the_rest_are_read(
+    tmp_path: Path,
+) -> None:
+    """A file that cannot be decoded is one problem naming it; the others are still read."""
+    write(tmp_path / "acknowledge.j2", b"\xff\xfe not text")
+    write(tmp_path / "update.j2", "update")
+    templates = read_templates(tmp_path)
+    assert dict(templates.sources) == {"update.j2": "update"}
+    [problem] = templates.unreadable
+    assert isinstance(problem, Problem)
+    assert problem.file == str(tmp_path / "acknowledge.j2")
+    assert problem.message.startswith("cannot read it: ")
+
+
+def test_a_missing_folder_reads_as_no_templates(tmp_path: Path) -> None:
+    """Reading a folder that is not there gives no templates (validate says it is missing)."""
+    templates = read_templates(tmp_path / "nowhere")
+    assert dict(templates.sources) == {}
+    assert templates.unreadable == ()
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "owner"),
+    [
+        ("acknowledge.j2", MessageKind.ACKNOWLEDGE, None),
+        ("payment/update.j2", MessageKind.UPDATE, "payment"),
+        ("_base.j2", None, None),
+        ("crm/notes.j2", None, "crm"),
+    ],
+)
+def test_a_template_name_says_its_kind_and_the_system_it_overrides(
+    name: str, kind: MessageKind | None, owner: str | None
+) -> None:
+    """``payment/update.j2`` is the update for payment; a name that is no kind has none."""
+    assert kind_of(name) == (kind, owner)
+
+
+FRAME = (
+    "{% block html %}\n<p>before</p>\n{{ self.text()|paragraphs }}\n<p>after</p>\n{% endblock %}"
+)
+
+
+@pytest.mark.parametrize(
+    ("source", "frame"),
+    [
+        (FRAME, ("<p>before</p>\n", "\n<p>after</p>\n")),
+        ("{% block html %}{{ self.text()|paragraphs }}{% endblock %}", ("", "")),
+        ("{% block text %}Hello{% endblock %}", None),
+        (FRAME.replace("paragraphs", "paragraphs|upper"), None),
+        (FRAME.replace("self.text()", "self.subject()"), None),
+        (FRAME.replace("self.text()", "self.text(1)"), None),
+        (FRAME.replace("<p>after</p>", "{{ org.name }}"), None),
+        (FRAME.replace("<p>before</p>", "{% if user.name %}x{% endif %}"), None),
+        (FRAME + "\n" + FRAME, None),
+        ("{% block html %}{{ self.text()|paragraphs }", None),
+    ],
+)
+def test_only_an_html_block_of_text_as_paragraphs_in_fixed_markup_is_written_directly(
+    source: str, frame: tuple[str, str] | None
+) -> None:
+    """The html part is written from the text part only for a block that is exactly
+    ``self.text()|paragraphs`` between fixed markup; anything else goes through Jinja."""
+    env = sandbox(read_templates(MESSAGES).loader(), autoescape=True)
+    assert html_from_text(env, source) == frame
+
+
+def test_the_shipped_html_is_written_directly_for_base_alone() -> None:
+    """Of the shipped templates only _base.j2 has an html block, so only its html is written
+    straight from the text."""
+    templates = read_templates(MESSAGES)
+    env = sandbox(templates.loader(), autoescape=True)
+    frames = html_frames(env, templates)
+    assert list(frames) == [templates.path("_base.j2")]
+    before, after = frames[templates.path("_base.j2")]
+    assert before.startswith("<!DOCTYPE html>\n<html>\n<body")
+    assert after == "\n</body>\n</html>\n"
