@@ -11,7 +11,8 @@ from world import ALICE, World, world
 
 from monitor.config import load_config
 from monitor.model import Address, Person
-from monitor.store import _SCHEMA, PENDING, SENT, UNDELIVERABLE, SQLiteStore
+from monitor.store import PENDING, SENT, UNDELIVERABLE, SQLiteStore
+from monitor.store.sqlite import _SCHEMA
 
 DAY = 86400.0
 RETENTION = 7 * DAY  # the default retention.max_age

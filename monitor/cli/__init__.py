@@ -20,13 +20,13 @@ from monitor.app import App, Options, systems_info
 from monitor.cli.parser import build_parser, show_by_default
 from monitor.cli.remote import on_monitor
 from monitor.config import Config, ConfigError, MonitorSettings, Problem, load_config
-from monitor.database import sqlite_file
 from monitor.logs import configure
 from monitor.model import MessageKind, SystemInfo
 from monitor.notify.composer import Composer, TemplateError, sample_context
 from monitor.people.csv_file import UnreadableFile, read_people
 from monitor.people.rules import SYSTEM_NAME
 from monitor.store import SQLiteStore, StoreUnavailable
+from monitor.store.location import sqlite_file
 from monitor.text import unknown_name
 
 # The subcommands that open the database: a --db they cannot use is refused before anything.

@@ -1,10 +1,5 @@
-"""Where the monitor remembers things: SQLite through sqlite-utils, in WAL mode.
-(Over 400 lines: every query is here, the one module that knows SQL, until the PostgreSQL
-issue makes the store a package with a module per backend.)
-
-``Store`` is the interface the rest of the monitor uses; ``SQLiteStore`` is the embedded
-default. A PostgreSQL store for several replicas would implement the same interface. This is
-the only module that knows SQL.
+"""The embedded store: SQLite through sqlite-utils, in WAL mode, one file.
+(Over 400 lines: every query of the embedded backend is here, the one module that knows its SQL.)
 """
 
 from __future__ import annotations
@@ -12,10 +7,10 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from json.encoder import encode_basestring_ascii as _json_string
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import sqlite_utils
 
@@ -30,136 +25,17 @@ from monitor.model import (
     SystemState,
     Transition,
 )
+from monitor.store.types import (
+    PENDING,
+    UNDELIVERABLE,
+    OutboxItem,
+    StoreUnavailable,
+    TimelineEntry,
+)
 from monitor.text import unknown_name
 
-PENDING, SENT, UNDELIVERABLE = "pending", "sent", "undeliverable"
 BUSY_TIMEOUT_MS = 5000
 WAL_LIMIT = 16 * 1024 * 1024  # bytes a write-ahead log is cut back to after a checkpoint
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxItem:
-    """A decision to send one message to one person, rendered and addressed when decided.
-
-    ``key`` is unique per (incident, person, kind[, update number]): deciding the same thing
-    twice inserts nothing. ``channels`` lists what is left to try, best first; ``sent_via`` is
-    the one that delivered it.
-    """
-
-    key: str
-    incident_id: int
-    person_id: str
-    kind: str
-    reason: str
-    created_at: float
-    subject: str
-    text: str
-    html: str | None
-    sms: str
-    channels: tuple[Address, ...]
-    status: str = PENDING
-    tries: int = 0
-    next_try_at: float = 0.0
-    last_error: str = ""
-    sent_at: float | None = None
-    sent_via: Address | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TimelineEntry:
-    at: float
-    kind: str
-    text: str
-
-
-class StoreUnavailable(Exception):
-    """The database cannot be written (read-only, disk full, locked): retry later."""
-
-
-class Store(Protocol):
-    """What the monitor needs remembered. Every method commits before it returns."""
-
-    # monitoring
-    def load_states(self) -> dict[str, SystemState]: ...
-    def save_transition(self, transition: Transition, state: SystemState) -> None: ...
-    def save_transitions(self, saved: Sequence[tuple[Transition, SystemState]]) -> None:
-        """Each transition with its system's state after it, in one commit."""
-
-    def save_states(self, states: Iterable[SystemState]) -> None: ...
-    def record_results(self, results: Sequence[ProbeResult]) -> None: ...
-    def prune_results(self, older_than: float, keep_per_system: int) -> int: ...
-    def prune_aged(self, older_than: float, batch: int = 5000) -> int: ...
-    def result_systems(self) -> list[str]: ...
-    def prune_system(self, system: str, keep: int) -> int: ...
-    def prune_attempts(self, older_than: float) -> int: ...
-    def transition_systems(self) -> list[str]: ...
-    def prune_transitions(self, system: str, older_than: float) -> int:
-        """Delete ``system``'s transitions older than ``older_than`` but the newest of them,
-        which says what its health was at that moment."""
-
-    def recent_results(self, system: str, limit: int = 100) -> list[ProbeResult]: ...
-    def transitions(self, system: str | None = None, limit: int = 100) -> list[Transition]: ...
-    def health_history(self, since: float) -> dict[str, list[tuple[float, Health]]]: ...
-
-    # incidents
-    def new_incident_id(self) -> int: ...
-    def save_incident(self, incident: Incident) -> None: ...
-    def save_incidents(
-        self, incidents: Sequence[Incident], timeline: Sequence[tuple[int, TimelineEntry]]
-    ) -> None:
-        """The incidents and timeline entries (by incident id) a batch of transitions made,
-        in one commit."""
-
-    def incident(self, incident_id: int) -> Incident | None: ...
-    def incidents(
-        self, open_only: bool = False, resolved_since: float | None = None
-    ) -> list[Incident]: ...
-    def add_timeline(self, incident_id: int, at: float, kind: str, text: str) -> None: ...
-    def timeline(self, incident_id: int) -> list[TimelineEntry]: ...
-    def latest_incidents(self, limit: int, status: str | None = None) -> list[Incident]: ...
-    def prunable_incidents(self, resolved_before: float, limit: int = 100) -> list[int]: ...
-    def prune_incident(self, incident_id: int, resolved_before: float, batch: int = 2000) -> int:
-        """Delete up to ``batch`` rows of a prunable incident; 0 once it is gone."""
-
-    def reclaim(self, pages: int) -> int:
-        """Give up to ``pages`` free pages back to the filesystem; how many went."""
-
-    def checkpoint(self) -> bool:
-        """Copy the write-ahead log into the database and empty it, without waiting."""
-
-    # people
-    def upsert_people(self, people: Iterable[Person]) -> int: ...
-    def person(self, person_id: str) -> Person | None: ...
-    def people_for_systems(self, systems: Iterable[str]) -> Iterator[Person]: ...
-    def audience_count(self, systems: Iterable[str], attempts_from: float, until: float) -> int:
-        """How many people ``people_for_systems`` gives, together with those who reported an
-        attempt on one of ``systems`` between the two moments, each person once."""
-
-    def add_attempt(self, attempt: Attempt, person: Person) -> None: ...
-    def attempts(self, systems: Iterable[str], since: float) -> list[Attempt]: ...
-
-    # outbox
-    def told_about(
-        self, incident_id: int, person_ids: Sequence[str]
-    ) -> dict[str, frozenset[str]]: ...
-    def told_pages(
-        self, incident_id: int, size: int = 1000
-    ) -> Iterator[dict[str, frozenset[str]]]: ...
-    def decide(
-        self, items: Sequence[OutboxItem], told: dict[str, frozenset[str]], incident_id: int
-    ) -> int: ...
-    def due(self, now: float, limit: int) -> list[OutboxItem]: ...
-    def update_item(self, item: OutboxItem) -> None: ...
-    def update_items(self, items: Sequence[OutboxItem]) -> None: ...
-    def message_counts(self, person_ids: Sequence[str], since: float) -> dict[str, int]: ...
-    def people_by_ids(self, ids: Sequence[str]) -> dict[str, Person]: ...
-    def outbox_counts(self, incident_id: int | None = None) -> dict[str, dict[str, int]]: ...
-    def outbox_items(self, incident_id: int) -> list[OutboxItem]: ...
-    def undeliverable(self, incident_id: int, limit: int) -> list[tuple[str, str, str]]: ...
-    def pending_count(self) -> int: ...
-    def open_incident_count(self) -> int: ...
-    def check_writable(self) -> None: ...
-    def close(self) -> None: ...
 
 
 _SCHEMA = """

@@ -1,0 +1,49 @@
+"""What the store keeps and hands out, for every backend and its callers: the outbox item, a
+timeline entry, the statuses of a message, and the one error a caller must expect."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from monitor.model import Address
+
+PENDING, SENT, UNDELIVERABLE = "pending", "sent", "undeliverable"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """A decision to send one message to one person, rendered and addressed when decided.
+
+    ``key`` is unique per (incident, person, kind[, update number]): deciding the same thing
+    twice inserts nothing. ``channels`` lists what is left to try, best first; ``sent_via`` is
+    the one that delivered it.
+    """
+
+    key: str
+    incident_id: int
+    person_id: str
+    kind: str
+    reason: str
+    created_at: float
+    subject: str
+    text: str
+    html: str | None
+    sms: str
+    channels: tuple[Address, ...]
+    status: str = PENDING
+    tries: int = 0
+    next_try_at: float = 0.0
+    last_error: str = ""
+    sent_at: float | None = None
+    sent_via: Address | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    at: float
+    kind: str
+    text: str
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be written (read-only, disk full, locked): retry later."""
