@@ -292,6 +292,7 @@ async def run_monitor(
     info = systems_info(config)
     metrics = Metrics()
     monitor = Monitor(config, store, clock)
+    await monitor.restore()
     notifier = Notifier(
         store=store,
         composer=composer_for(config),
@@ -327,7 +328,7 @@ async def run_monitor(
         )
     assert monitor.states["payment"].health is Health.DOWN
     await notifier.tick()  # the incident opens; nobody is told before notify_after
-    assert store.pending_count() == 0
+    assert await store.pending_count() == 0
     clock.advance(settings.notify_after + 1)
     rss_before = memory_mb("VmRSS")
     profiler = cProfile.Profile() if profile else None
@@ -341,9 +342,9 @@ async def run_monitor(
         profiler.disable()
         profiler.dump_stats(profile)
     await email.close()
-    counts = store.outbox_counts()
-    left = store.pending_count()
-    store.close()
+    counts = await store.outbox_counts()
+    left = await store.pending_count()
+    await store.close()
     sent = counts.get("acknowledge", {}).get("sent", 0)
     return {
         "role": "monitor",
@@ -364,7 +365,7 @@ async def one_after_the_other(
     """Decide everything, then send everything: each phase's cost on its own."""
     with Stopwatch() as decide:
         await notifier.tick()
-    decided = store.pending_count()
+    decided = await store.pending_count()
     with Stopwatch() as send:
         rounds = 0
         while await delivery.run_once():
@@ -405,7 +406,9 @@ async def overlapped(notifier: Notifier, delivery: Delivery, store: SQLiteStore)
         with Stopwatch() as decide:
             await notifier.tick()
         sent_while_deciding = finished
-        total = sum(n for by_status in store.outbox_counts().values() for n in by_status.values())
+        total = sum(
+            n for by_status in (await store.outbox_counts()).values() for n in by_status.values()
+        )
         if finished >= total:
             done.set()
         with Stopwatch() as rest:
@@ -514,12 +517,12 @@ class Sink:
             self.process.wait()
 
 
-def prepare(directory: Path, n: int) -> float:
+async def prepare(directory: Path, n: int) -> float:
     write_checks(directory / "checks")
     store = SQLiteStore(directory / "monitor.db")
     started = time.perf_counter()
-    store.upsert_people(people(n))
-    store.close()
+    await store.upsert_people(people(n))
+    await store.close()
     return time.perf_counter() - started
 
 
@@ -639,7 +642,7 @@ def main() -> None:
 
     directory = args.keep or Path(tempfile.mkdtemp(prefix="fanout-"))
     try:
-        imported = prepare(directory, args.people)
+        imported = asyncio.run(prepare(directory, args.people))
         print(f"imported {args.people:,} people in {imported:.1f}s", file=sys.stderr)
         with Sink() as sink:
             # The ceiling's messages go half before the monitor's run and half after, so a

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import os
 import ssl
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -156,10 +156,13 @@ class App:
     serve_http: bool = True
     watch_files: bool = True
     stop_grace: float = 10.0
+    # Off (``monitor run --no-upgrade``): a database whose schema is behind is refused, not
+    # upgraded on start.
+    upgrade_schema: bool = True
 
     # The parts, in the order data flows through them; ``start`` builds them.
     config: Config = field(init=False, repr=False)  # the one running: a reload replaces it
-    store: SQLiteStore = field(init=False, repr=False)
+    store: Store = field(init=False, repr=False)
     metrics: Metrics = field(init=False, repr=False)
     session: aiohttp.ClientSession = field(init=False, repr=False)  # the probes' and channels'
     monitor: Monitor = field(init=False, repr=False)  # probes -> state -> store
@@ -181,10 +184,14 @@ class App:
         self.config = load_config(self.options.config, self.environ)
         self.config_loaded_at = self.clock.now()
         settings = self.config.settings
-        self.store = SQLiteStore(self.options.db)
+        store = SQLiteStore(self.options.db, upgrade=self.upgrade_schema)
+        if store.schema.before != store.schema.after:
+            event(log, "schema upgraded", change=str(store.schema))
+        self.store = store
         self.metrics = Metrics()
         self.session = make_session(settings.http, self.ssl_context)
         self.monitor = probing_runtime(self.config, self.store, self.clock, self.session)
+        await self.monitor.restore()
         self.notifier = notifier_for(self.config, self.options.messages, self.store, self.clock)
         self.delivery = Delivery(
             self.store,
@@ -197,6 +204,8 @@ class App:
         self.scheduler = ProbeScheduler(self.clock, self._probe, settings.http.max_connections)
         self.web_services = self._web_services()
         self._connect()
+        # What a crash cut off between a saved transition and its incident is applied first.
+        await self.notifier.resume(self.monitor.states.values())
 
         if self.serve_http:
             # Bind first: a taken port fails the start before anything runs in the background.
@@ -208,7 +217,7 @@ class App:
             except OSError:
                 await self.runner.cleanup()
                 await self.session.close()
-                self.store.close()
+                await self.store.close()
                 raise
         for name, system in self.config.systems.items():
             self.scheduler.schedule(name, system.every)
@@ -233,8 +242,6 @@ class App:
     def _connect(self) -> None:
         """Each part hears what the one before it decides; metrics and on-call hear it all."""
         self.monitor.on_transition.append(self.notifier.on_transition)
-        # What a crash cut off between a saved transition and its incident is applied first.
-        self.notifier.resume(self.monitor.states.values())
         self.monitor.on_result.append(self.metrics.record_probe)
         self.notifier.on_decided.append(lambda _items: self.delivery.wake())
         self.notifier.on_incident.append(self._count_incident)
@@ -244,7 +251,7 @@ class App:
             lambda: self.monitor.states,
             self.store.open_incident_count,
             self.store.pending_count,
-            lambda: self.store_problem() is None,
+            self._store_up,
         )
         self.metrics.config_reloads.labels(result="success").inc()
         self.metrics.config_last_success.set(self.clock.now())
@@ -283,7 +290,7 @@ class App:
         settings = self.config.settings
         keep = max(settings.attempt_lookback, settings.retention.max_age)
         with contextlib.suppress(StoreUnavailable):
-            self.store.prune_attempts(self.clock.now() - keep)
+            await self.store.prune_attempts(self.clock.now() - keep)
 
     async def _probe(self, name: str, lateness: float) -> None:
         await self.monitor.probe(name, lateness)
@@ -294,11 +301,15 @@ class App:
         async for _changes in watchfiles.awatch(*paths, debounce=500, recursive=True):
             self.reload()
 
-    def _count_incident(self, incident: Incident, change: Change, systems: Sequence[str]) -> None:
+    async def _count_incident(
+        self, incident: Incident, change: Change, systems: Sequence[str]
+    ) -> None:
         if change is Change.OPENED:
             self.metrics.incidents.inc()
 
-    def _tell_oncall(self, incident: Incident, change: Change, systems: Sequence[str]) -> None:
+    async def _tell_oncall(
+        self, incident: Incident, change: Change, systems: Sequence[str]
+    ) -> None:
         if not self.oncall.urls:
             return
         opened = change is Change.OPENED
@@ -307,7 +318,7 @@ class App:
             change,
             systems,
             {n: s.title for n, s in self.config.systems.items()},
-            self.notifier.audience_size(incident) if opened else None,
+            await self.notifier.audience_size(incident) if opened else None,
             self.config.settings.notify_after,
             incident.held,
         )
@@ -320,11 +331,11 @@ class App:
         if outcome == "undeliverable":
             self.oncall.delivery_failed(channel, item.last_error)
 
-    async def _every(self, seconds: float, work: Callable[[], object]) -> None:
+    async def _every(self, seconds: float, work: Callable[[], Awaitable[None]]) -> None:
         while True:
             await asyncio.sleep(seconds)
             try:
-                work()
+                await work()
             except Exception:
                 log.exception("periodic work failed")
 
@@ -411,15 +422,18 @@ class App:
             return "the scheduler is not running (starting or stopping)"
         return None
 
-    def store_problem(self) -> str | None:
+    async def store_problem(self) -> str | None:
         """None while the store takes writes, else what it says."""
         try:
-            self.store.check_writable()
+            await self.store.check_writable()
         except StoreUnavailable as exc:
             return str(exc)
         return None
 
-    def warnings(self) -> list[str]:
+    async def _store_up(self) -> bool:
+        return await self.store_problem() is None
+
+    async def warnings(self) -> list[str]:
         """What is wrong that does not stop the monitor doing its job, each on one line."""
         found = []
         if self.reload_problems:
@@ -427,7 +441,7 @@ class App:
                 "the last reload was refused (the previous configuration is running): "
                 + "; ".join(str(p) for p in self.reload_problems)
             )
-        store = self.store_problem()
+        store = await self.store_problem()
         if store is not None:
             found.append(f"{store} (probing goes on in memory; decisions wait for the store)")
         if not self.delivery.channels.configured():
@@ -451,8 +465,8 @@ class App:
                 await task
         if self.runner is not None:
             await self.runner.cleanup()
-        self.monitor.flush()
+        await self.monitor.flush()
         await self.delivery.channels.close()
         await self.session.close()
-        self.store.close()
+        await self.store.close()
         event(log, "stopped")

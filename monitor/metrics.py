@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 from bisect import bisect_left
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from itertools import accumulate
@@ -49,22 +49,27 @@ class _Present(Collector):
     def __init__(
         self,
         states: Callable[[], Mapping[str, SystemState]],
-        open_incidents: Callable[[], int],
-        outbox_pending: Callable[[], int],
-        store_up: Callable[[], bool],
+        open_incidents: Callable[[], Awaitable[int]],
+        outbox_pending: Callable[[], Awaitable[int]],
+        store_up: Callable[[], Awaitable[bool]],
     ) -> None:
         self.states = states
         self.open_incidents = open_incidents
         self.outbox_pending = outbox_pending
         self.store_up = store_up
 
-    def snapshot(self) -> _Snapshot:
+    async def snapshot(self) -> _Snapshot:
         return _Snapshot(
-            dict(self.states()), self.open_incidents(), self.outbox_pending(), self.store_up()
+            dict(self.states()),
+            await self.open_incidents(),
+            await self.outbox_pending(),
+            await self.store_up(),
         )
 
     def collect(self) -> Iterator[Metric]:
-        now = _snapshot.get() or self.snapshot()
+        now = _snapshot.get()
+        if now is None:  # the registry read by something other than ``Metrics.page``
+            return
         up = GaugeMetricFamily(
             "monitor_system_up",
             "Whether the system passes its checks (1 UP, 0 DOWN); absent until first decided.",
@@ -210,10 +215,12 @@ class Metrics:
     def observe_present(
         self,
         states: Callable[[], Mapping[str, SystemState]],
-        open_incidents: Callable[[], int],
-        outbox_pending: Callable[[], int],
-        store_up: Callable[[], bool],
+        open_incidents: Callable[[], Awaitable[int]],
+        outbox_pending: Callable[[], Awaitable[int]],
+        store_up: Callable[[], Awaitable[bool]],
     ) -> None:
+        """Where the page reads the present: the live states, and the store's counts and
+        whether it takes writes, awaited in the event loop before each page is written."""
         self._present = _Present(states, open_incidents, outbox_pending, store_up)
         self.registry.register(self._present)
 
@@ -221,7 +228,7 @@ class Metrics:
         """The /metrics page, written in a worker thread: with 10,000 systems writing it takes
         a few hundred milliseconds, and in the event loop no probe could start meanwhile. What
         needs the store is read here first, in the loop."""
-        present = self._present.snapshot() if self._present is not None else None
+        present = await self._present.snapshot() if self._present is not None else None
         token = _snapshot.set(present)
         try:
             return await asyncio.to_thread(generate_latest, self.registry)

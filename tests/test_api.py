@@ -78,7 +78,7 @@ class Running:
         await self.results(system, False, 3)
         self.clock.advance(NOTIFY_AFTER)
         await self.app.notifier.tick()
-        return self.app.store.latest_incidents(1)[0].id
+        return (await self.app.store.latest_incidents(1))[0].id
 
     async def delivered(self, count: int) -> None:
         """Wait until delivery has settled ``count`` messages (sent or undeliverable)."""
@@ -327,7 +327,7 @@ async def test_a_reported_attempt_makes_the_user_affected_and_acknowledged(
             "open_incidents": [],
         }
         incident = await w.outage("payment")
-        items = w.app.store.outbox_items(incident)
+        items = await w.app.store.outbox_items(incident)
         assert [(i.person_id, i.kind) for i in items] == [("eve", "acknowledge")]
         assert "buy the LinkedIn course" in items[0].text
         assert items[0].channels[0] == Address("email", "eve@example.com")
@@ -455,7 +455,7 @@ async def test_a_huge_body_is_413(tmp_path: Path) -> None:
         users = [{"id": f"u{n}", "name": "y" * 1000} for n in range(11 * 1024)]
         response = await w.post("/api/v1/users", users)
         assert response.status == 413
-        assert w.app.store.person("u1") is None
+        assert await w.app.store.person("u1") is None
 
 
 async def test_a_huge_chunked_body_without_a_length_is_413(tmp_path: Path) -> None:
@@ -499,7 +499,7 @@ async def test_users_upsert_by_id(tmp_path: Path) -> None:
         again = [{"id": "a", "name": "Ann B", "phone": "+447700900001", "systems": ["login"]}]
         response = await w.post("/api/v1/users", again)
         assert await response.json() == {"upserted": 1}
-        person = w.app.store.person("a")
+        person = await w.app.store.person("a")
         assert person is not None
         assert (person.name, person.email, person.phone, person.systems) == (
             "Ann B",
@@ -526,7 +526,7 @@ async def test_a_user_naming_an_unknown_system_is_400_and_nobody_is_saved(
         assert answer["error"] == (
             "users.1.systems.1: no system is named 'paymnet' (did you mean 'payment'?)"
         )
-        assert w.app.store.person("a") is None
+        assert await w.app.store.person("a") is None
 
 
 async def test_a_user_with_no_way_to_reach_them_is_400_naming_them(tmp_path: Path) -> None:
@@ -582,7 +582,7 @@ async def test_unicode_names_round_trip(tmp_path: Path) -> None:
         body = {"system": "login", "user": {"id": "ü4", "name": "Jürgen Groß"}, "action": "log in"}
         assert (await w.post("/api/v1/attempts", body)).status == 202
         for person_id, name in [*names.items(), ("ü4", "Jürgen Groß")]:
-            person = w.app.store.person(person_id)
+            person = await w.app.store.person(person_id)
             assert person is not None
             assert person.name == name
 
@@ -604,9 +604,9 @@ async def test_a_note_with_send_queues_an_update_for_everyone_acknowledged(
         assert response.status == 200
         assert (await response.json())["note"] == note
         await w.app.notifier.tick()
-        kinds = [(i.kind, i.reason) for i in w.app.store.outbox_items(incident)]
+        kinds = [(i.kind, i.reason) for i in await w.app.store.outbox_items(incident)]
         assert kinds == [("acknowledge", "first"), ("update", "note")]
-        assert note in w.app.store.outbox_items(incident)[1].text
+        assert note in (await w.app.store.outbox_items(incident))[1].text
 
 
 async def test_a_note_without_send_only_sets_the_note(tmp_path: Path) -> None:
@@ -617,7 +617,7 @@ async def test_a_note_without_send_only_sets_the_note(tmp_path: Path) -> None:
         response = await w.post(f"/api/v1/incidents/{incident}/note", {"text": "Looking."})
         assert (await response.json())["note"] == "Looking."
         await w.app.notifier.tick()
-        assert [i.kind for i in w.app.store.outbox_items(incident)] == ["acknowledge"]
+        assert [i.kind for i in await w.app.store.outbox_items(incident)] == ["acknowledge"]
 
 
 async def test_hold_keeps_messages_back_and_release_lets_them_go(tmp_path: Path) -> None:
@@ -625,17 +625,17 @@ async def test_hold_keeps_messages_back_and_release_lets_them_go(tmp_path: Path)
     async with running(tmp_path) as w:
         await w.post("/api/v1/users", [{"id": "a", "email": "a@x.com", "systems": ["payment"]}])
         await w.results("payment", False, 3)
-        incident = w.app.store.latest_incidents(1)[0].id
+        incident = (await w.app.store.latest_incidents(1))[0].id
         response = await w.post(f"/api/v1/incidents/{incident}/hold")
         assert response.status == 200
         assert (await response.json())["held"] is True
         w.clock.advance(NOTIFY_AFTER * 2)
         await w.app.notifier.tick()
-        assert w.app.store.outbox_items(incident) == []
+        assert await w.app.store.outbox_items(incident) == []
         response = await w.post(f"/api/v1/incidents/{incident}/release")
         assert (await response.json())["held"] is False
         await w.app.notifier.tick()
-        assert [i.kind for i in w.app.store.outbox_items(incident)] == ["acknowledge"]
+        assert [i.kind for i in await w.app.store.outbox_items(incident)] == ["acknowledge"]
         kinds = [e["kind"] for e in (await w.get(f"/api/v1/incidents/{incident}"))["timeline"]]
         assert "held" in kinds
         assert "released" in kinds

@@ -71,16 +71,16 @@ async def test_users_import_upserts_people_by_id(tmp_path: Path) -> None:
     assert code == 0, err
     store = SQLiteStore(db)
     try:
-        alice = store.person("u1")
+        alice = await store.person("u1")
         assert alice is not None
         assert (alice.name, alice.email, alice.systems) == (
             "Alice M.",
             "alice@new.example",
             ("payment",),
         )
-        assert [p.id for p in store.people_for_systems(["login"])] == ["u2"]
+        assert [p.id async for page in store.subscriber_pages(["login"]) for p in page] == ["u2"]
     finally:
-        store.close()
+        await store.close()
 
 
 MIXED_PEOPLE = (
@@ -110,14 +110,14 @@ def names_in(folder: Path) -> list[str]:
     return sorted(path.name for path in folder.iterdir())
 
 
-def people_in(db: Path) -> dict[str, tuple[str, str | None, tuple[str, ...]]]:
+async def people_in(db: Path) -> dict[str, tuple[str, str | None, tuple[str, ...]]]:
     """Everyone in the store: id -> (name, email, systems)."""
     store = SQLiteStore(db)
     try:
-        found = store.people_by_ids([f"u{n}" for n in range(10)])
+        found = await store.people_by_ids([f"u{n}" for n in range(10)])
         return {pid: (p.name, p.email, p.systems) for pid, p in sorted(found.items())}
     finally:
-        store.close()
+        await store.close()
 
 
 async def test_users_import_reports_every_bad_row_at_once_and_imports_nothing(
@@ -138,7 +138,7 @@ async def test_users_import_reports_every_bad_row_at_once_and_imports_nothing(
         *mixed_people_problems(people),
         "5 problems in 4 rows of 6: nothing imported (--skip-invalid imports the other 2)",
     ]
-    assert people_in(db) == {"u9": ("Ida Lane", "ida@example.com", ("crm",))}
+    assert await people_in(db) == {"u9": ("Ida Lane", "ida@example.com", ("crm",))}
 
 
 async def test_users_import_with_skip_invalid_imports_the_good_rows_and_lists_the_rest(
@@ -155,7 +155,7 @@ async def test_users_import_with_skip_invalid_imports_the_good_rows_and_lists_th
     assert code == 0, err
     assert out == f"2 people imported into {db}; 4 rows skipped (listed above)\n"
     assert err.splitlines() == mixed_people_problems(people)
-    assert people_in(db) == {
+    assert await people_in(db) == {
         "u1": ("Alice Martin", "alice@example.com", ("payment", "login")),
         "u5": ("Eve Adams", "eve@example.com", ("login",)),
     }

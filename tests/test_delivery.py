@@ -24,13 +24,13 @@ class RecordingStore(SQLiteStore):
         super().__init__(path)
         self.commits: list[int] = []
 
-    def update_items(self, items: Sequence[OutboxItem]) -> None:
-        super().update_items(items)
+    async def update_items(self, items: Sequence[OutboxItem]) -> None:
+        await super().update_items(items)
         self.commits.append(len(items))
 
 
-def sent_count(store: SQLiteStore) -> int:
-    return store.outbox_counts(1).get("acknowledge", {}).get(SENT, 0)
+async def sent_count(store: SQLiteStore) -> int:
+    return (await store.outbox_counts(1)).get("acknowledge", {}).get(SENT, 0)
 
 
 async def test_outcomes_are_committed_together_and_never_more_than_concurrency_unmarked(
@@ -42,11 +42,11 @@ async def test_outcomes_are_committed_together_and_never_more_than_concurrency_u
     clock = FakeClock()
     store = RecordingStore(tmp_path / "monitor.db")
     people = [f"p{i:02d}" for i in range(60)]
-    decided(store, clock, people)
+    await decided(store, clock, people)
     unmarked: list[int] = []
 
-    def accepted(_message: CaughtMessage) -> None:
-        unmarked.append(len(catcher.messages) - sent_count(store))
+    async def accepted(_message: CaughtMessage) -> None:
+        unmarked.append(len(catcher.messages) - await sent_count(store))
 
     async with MailCatcher(on_message=accepted) as catcher:
         # As many connections as sends: the server can hold 16 messages at once.
@@ -66,12 +66,12 @@ async def test_outcomes_are_committed_together_and_never_more_than_concurrency_u
         finally:
             await email.close()
     assert len(catcher.messages) == len(people)
-    assert sent_count(store) == len(people)  # all committed when run_once returned
+    assert await sent_count(store) == len(people)  # all committed when run_once returned
     assert sum(store.commits) == len(people)
     assert max(store.commits) <= 8
     assert len(store.commits) < len(people) / 2
     assert max(unmarked) <= 16
-    store.close()
+    await store.close()
 
 
 async def test_an_outcome_is_committed_while_another_send_is_stalled(tmp_path: Path) -> None:
@@ -79,7 +79,7 @@ async def test_an_outcome_is_committed_while_another_send_is_stalled(tmp_path: P
     (within ``mark_delay``), not when the stalled send ends."""
     clock = FakeClock()
     store = SQLiteStore(tmp_path / "monitor.db")
-    decided(store, clock, ["slow", "quick"])
+    await decided(store, clock, ["slow", "quick"])
     release = asyncio.Event()
     quick_marked = asyncio.Event()
 
@@ -98,12 +98,15 @@ async def test_an_outcome_is_committed_while_another_send_is_stalled(tmp_path: P
         try:
             sending = asyncio.create_task(delivery.run_once())
             await asyncio.wait_for(quick_marked.wait(), 30)
-            status = {i.person_id: i.status for i in store.outbox_items(1)}
+            status = {i.person_id: i.status for i in await store.outbox_items(1)}
             assert status == {"quick": SENT, "slow": PENDING}
             assert len(catcher.messages) == 2  # the slow one is in, its reply held
             release.set()
             assert await sending == 2
         finally:
             await email.close()
-    assert {i.person_id: i.status for i in store.outbox_items(1)} == {"quick": SENT, "slow": SENT}
-    store.close()
+    assert {i.person_id: i.status for i in await store.outbox_items(1)} == {
+        "quick": SENT,
+        "slow": SENT,
+    }
+    await store.close()

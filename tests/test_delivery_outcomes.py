@@ -42,11 +42,11 @@ async def test_listeners_hear_the_refused_email_then_the_sms_that_delivered(
         )
         async with world(tmp_path, sms=sms) as w:
             w.delivery.on_outcome.append(listen)
-            w.people(ALICE)
+            await w.people(ALICE)
             w.catcher.reject = {"alice@example.com"}
             await w.fail(["payment"])
             await w.wait(120)
-            (item,) = w.store.outbox_items(w.incidents()[0].id)
+            (item,) = await w.store.outbox_items((await w.incidents())[0].id)
     assert heard == [
         ("acknowledge", "next channel", Address("email", "alice@example.com")),
         ("acknowledge", "sent", Address("sms", "+447700900001")),
@@ -84,7 +84,7 @@ async def test_the_messages_metric_counts_a_fallback_against_the_channel_that_fa
             app.delivery.on_outcome.append(
                 lambda _item, outcome, _channel: sent.set() if outcome == "sent" else None
             )
-            app.store.upsert_people([ALICE])
+            await app.store.upsert_people([ALICE])
             for _ in range(3):
                 app.monitor.observe(ProbeResult("payment", False, "status 503", clock.now(), 0.01))
                 await app.notifier.tick()

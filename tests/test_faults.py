@@ -289,7 +289,7 @@ class Tally:
     kills: list[str] = field(default_factory=list)
 
 
-def check_contract(stage: Outage) -> Tally:
+async def check_contract(stage: Outage) -> Tally:
     """Every affected person: one acknowledgement then one resolved message (distinct
     Message-IDs, acknowledgement first); nobody else a thing; one incident, resolved, with no
     message pending; nothing marked sent that the mail server did not receive."""
@@ -313,18 +313,18 @@ def check_contract(stage: Outage) -> Tally:
     delivered = Counter(message_id(m) for m in stage.catcher.messages)
     store = SQLiteStore(stage.db)
     try:
-        incidents = store.incidents()
+        incidents = await store.incidents()
         assert len(incidents) == 1, incidents
         (incident,) = incidents
         assert incident.resolved_at is not None
         assert set(incident.systems) == set(AFFECTED)
-        assert store.pending_count() == 0
-        items = store.outbox_items(incident.id)
+        assert await store.pending_count() == 0
+        items = await store.outbox_items(incident.id)
         sent = {f"<{i.key}@example.com>" for i in items if i.status == SENT}
         assert sent == set(delivered), sent ^ set(delivered)
         assert all(i.status == SENT for i in items), [i for i in items if i.status != SENT]
     finally:
-        store.close()
+        await store.close()
     return Tally(
         deliveries=sum(delivered.values()),
         repeats=sum(n - 1 for n in delivered.values()),
@@ -345,7 +345,7 @@ async def finish(stage: Outage) -> Tally:
     assert detail["counts"]["acknowledged"] == len(stage.affected)
     assert detail["counts"]["resolved"] == len(stage.affected)
     await stage.monitor.stop()
-    tally = check_contract(stage)
+    tally = await check_contract(stage)
     print(f"\n{len(tally.kills)} kills: {tally}")
     return tally
 
@@ -546,7 +546,7 @@ async def test_mail_server_down_for_the_whole_outage_everything_arrives_once_in_
         await stage.catcher.start()
         await stage.until("everyone told and nothing pending", stage.all_told)
         await stage.monitor.stop()
-        tally = check_contract(stage)
+        tally = await check_contract(stage)
         assert tally.repeats == 0
         assert tally.deliveries == 2 * len(stage.affected)
 
@@ -649,13 +649,16 @@ async def test_database_turned_read_only_mid_fan_out_probing_goes_on_and_it_reco
         await stage.recover()
         await stage.until("everyone told and nothing pending", stage.all_told)
         await stage.monitor.stop()
-        tally = check_contract(stage)
+        tally = await check_contract(stage)
         assert tally.repeats == 0
         store = SQLiteStore(stage.db)
         try:
-            assert [t.current.value for t in store.transitions("login")][-2:] == ["DOWN", "UP"]
+            assert [t.current.value for t in await store.transitions("login")][-2:] == [
+                "DOWN",
+                "UP",
+            ]
         finally:
-            store.close()
+            await store.close()
 
 
 @asynccontextmanager
@@ -694,7 +697,8 @@ async def test_store_refusing_writes_keeps_probing_in_memory_and_recovers_by_its
     and everyone gets one acknowledgement, later one resolved message."""
     async with MailCatcher() as catcher, app_on_a_fake_clock(tmp_path, catcher) as running:
         app, client, clock = running
-        app.store.upsert_people([ALICE, DANA])
+        await app.store.upsert_people([ALICE, DANA])
+        assert isinstance(app.store, SQLiteStore)
         app.store.db.execute("PRAGMA query_only=1")
         ready = await client.get("/readyz")
         assert ready.status == 200
@@ -711,25 +715,25 @@ async def test_store_refusing_writes_keeps_probing_in_memory_and_recovers_by_its
         down_at = clock.now() - 15
         clock.advance(60)  # past notify_after
         await app.notifier.tick()
-        app.monitor.flush()
+        await app.monitor.flush()
         assert app.monitor.states["payment"].health is Health.DOWN
         metrics = await (await client.get("/metrics")).text()
         assert metric(metrics, "monitor_system_up", system="payment") == 0.0
         systems = await (await client.get("/api/v1/systems")).json()
         assert {s["name"]: s["state"] for s in systems["systems"]}["payment"] == "DOWN"
-        assert app.store.transitions("payment") == []
-        assert app.store.incidents() == []
-        assert app.store.pending_count() == 0
+        assert await app.store.transitions("payment") == []
+        assert await app.store.incidents() == []
+        assert await app.store.pending_count() == 0
         assert catcher.messages == []
 
         app.store.db.execute("PRAGMA query_only=0")
-        app.monitor.flush()  # what the flush loop does every second
+        await app.monitor.flush()  # what the flush loop does every second
         assert "warning" not in await (await client.get("/readyz")).text()
-        assert [(t.current, t.at) for t in app.store.transitions("payment")] == [
+        assert [(t.current, t.at) for t in await app.store.transitions("payment")] == [
             (Health.DOWN, down_at)
         ]
         await app.notifier.tick()
-        (incident,) = app.store.incidents()
+        (incident,) = await app.store.incidents()
         assert incident.opened_at == down_at
         async with asyncio.timeout(30):
             await catcher.wait_for_messages(2)
@@ -754,7 +758,7 @@ async def test_sends_the_store_cannot_mark_sent_are_kept_not_sent_again(tmp_path
     clock = FakeClock()
     store = SQLiteStore(tmp_path / "monitor.db")
     people = [f"p{i:02d}" for i in range(40)]
-    decided(store, clock, people)
+    await decided(store, clock, people)
 
     def refuse_writes(_message: CaughtMessage) -> None:
         catcher.on_message = None
@@ -767,7 +771,7 @@ async def test_sends_the_store_cannot_mark_sent_are_kept_not_sent_again(tmp_path
             await delivery.run_once()
             went_out = len(catcher.messages)
             assert 1 <= went_out < len(people)
-            assert store.pending_count() == len(people)  # nothing could be marked
+            assert await store.pending_count() == len(people)  # nothing could be marked
             for _ in range(3):
                 with pytest.raises(StoreUnavailable):
                     await delivery.run_once()
@@ -781,9 +785,9 @@ async def test_sends_the_store_cannot_mark_sent_are_kept_not_sent_again(tmp_path
     assert Counter(message_id(m) for m in catcher.messages) == Counter(
         f"<incident-1.acknowledge.{person}@example.com>" for person in people
     )
-    assert store.pending_count() == 0
-    assert store.outbox_counts(1) == {"acknowledge": {SENT: len(people)}}
-    store.close()
+    assert await store.pending_count() == 0
+    assert await store.outbox_counts(1) == {"acknowledge": {SENT: len(people)}}
+    await store.close()
 
 
 async def test_a_transition_saved_just_before_a_crash_still_reaches_its_incident(
@@ -795,27 +799,27 @@ async def test_a_transition_saved_just_before_a_crash_still_reaches_its_incident
     clock = FakeClock()
     down_at = clock.now() - 120
     store = SQLiteStore(tmp_path / "monitor.db")
-    store.upsert_people([ALICE])
-    store.save_transition(
+    await store.upsert_people([ALICE])
+    await store.save_transition(
         Transition("payment", down_at, Health.UP, Health.DOWN, "status 503", 3),
         SystemState("payment", Health.DOWN, down_at, 3, 0, "status 503", down_at),
     )
-    store.close()
+    await store.close()
     async with MailCatcher() as catcher:
         async with app_on_a_fake_clock(tmp_path, catcher, clock) as (app, _client, _clock):
             await app.notifier.tick()
-            (incident,) = app.store.incidents()
+            (incident,) = await app.store.incidents()
             assert (incident.opened_at, incident.systems) == (down_at, ("payment",))
             async with asyncio.timeout(30):
                 await catcher.wait_for_messages(1)
             up_at = clock.advance(60)
-            app.store.save_transition(
+            await app.store.save_transition(
                 Transition("payment", up_at, Health.DOWN, Health.UP, "status 200", 2),
                 SystemState("payment", Health.UP, up_at, 0, 2, "status 200", up_at),
             )
         async with app_on_a_fake_clock(tmp_path, catcher, clock) as (app, _client, _clock):
             await app.notifier.tick()
-            (incident,) = app.store.incidents()
+            (incident,) = await app.store.incidents()
             assert incident.resolved_at == up_at
             async with asyncio.timeout(30):
                 await catcher.wait_for_messages(2)
@@ -831,20 +835,22 @@ async def test_a_saved_state_older_than_its_incident_is_not_taken_for_a_missed_r
     clock = FakeClock()
     up_since, down_at = clock.now() - 3600, clock.now() - 120
     store = SQLiteStore(tmp_path / "monitor.db")
-    store.upsert_people([ALICE])
-    store.save_states([SystemState("payment", Health.UP, up_since, 0, 5, "status 200", up_since)])
-    store.save_incident(
+    await store.upsert_people([ALICE])
+    await store.save_states(
+        [SystemState("payment", Health.UP, up_since, 0, 5, "status 200", up_since)]
+    )
+    await store.save_incident(
         Incident(id=1, opened_at=down_at, members=(Member("payment", down_at),), cause="payment")
     )
-    store.close()
+    await store.close()
     async with (
         MailCatcher() as catcher,
         app_on_a_fake_clock(tmp_path, catcher, clock) as (app, _client, _clock),
     ):
         await app.notifier.tick()
-        (incident,) = app.store.incidents()
+        (incident,) = await app.store.incidents()
         assert incident.is_open
-        assert set(app.store.outbox_counts(incident.id)) == {"acknowledge"}
+        assert set(await app.store.outbox_counts(incident.id)) == {"acknowledge"}
 
 
 # 5. flapping --------------------------------------------------------------------------------
@@ -862,8 +868,8 @@ async def test_a_system_alternating_every_probe_for_ten_minutes_tells_each_perso
             path = checks / f"{name}.yaml"
             path.write_text(path.read_text() + "fail_after: 1\nrecover_after: 1\n")
         w.config = load_config(checks, {})
-        w.restart()
-        w.people(ALICE, BOB, DANA)
+        await w.restart()
+        await w.people(ALICE, BOB, DANA)
         start = w.clock.now()
         ok = False
         while w.clock.now() - start < 600:
@@ -871,9 +877,9 @@ async def test_a_system_alternating_every_probe_for_ten_minutes_tells_each_perso
             ok = not ok
         await w.recover(["payment"])
         await w.wait(3600)
-        downs = [t for t in w.store.transitions("payment") if t.current is Health.DOWN]
+        downs = [t for t in await w.store.transitions("payment") if t.current is Health.DOWN]
         assert len(downs) == 20
-        (incident,) = w.incidents()
+        (incident,) = await w.incidents()
         assert incident.resolved_at is not None
         for person in (ALICE, DANA):
             ids = [message_id(m) for m in w.mail_to(person.email or "")]

@@ -444,9 +444,9 @@ def hostile_people(contact: Callable[[int], dict[str, str]]) -> list[Person]:
 
 async def hostile_outage(w: World, people: list[Person]) -> None:
     """Each person reports failing to do their own hostile text, then payment goes down."""
-    w.people(*people)
+    await w.people(*people)
     for person in people:
-        w.report(person, "payment", person.name, ago=60)
+        await w.report(person, "payment", person.name, ago=60)
     await w.fail(["payment"])
     await w.wait(120)
 
@@ -543,7 +543,7 @@ async def test_hostile_names_round_trip_through_the_api_and_never_reach_the_page
                 assert refused.status == 400
                 assert (await refused.json())["field"] == field
             for person_id, name in [*names.items(), ("u3", HOSTILE["script"])]:
-                person = w.app.store.person(person_id)
+                person = await w.app.store.person(person_id)
                 assert person is not None
                 assert person.name == name
             incident = await w.outage()

@@ -39,7 +39,7 @@ async def test_thousands_of_systems_failing_at_once_are_one_incident_told_once(
     info["crm"] = SystemInfo("crm", "Your order history", "Your orders are safe.")
     titles = {name: system.title for name, system in info.items()}
     store = SQLiteStore(tmp_path / "monitor.db")
-    store.upsert_people([CAROL])
+    await store.upsert_people([CAROL])
     clock = FakeClock()
     notifier = Notifier(
         store=store,
@@ -51,7 +51,7 @@ async def test_thousands_of_systems_failing_at_once_are_one_incident_told_once(
     )
     notices: list[tuple[Change, int, Notice | None]] = []
 
-    def tell_oncall(incident: Incident, what: Change, systems: Sequence[str]) -> None:
+    async def tell_oncall(incident: Incident, what: Change, systems: Sequence[str]) -> None:
         notice = describe(incident, what, systems, titles, None, 60.0, False)
         notices.append((what, len(systems), notice))
 
@@ -60,10 +60,10 @@ async def test_thousands_of_systems_failing_at_once_are_one_incident_told_once(
         notifier.on_transition(change(name, clock.now(), Health.DOWN))
     await notifier.tick()
 
-    [incident] = store.incidents()
+    [incident] = await store.incidents()
     assert len(incident.members) == 3001
     assert incident.cause == "crm"
-    assert len(store.timeline(incident.id)) == 3001
+    assert len(await store.timeline(incident.id)) == 3001
     opened, joined = notices
     assert opened[0] is Change.OPENED
     assert opened[2] is not None
@@ -76,7 +76,7 @@ async def test_thousands_of_systems_failing_at_once_are_one_incident_told_once(
 
     clock.advance(61)
     await notifier.tick()
-    told = store.outbox_items(incident.id)
+    told = await store.outbox_items(incident.id)
     assert [(item.person_id, item.kind) for item in told] == [("carol", "acknowledge")]
     assert "Your order history" in told[0].text
 
@@ -84,14 +84,14 @@ async def test_thousands_of_systems_failing_at_once_are_one_incident_told_once(
     for name in ["crm", *APPS]:
         notifier.on_transition(change(name, clock.now(), Health.UP))
     await notifier.tick()
-    [incident] = store.incidents()
+    [incident] = await store.incidents()
     assert incident.resolved_at == clock.now()
     assert [n.title for what, _, n in notices if what is Change.RESOLVED and n] == [
         "Incident 1 resolved after 11 minutes"
     ]
-    told = store.outbox_items(incident.id)
+    told = await store.outbox_items(incident.id)
     assert [(item.person_id, item.kind) for item in told] == [
         ("carol", "acknowledge"),
         ("carol", "resolved"),
     ]
-    store.close()
+    await store.close()

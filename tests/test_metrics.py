@@ -63,7 +63,17 @@ async def test_the_page_shows_the_present_as_it_is_when_asked() -> None:
     waiting = [3]
     writable = [True]
     metrics = Metrics()
-    metrics.observe_present(lambda: states, lambda: 1, lambda: waiting[0], lambda: writable[0])
+
+    async def open_incidents() -> int:
+        return 1
+
+    async def pending() -> int:
+        return waiting[0]
+
+    async def store_up() -> bool:
+        return writable[0]
+
+    metrics.observe_present(lambda: states, open_incidents, pending, store_up)
 
     first = await _samples(metrics)
     states["payment"] = SystemState("payment", Health.UP)

@@ -60,7 +60,7 @@ class Running:
         await self.fail(system)
         self.clock.advance(NOTIFY_AFTER)
         await self.app.notifier.tick()
-        return self.app.store.latest_incidents(1)[0].id
+        return (await self.app.store.latest_incidents(1))[0].id
 
     async def delivered(self, count: int) -> None:
         """Wait until delivery has settled ``count`` messages in all."""
@@ -93,7 +93,7 @@ async def running(tmp_path: Path, token: str | None = TOKEN) -> AsyncIterator[Ru
             watch_files=False,
         )
         await app.start()
-        app.store.upsert_people([ALICE, DANA])
+        await app.store.upsert_people([ALICE, DANA])
         assert app.runner is not None
         host, port = app.runner.addresses[0][:2]
         settled: list[OutboxItem] = []
@@ -263,7 +263,7 @@ async def test_note_without_send_only_saves_it(tmp_path: Path, terminal: Termina
             "incident", "note", str(number), NOTE, "--url", world.url, env=WITH_TOKEN
         )
         await world.app.notifier.tick()
-        counts = world.app.store.outbox_counts(number)
+        counts = await world.app.store.outbox_counts(number)
         _, shown, _ = await terminal.run("incident", str(number), "--url", world.url)
     assert code == 0, err
     assert out == f"Incident {number}: note saved; the status page shows it.\n"
@@ -278,7 +278,7 @@ async def test_hold_keeps_customers_untold_until_release(
     affected is acknowledged at the next tick."""
     async with running(tmp_path) as world:
         await world.fail("payment")
-        number = world.app.store.latest_incidents(1)[0].id
+        number = (await world.app.store.latest_incidents(1))[0].id
         code, out, err = await terminal.run(
             "incident", "hold", str(number), "--url", world.url, env=WITH_TOKEN
         )
@@ -289,7 +289,7 @@ async def test_hold_keeps_customers_untold_until_release(
         )
         world.clock.advance(NOTIFY_AFTER)
         await world.app.notifier.tick()
-        assert world.app.store.outbox_counts(number) == {}
+        assert await world.app.store.outbox_counts(number) == {}
         _, table, _ = await terminal.run("incidents", "--url", world.url)
         assert table.splitlines()[1].split()[1:3] == ["open,", "held"]
 

@@ -41,36 +41,36 @@ def stored(store: SQLiteStore) -> tuple[str, str]:
     return row[0], row[1]
 
 
-def test_addresses_are_stored_as_the_text_earlier_versions_wrote(tmp_path: Path) -> None:
+async def test_addresses_are_stored_as_the_text_earlier_versions_wrote(tmp_path: Path) -> None:
     """Channels are a JSON list of "kind:to" texts, exactly as json.dumps wrote them before,
     and sent_via is "" until a channel delivers, then that address's text; both read back as
     the same Address values."""
     store = SQLiteStore(tmp_path / "m.db")
-    store.decide([ITEM], {}, 1)
+    await store.decide([ITEM], {}, 1)
     earlier = json.dumps([f"{a.kind}:{a.to}" for a in CHANNELS])
     assert stored(store) == (earlier, "")
-    assert store.due(ITEM.created_at, 10) == [ITEM]
+    assert await store.due(ITEM.created_at, 10) == [ITEM]
 
     sent = replace(ITEM, channels=CHANNELS[1:], status=SENT, sent_via=CHANNELS[1])
-    store.update_items([sent])
+    await store.update_items([sent])
     assert stored(store) == (
         json.dumps([f"{a.kind}:{a.to}" for a in CHANNELS[1:]]),
         "sms:+447700900001",
     )
-    [back] = store.outbox_items(1)
+    [back] = await store.outbox_items(1)
     assert (back.channels, back.sent_via) == (CHANNELS[1:], Address("sms", "+447700900001"))
-    store.close()
+    await store.close()
 
 
-def test_a_stored_channel_of_a_kind_this_monitor_does_not_know_is_refused(
+async def test_a_stored_channel_of_a_kind_this_monitor_does_not_know_is_refused(
     tmp_path: Path,
 ) -> None:
     """A channel the monitor cannot use is an error naming its kind and the known ones, never
     a guess."""
     store = SQLiteStore(tmp_path / "m.db")
-    store.decide([ITEM], {}, 1)
+    await store.decide([ITEM], {}, 1)
     store.db.conn.execute("UPDATE outbox SET channels = ?", (json.dumps(["fax:+44 20 7946"]),))
     refusal = "outbox: no channel is named 'fax' (there are: email, sms, webhook)"
     with pytest.raises(ValueError, match=f"^{re.escape(refusal)}$"):
-        store.outbox_items(1)
-    store.close()
+        await store.outbox_items(1)
+    await store.close()

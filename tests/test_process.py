@@ -132,9 +132,9 @@ async def test_stopped_mid_fan_out_every_person_still_gets_exactly_one_acknowled
         assert len(catcher.messages) == people
     store = SQLiteStore(db)
     try:
-        assert store.pending_count() == 0
+        assert await store.pending_count() == 0
     finally:
-        store.close()
+        await store.close()
 
 
 async def _wait_for_recipients(catcher: MailCatcher, count: int, deadline: float) -> None:

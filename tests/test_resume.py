@@ -65,22 +65,26 @@ CASES = [
 
 
 @pytest.mark.parametrize(("states", "incidents", "expected"), CASES)
-def test_a_crash_between_state_and_incident_is_resumed(
+async def test_a_crash_between_state_and_incident_is_resumed(
     states: Sequence[SystemState], incidents: Sequence[Incident], expected: list[Transition]
 ) -> None:
     """Each row: the saved states against the incidents give these transitions to correlate."""
-    assert missed_transitions(states, lambda _since: incidents) == expected
+
+    async def incidents_since(_since: float) -> Sequence[Incident]:
+        return incidents
+
+    assert await missed_transitions(states, incidents_since) == expected
 
 
-def test_incidents_are_read_from_the_earliest_decided_state_and_only_if_needed() -> None:
+async def test_incidents_are_read_from_the_earliest_decided_state_and_only_if_needed() -> None:
     """The incidents are read once, from the oldest decided state's time, and not at all when
     no state was decided."""
     asked: list[float] = []
 
-    def incidents_since(since: float) -> list[Incident]:
+    async def incidents_since(since: float) -> list[Incident]:
         asked.append(since)
         return []
 
-    missed_transitions([down("payment", 300.0), up("login", 200.0)], incidents_since)
-    missed_transitions([SystemState("payment")], incidents_since)
+    await missed_transitions([down("payment", 300.0), up("login", 200.0)], incidents_since)
+    await missed_transitions([SystemState("payment")], incidents_since)
     assert asked == [200.0]

@@ -51,7 +51,7 @@ async def outage(w: World) -> int:
     await w.wait(120)
     await w.recover(["payment"])
     await w.wait(120)
-    incident = w.store.latest_incidents(1)[0]
+    incident = (await w.store.latest_incidents(1))[0]
     assert incident.resolved_at is not None
     assert incident.resolution_told_at is not None
     return incident.id
@@ -67,17 +67,17 @@ async def test_a_settled_message_keeps_its_subject_but_not_its_bodies(tmp_path: 
     everything, and a settled one is never changed back."""
     async with world(tmp_path) as w:
         bob = Person("bob", "Bob", "bob@example.com", None, None, ("payment",))
-        w.people(ALICE, bob)
+        await w.people(ALICE, bob)
         w.catcher.reject = {"bob@example.com"}
         await w.fail(["payment"])
         w.clock.advance(120)
         await w.notifier.tick()  # decided, not sent yet
-        incident = w.incidents()[0].id
-        pending = {i.person_id: i for i in w.store.outbox_items(incident)}
+        incident = (await w.incidents())[0].id
+        pending = {i.person_id: i for i in await w.store.outbox_items(incident)}
         assert {i.status for i in pending.values()} == {PENDING}
         assert all(i.text and i.sms and i.html for i in pending.values())
         await w.settle()
-        settled = {i.person_id: i for i in w.store.outbox_items(incident)}
+        settled = {i.person_id: i for i in await w.store.outbox_items(incident)}
         assert settled["alice"].status == SENT
         assert settled["bob"].status == UNDELIVERABLE
         assert "550" in settled["bob"].last_error
@@ -90,9 +90,9 @@ async def test_a_settled_message_keeps_its_subject_but_not_its_bodies(tmp_path: 
         mail = w.mail_to("alice@example.com")[0]
         assert "Alice" in mail.text  # what went out was the whole message
         # A stale outcome written again cannot make a settled message pending (and empty).
-        w.store.update_items([pending["alice"]])
-        assert w.store.outbox_items(incident)[0].status == SENT
-        assert w.store.pending_count() == 0
+        await w.store.update_items([pending["alice"]])
+        assert (await w.store.outbox_items(incident))[0].status == SENT
+        assert await w.store.pending_count() == 0
 
 
 @pytest.mark.parametrize("made", ["new", "existing"])
@@ -110,7 +110,7 @@ async def test_old_incidents_are_pruned_and_the_file_stops_growing(
         conn.close()
     async with world(tmp_path) as w:
         assert w.store.incremental is (made == "new")
-        w.people(*crowd(1000))
+        await w.people(*crowd(1000))
         peak: list[int] = []
         after: list[int] = []
         wal: list[int] = []
@@ -119,7 +119,7 @@ async def test_old_incidents_are_pruned_and_the_file_stops_growing(
             incident = await outage(w)
             ids.append(incident)
             assert rows(w.store, "outbox", incident) == 2000  # acknowledge + resolved each
-            assert w.store.pending_count() == 0
+            assert await w.store.pending_count() == 0
             peak.append(size(db))
             wal.append(size(db.with_name("monitor.db-wal")))
             w.clock.advance(RETENTION + 60)
@@ -143,19 +143,19 @@ async def test_what_is_recent_open_or_pending_is_never_pruned(tmp_path: Path) ->
     messages are sent, the old resolved one is pruned."""
     async with world(tmp_path) as w:
         bob = Person("bob", "Bob Stone", "bob@example.com", None, None, ("login",))
-        w.people(ALICE, bob)
+        await w.people(ALICE, bob)
         await w.catcher.stop()
         old = await outage(w)  # payment: alice told nothing yet, both messages pending
-        assert w.store.pending_count() == 2
+        assert await w.store.pending_count() == 2
         await w.fail(["login"])
         await w.wait(120)  # login: open, bob's acknowledgement pending
-        still_open = w.store.latest_incidents(1)[0].id
+        still_open = (await w.store.latest_incidents(1))[0].id
         assert still_open != old
         w.clock.advance(RETENTION + DAY)
         kept = {i: everything_of(w.store, i) for i in (old, still_open)}
         await w.monitor.prune()  # payment's first DOWN goes: its UP says how it was since
         assert {i: everything_of(w.store, i) for i in (old, still_open)} == kept
-        w.restart()  # crash safety: what was decided before is still there after a restart
+        await w.restart()  # crash safety: what was decided before is still there after a restart
         assert await w.monitor.prune() == 0
         await w.catcher.start()
         await w.settle()
@@ -170,13 +170,13 @@ async def test_what_is_recent_open_or_pending_is_never_pruned(tmp_path: Path) ->
         # Resolved just now: kept until retention has passed.
         await w.recover(["login"])
         await w.wait(60)
-        assert w.store.incident(still_open) is not None
+        assert await w.store.incident(still_open) is not None
         w.clock.advance(RETENTION - 3600)
         await w.monitor.prune()
-        assert w.store.incident(still_open) is not None
+        assert await w.store.incident(still_open) is not None
         w.clock.advance(2 * 3600)
         await w.monitor.prune()
-        assert w.store.incident(still_open) is None
+        assert await w.store.incident(still_open) is None
 
 
 async def test_the_daily_limit_holds_across_a_prune(tmp_path: Path) -> None:
@@ -188,22 +188,22 @@ async def test_the_daily_limit_holds_across_a_prune(tmp_path: Path) -> None:
         with (checks / "monitor.yaml").open("a") as settings:
             settings.write("retention: {max_age: 1h}\n")
         w.config = load_config(checks, {})
-        w.restart()
-        w.people(ALICE)
+        await w.restart()
+        await w.people(ALICE)
         first = await outage(w)
         w.clock.advance(2 * 3600)
         await w.monitor.prune()
-        assert w.store.incident(first) is not None
+        assert await w.store.incident(first) is not None
         second = await outage(w)
         await w.monitor.prune()
-        assert w.store.incident(first) is not None
+        assert await w.store.incident(first) is not None
         kinds = [str(m.message["Message-ID"]).split(".")[1] for m in w.mail_to("alice@example.com")]
         assert kinds == ["acknowledge", "resolved"]
         assert rows(w.store, "outbox", second) == 0
         w.clock.advance(DAY)
         await w.monitor.prune()
-        assert w.store.incident(first) is None
-        assert w.store.incident(second) is None
+        assert await w.store.incident(first) is None
+        assert await w.store.incident(second) is None
         third = await outage(w)
         assert third == second + 1
         assert len(w.mail_to("alice@example.com")) == 4

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from clock import FakeClock
 from targets import Mode, Target
 
 from monitor.config import HttpClient, load_config
-from monitor.model import Health, ProbeResult, Transition
+from monitor.model import Health, ProbeResult, SystemState, Transition
 from monitor.probing.probes import Prober, make_session
 from monitor.probing.runtime import Monitor
 from monitor.store import SQLiteStore
@@ -51,7 +52,7 @@ async def test_a_hanging_system_does_not_delay_another_systems_probe(tmp_path: P
             login = await hanging
             assert login is not None
             assert login.ok
-        store.close()
+        await store.close()
 
 
 async def test_probing_goes_on_in_memory_while_the_store_refuses_writes(tmp_path: Path) -> None:
@@ -67,16 +68,16 @@ async def test_probing_goes_on_in_memory_while_the_store_refuses_writes(tmp_path
     monitor.on_transition.append(heard.append)
     store.db.execute("PRAGMA query_only=1")
     monitor.observe(ProbeResult("payment", False, "connection refused", clock.now(), 0.001))
-    monitor.flush()
+    await monitor.flush()
     assert [t.current for t in heard] == [Health.DOWN]
     assert monitor.store_error is not None
     assert "readonly" in monitor.store_error
     store.db.execute("PRAGMA query_only=0")
-    monitor.flush()
+    await monitor.flush()
     assert monitor.store_error is None
-    assert [t.current for t in store.transitions("payment")] == [Health.DOWN]
-    assert len(store.recent_results("payment")) == 1
-    store.close()
+    assert [t.current for t in await store.transitions("payment")] == [Health.DOWN]
+    assert len(await store.recent_results("payment")) == 1
+    await store.close()
 
 
 async def test_pruning_applies_the_retention_settings_from_monitor_yaml(tmp_path: Path) -> None:
@@ -91,11 +92,11 @@ async def test_pruning_applies_the_retention_settings_from_monitor_yaml(tmp_path
     monitor = Monitor(load_config(checks, {}), store, clock)
     for age in (7200, 50, 40, 30, 20, 10):
         monitor.observe(ProbeResult("payment", True, "status 200", clock.now() - age, 0.01))
-    monitor.flush()
+    await monitor.flush()
     assert await monitor.prune() == 3
-    kept = [clock.now() - r.started_at for r in store.recent_results("payment")]
+    kept = [clock.now() - r.started_at for r in await store.recent_results("payment")]
     assert kept == [10, 20, 30]
-    store.close()
+    await store.close()
 
 
 async def test_pruning_forgets_state_history_older_than_the_uptime_window_and_no_more(
@@ -119,19 +120,19 @@ async def test_pruning_forgets_state_history_older_than_the_uptime_window_and_no
         clock.advance(3600)
         monitor.observe(ProbeResult("payment", True, "status 200", clock.now(), 0.01))
         clock.advance(11 * 3600)
-    monitor.flush()
+    await monitor.flush()
     names = ["payment", "login"]
-    before = uptimes(store, names, clock.now())
+    before = await uptimes(store, names, clock.now())
 
     await monitor.prune()
 
-    assert uptimes(store, names, clock.now()) == before
+    assert await uptimes(store, names, clock.now()) == before
     assert before["payment"] == pytest.approx(1 - 14 / (7 * 24))
     assert before["login"] == 1.0
-    assert [t.current for t in store.transitions("login")] == [Health.UP]
+    assert [t.current for t in await store.transitions("login")] == [Health.UP]
     # Six days of flaps (twelve transitions) were older than seven days: one of them stays.
-    assert len(store.transitions("payment")) == 40 - 11
-    store.close()
+    assert len(await store.transitions("payment")) == 40 - 11
+    await store.close()
 
 
 async def test_transitions_of_one_loop_turn_are_saved_before_the_next_and_survive_a_restart(
@@ -154,16 +155,63 @@ async def test_transitions_of_one_loop_turn_are_saved_before_the_next_and_surviv
     monitor.observe(ProbeResult("system-7", True, "status 200", clock.now() + 1, 0.001))
     await asyncio.sleep(0)
 
-    saved = {name: [t.current for t in store.transitions(name)] for name in names}
+    saved = {name: [t.current for t in await store.transitions(name)] for name in names}
     assert saved["system-7"] == [Health.DOWN, Health.UP]
     assert all(saved[name] == [Health.DOWN] for name in names if name != "system-7")
-    store.close()
+    await store.close()
 
     reopened = SQLiteStore(tmp_path / "monitor.db")
     resumed = Monitor(config, reopened, FakeClock())
+    await resumed.restore()
     assert resumed.states["system-7"].health is Health.UP
     assert {resumed.states[name].health for name in names if name != "system-7"} == {Health.DOWN}
-    reopened.close()
+    await reopened.close()
+
+
+class SlowCommits(SQLiteStore):
+    """The real store, each commit of transitions held until ``go`` is set: the time a
+    database server's round trip takes, during which the event loop runs on."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.go = asyncio.Event()
+        self.commits: list[list[str]] = []
+
+    async def save_transitions(self, saved: Sequence[tuple[Transition, SystemState]]) -> None:
+        await self.go.wait()
+        await super().save_transitions(saved)
+        self.commits.append([t.system for t, _ in saved])
+
+
+async def test_transitions_coming_in_while_others_are_being_written_are_each_saved_once_in_order(
+    tmp_path: Path,
+) -> None:
+    """While the store takes its time over one commit of transitions, more come in: they go in
+    the next commit, after it, and none is written twice."""
+    checks = tmp_path / "checks"
+    checks.mkdir()
+    names = ["crm", "login", "payment"]
+    for name in names:
+        (checks / f"{name}.yaml").write_text(CHECK.format(name=name, url="http://127.0.0.1:9/"))
+    store = SlowCommits(tmp_path / "monitor.db")
+    clock = FakeClock()
+    monitor = Monitor(load_config(checks, {}), store, clock)
+    monitor.observe(ProbeResult("payment", False, "status 503", clock.now(), 0.001))
+    await asyncio.sleep(0)  # its write has begun, and waits for the store
+    clock.advance(1)
+    monitor.observe(ProbeResult("login", False, "status 503", clock.now(), 0.001))
+    monitor.observe(ProbeResult("crm", False, "status 503", clock.now(), 0.001))
+    store.go.set()
+    await monitor.flush()
+
+    assert store.commits == [["payment"], ["login", "crm"]]
+    saved = await store.transitions()
+    assert [(t.system, t.current) for t in saved] == [
+        ("payment", Health.DOWN),
+        ("login", Health.DOWN),
+        ("crm", Health.DOWN),
+    ]
+    await store.close()
 
 
 async def test_a_restart_resumes_the_failure_streak_of_a_system_still_up(tmp_path: Path) -> None:
@@ -179,24 +227,25 @@ async def test_a_restart_resumes_the_failure_streak_of_a_system_still_up(tmp_pat
     config = load_config(checks, {})
     clock = FakeClock()
 
-    def run(results: list[bool]) -> Monitor:
+    async def run(results: list[bool]) -> Monitor:
         store = SQLiteStore(tmp_path / "monitor.db")
         monitor = Monitor(config, store, clock)
+        await monitor.restore()
         for ok in results:
             clock.advance(30)
             monitor.observe(ProbeResult("payment", ok, "status 503", clock.now(), 0.001))
-        monitor.flush()
-        store.close()
+        await monitor.flush()
+        await store.close()
         return monitor
 
-    run([True])  # UP
-    run([True, False])  # restarted: a pass, then one failure
-    run([False])  # restarted: two
-    resumed = run([False])  # restarted again: three
+    await run([True])  # UP
+    await run([True, False])  # restarted: a pass, then one failure
+    await run([False])  # restarted: two
+    resumed = await run([False])  # restarted again: three
     assert resumed.states["payment"].health is Health.DOWN
 
-    run([True, True, False, False])  # UP again, then two failures
-    run([True])  # a pass: the count starts again
-    again = run([False, False])
+    await run([True, True, False, False])  # UP again, then two failures
+    await run([True])  # a pass: the count starts again
+    again = await run([False, False])
     assert again.states["payment"].health is Health.UP
     assert again.states["payment"].fail_streak == 2

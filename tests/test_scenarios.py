@@ -30,11 +30,11 @@ async def test_payment_and_login_failing_together_is_one_incident_with_one_messa
     """Payment and login fail together: one incident; Alice, Bob and Dana get one
     acknowledgement each naming their own systems; Charlie (crm) gets nothing."""
     async with world(tmp_path) as w:
-        w.people(ALICE, BOB, CHARLIE, DANA)
+        await w.people(ALICE, BOB, CHARLIE, DANA)
         await w.fail(["payment", "login"])
         await w.wait(120)
-        assert len(w.incidents()) == 1
-        assert w.incidents()[0].systems == ("login", "payment")
+        assert len(await w.incidents()) == 1
+        assert (await w.incidents())[0].systems == ("login", "payment")
         for person in (ALICE, BOB, DANA):
             assert len(w.mail_to(person.email or "")) == 1, person.id
         assert w.mail_to("charlie@example.com") == []
@@ -47,19 +47,19 @@ async def test_payment_and_login_failing_together_is_one_incident_with_one_messa
         assert "online payments" in dana.text.lower()
         assert "signing in to your account" in dana.text.lower()
         assert message_ids(w, ALICE) == [
-            f"<incident-{w.incidents()[0].id}.acknowledge.alice@example.com>"
+            f"<incident-{(await w.incidents())[0].id}.acknowledge.alice@example.com>"
         ]
 
 
 async def test_recovery_sends_one_resolved_message_to_each_person_told(tmp_path: Path) -> None:
     """When both systems pass again, each acknowledged person gets exactly one follow-up."""
     async with world(tmp_path) as w:
-        w.people(ALICE, BOB, CHARLIE, DANA)
+        await w.people(ALICE, BOB, CHARLIE, DANA)
         await w.fail(["payment", "login"])
         await w.wait(300)
         await w.recover(["payment", "login"])
         await w.wait(600)
-        incident = w.incidents()[0]
+        incident = (await w.incidents())[0]
         assert incident.resolved_at is not None
         for person in (ALICE, BOB, DANA):
             ids = message_ids(w, person)
@@ -75,12 +75,12 @@ async def test_recovery_sends_one_resolved_message_to_each_person_told(tmp_path:
 async def test_a_blip_shorter_than_notify_after_sends_nothing(tmp_path: Path) -> None:
     """DOWN for 30 seconds, then UP: an incident is recorded, but no customer hears of it."""
     async with world(tmp_path) as w:
-        w.people(ALICE, BOB)
+        await w.people(ALICE, BOB)
         await w.fail(["payment"])  # DOWN on the third failure
         await w.recover(["payment"])  # UP 30 s later, before notify_after (60 s)
         await w.wait(3600)
-        assert len(w.incidents()) == 1
-        assert w.incidents()[0].resolved_at is not None
+        assert len(await w.incidents()) == 1
+        assert (await w.incidents())[0].resolved_at is not None
         assert w.catcher.messages == []
 
 
@@ -90,13 +90,13 @@ async def test_flapping_for_ten_minutes_sends_one_acknowledgement_and_one_resolv
     """A system going DOWN and UP over and over for ten minutes is one incident: each person
     hears once that it is broken and once that it is fixed."""
     async with world(tmp_path) as w:
-        w.people(ALICE)
+        await w.people(ALICE)
         start = w.clock.now()
         while w.clock.now() - start < 600:
             await w.fail(["payment"])
             await w.recover(["payment"])
         await w.wait(3600)
-        assert len(w.incidents()) == 1
+        assert len(await w.incidents()) == 1
         kinds = [mid.split(".")[1] for mid in message_ids(w, ALICE)]
         assert kinds == ["acknowledge", "resolved"]
 
@@ -107,12 +107,12 @@ async def test_crm_down_under_login_names_crm_the_cause_and_tells_login_users_ab
     """crm fails and login (which depends on it) fails with it: the cause is crm; Bob hears
     that signing in is broken, with login's workaround, Charlie hears about his orders."""
     async with world(tmp_path, login_depends_on_crm=True) as w:
-        w.people(BOB, CHARLIE)
+        await w.people(BOB, CHARLIE)
         await w.fail(["login"])
         await w.fail(["crm"])
         await w.wait(120)
-        incident = w.incidents()[0]
-        assert len(w.incidents()) == 1
+        incident = (await w.incidents())[0]
+        assert len(await w.incidents()) == 1
         assert incident.cause == "crm"
         bob = w.mail_to("bob@example.com")
         assert len(bob) == 1
@@ -130,7 +130,7 @@ async def test_someone_who_failed_to_pay_half_an_hour_before_is_acknowledged(
     outage: she hears from us, with what she was trying to do."""
     eve = Person("eve", "Eve Adams", "eve@example.com")
     async with world(tmp_path) as w:
-        w.report(eve, "payment", "buy the LinkedIn course", ago=1800)
+        await w.report(eve, "payment", "buy the LinkedIn course", ago=1800)
         await w.fail(["payment"])
         await w.wait(120)
         mail = w.mail_to("eve@example.com")
@@ -143,7 +143,7 @@ async def test_an_attempt_older_than_the_lookback_does_not_count(tmp_path: Path)
     """An attempt three hours before the incident (lookback 2h) does not make Eve affected."""
     eve = Person("eve", "Eve Adams", "eve@example.com")
     async with world(tmp_path) as w:
-        w.report(eve, "payment", "buy the LinkedIn course", ago=3 * 3600)
+        await w.report(eve, "payment", "buy the LinkedIn course", ago=3 * 3600)
         await w.fail(["payment"])
         await w.wait(120)
         assert w.mail_to("eve@example.com") == []
@@ -156,13 +156,13 @@ async def test_the_count_on_call_is_given_is_the_number_of_people_told(tmp_path:
     eve = Person("eve", "Eve Adams", "eve@example.com")
     fay = Person("fay", "Fay Lu", "fay@example.com")
     async with world(tmp_path) as w:
-        w.people(ALICE, BOB, CHARLIE, DANA)
-        w.report(ALICE, "payment", "renew her membership", ago=60)
-        w.report(eve, "payment", "buy the LinkedIn course", ago=600)
-        w.report(fay, "payment", "pay an invoice", ago=3 * 3600)
+        await w.people(ALICE, BOB, CHARLIE, DANA)
+        await w.report(ALICE, "payment", "renew her membership", ago=60)
+        await w.report(eve, "payment", "buy the LinkedIn course", ago=600)
+        await w.report(fay, "payment", "pay an invoice", ago=3 * 3600)
         await w.fail(["payment"])
-        [incident] = w.incidents()
-        told_on_call = w.notifier.audience_size(incident)
+        [incident] = await w.incidents()
+        told_on_call = await w.notifier.audience_size(incident)
         await w.wait(120)
         acknowledged = {to for m in w.catcher.messages for to in m.rcpt_tos}
         assert acknowledged == {"alice@example.com", "dana@example.com", "eve@example.com"}
@@ -173,8 +173,8 @@ async def test_a_subscriber_also_reported_is_one_person_messaged_once(tmp_path: 
     """Alice is a payment subscriber and also reported failing to pay: one acknowledgement,
     which mentions what she tried to do."""
     async with world(tmp_path) as w:
-        w.people(ALICE)
-        w.report(ALICE, "payment", "renew her membership", ago=60)
+        await w.people(ALICE)
+        await w.report(ALICE, "payment", "renew her membership", ago=60)
         await w.fail(["payment"])
         await w.wait(120)
         mail = w.mail_to("alice@example.com")
@@ -190,7 +190,7 @@ async def test_someone_reported_during_the_incident_is_acknowledged_then(tmp_pat
         await w.fail(["payment"])
         await w.wait(600)
         assert w.catcher.messages == []
-        w.report(eve, "payment", "pay an invoice")
+        await w.report(eve, "payment", "pay an invoice")
         await w.settle()
         assert len(w.mail_to("eve@example.com")) == 1
         await w.recover(["payment"])
@@ -204,7 +204,7 @@ async def test_a_person_whose_affected_systems_grow_gets_an_update_not_a_second_
     """Dana is told about payment; when login joins the incident she gets an update saying
     more is affected, never a second acknowledgement."""
     async with world(tmp_path) as w:
-        w.people(DANA)
+        await w.people(DANA)
         await w.fail(["payment"])
         await w.wait(120)
         await w.fail(["payment", "login"])
@@ -218,10 +218,10 @@ async def test_a_person_whose_affected_systems_grow_gets_an_update_not_a_second_
 async def test_on_call_note_with_send_reaches_everyone_told(tmp_path: Path) -> None:
     """A note sent by on-call goes as an update to each acknowledged person, once."""
     async with world(tmp_path) as w:
-        w.people(ALICE, DANA)
+        await w.people(ALICE, DANA)
         await w.fail(["payment"])
         await w.wait(120)
-        incident = w.incidents()[0]
+        incident = (await w.incidents())[0]
         note = "The card processor's update did not apply; we are rolling it back."
         await w.notifier.add_note(incident.id, note, send=True)
         await w.wait(60)
@@ -229,14 +229,14 @@ async def test_on_call_note_with_send_reaches_everyone_told(tmp_path: Path) -> N
             mail = w.mail_to(person.email or "")
             assert len(mail) == 2
             assert note in mail[1].text
-        kinds = [e.kind for e in w.store.timeline(incident.id)]
+        kinds = [e.kind for e in await w.store.timeline(incident.id)]
         assert "note" in kinds
 
 
 async def test_a_long_outage_gets_a_periodic_update(tmp_path: Path) -> None:
     """Still broken a day later: everyone told hears from us again."""
     async with world(tmp_path) as w:
-        w.people(ALICE)
+        await w.people(ALICE)
         await w.fail(["payment"])
         await w.wait(120)
         await w.wait(86400, step=600)
@@ -247,11 +247,11 @@ async def test_a_long_outage_gets_a_periodic_update(tmp_path: Path) -> None:
 async def test_confirm_mode_waits_for_on_call_to_release(tmp_path: Path) -> None:
     """With customer_messages: confirm, nothing goes out until the incident is released."""
     async with world(tmp_path, mode="confirm") as w:
-        w.people(ALICE)
+        await w.people(ALICE)
         await w.fail(["payment"])
         await w.wait(900)
         assert w.catcher.messages == []
-        await w.notifier.release(w.incidents()[0].id)
+        await w.notifier.release((await w.incidents())[0].id)
         await w.settle()
         assert len(w.mail_to("alice@example.com")) == 1
 
@@ -259,16 +259,16 @@ async def test_confirm_mode_waits_for_on_call_to_release(tmp_path: Path) -> None
 async def test_daily_limit_keeps_a_person_from_being_flooded(tmp_path: Path) -> None:
     """With a limit of 2 messages a day, a third incident's acknowledgement is not sent."""
     async with world(tmp_path, limit=2) as w:
-        w.people(ALICE)
+        await w.people(ALICE)
         for _ in range(3):
             await w.fail(["payment"])
             await w.wait(120)
             await w.recover(["payment"])
             await w.wait(900)  # past the correlation window: the next one is a new incident
-        assert len(w.incidents()) == 3
+        assert len(await w.incidents()) == 3
         kinds = [m.split(".")[1] for m in message_ids(w, ALICE)]
         assert kinds == ["acknowledge", "resolved"]
-        timeline = w.store.timeline(w.incidents()[2].id)
+        timeline = await w.store.timeline((await w.incidents())[2].id)
         assert any("over the daily limit: 1" in e.text for e in timeline)
 
 
@@ -276,20 +276,20 @@ async def test_mail_server_down_for_a_while_loses_nothing(tmp_path: Path) -> Non
     """SMTP is down for the whole outage; once it is back, every message arrives exactly once,
     acknowledgement before resolved."""
     async with world(tmp_path) as w:
-        w.people(ALICE, BOB, DANA)
+        await w.people(ALICE, BOB, DANA)
         await w.catcher.stop()
         await w.fail(["payment", "login"])
         await w.wait(600)
         await w.recover(["payment", "login"])
         await w.wait(600)
         assert w.catcher.messages == []
-        assert w.store.pending_count() == 6
+        assert await w.store.pending_count() == 6
         await w.catcher.start()
         await w.wait(900)
         for person in (ALICE, BOB, DANA):
             kinds = [m.split(".")[1] for m in message_ids(w, person)]
             assert kinds == ["acknowledge", "resolved"], person.id
-        assert w.store.pending_count() == 0
+        assert await w.store.pending_count() == 0
 
 
 async def test_no_such_mailbox_falls_back_to_sms(tmp_path: Path) -> None:
@@ -299,7 +299,7 @@ async def test_no_such_mailbox_falls_back_to_sms(tmp_path: Path) -> None:
             session, twilio.account_sid, twilio.auth_token, "+15550001111", base_url=twilio.base_url
         )
         async with world(tmp_path, sms=sms) as w:
-            w.people(ALICE)
+            await w.people(ALICE)
             w.catcher.reject = {"alice@example.com"}
             await w.fail(["payment"])
             await w.wait(120)
@@ -315,14 +315,14 @@ async def test_a_person_with_no_working_channel_is_recorded_undeliverable(
     """Bob's mailbox does not exist and he has no phone: his message is marked undeliverable
     with the reason, not dropped."""
     async with world(tmp_path) as w:
-        w.people(BOB)
+        await w.people(BOB)
         w.catcher.reject = {"bob@example.com"}
         await w.fail(["login"])
         await w.wait(120)
-        incident = w.incidents()[0]
-        counts = w.store.outbox_counts(incident.id)
+        incident = (await w.incidents())[0]
+        counts = await w.store.outbox_counts(incident.id)
         assert counts == {"acknowledge": {"undeliverable": 1}}
-        item = w.store.outbox_items(incident.id)[0]
+        item = (await w.store.outbox_items(incident.id))[0]
         assert "550" in item.last_error
 
 
@@ -330,15 +330,15 @@ async def test_a_restart_keeps_the_outage_and_sends_nothing_twice(tmp_path: Path
     """DOWN before a restart is still DOWN (the same incident) after it; nobody is
     acknowledged twice and the resolved message still comes."""
     async with world(tmp_path) as w:
-        w.people(ALICE)
+        await w.people(ALICE)
         await w.fail(["payment"])
         await w.wait(120)
-        before = w.incidents()
-        w.restart()
+        before = await w.incidents()
+        await w.restart()
         assert w.monitor.states["payment"].health.value == "DOWN"
         await w.fail(["payment"])
         await w.wait(120)
-        assert w.incidents() == before
+        assert await w.incidents() == before
         await w.recover(["payment"])
         await w.wait(60)
         kinds = [m.split(".")[1] for m in message_ids(w, ALICE)]
@@ -375,11 +375,11 @@ async def test_going_through_people_already_told_lets_probes_run_in_between(
     a turn after each person rather than holding the loop for the whole crowd."""
     async with world(tmp_path) as w:
         people = crowd(300)
-        w.people(*people)
+        await w.people(*people)
         await w.fail(["payment"])
         await w.wait(120)
         assert len(w.catcher.messages) == 300
-        w.report(people[0], "payment", "pay for the course")
+        await w.report(people[0], "payment", "pay for the course")
         turns = await turns_while(w.notifier.tick())
         assert turns >= 300
         await w.settle()
@@ -393,7 +393,7 @@ async def test_one_system_recovering_while_another_is_down_does_not_go_through_e
     can have become affected by that, so the monitor does not look through the 300 people it
     told again: nothing is sent, and the work is done within a few turns of the loop."""
     async with world(tmp_path) as w:
-        w.people(*crowd(300))
+        await w.people(*crowd(300))
         await w.fail(["payment", "login"])
         await w.wait(120)
         assert len(w.catcher.messages) == 300
@@ -403,7 +403,7 @@ async def test_one_system_recovering_while_another_is_down_does_not_go_through_e
             w.clock.advance(15)
         turns = await turns_while(w.notifier.tick())
         assert turns < 30
-        incident = w.incidents()[0]
+        incident = (await w.incidents())[0]
         payment = incident.member("payment")
         assert incident.is_open
         assert payment is not None

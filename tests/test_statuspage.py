@@ -68,7 +68,7 @@ async def outage_with_people(w: Running) -> int:
     body = {"system": "payment", "user": {"id": "carol", "name": "Carol Vance"}, "action": "pay"}
     await w.post("/api/v1/attempts", body)
     await w.app.notifier.tick()
-    assert w.app.store.outbox_items(payment)
+    assert await w.app.store.outbox_items(payment)
     return crm
 
 
@@ -254,9 +254,9 @@ async def test_after_a_prune_the_uptime_still_covers_the_last_7_days(tmp_path: P
             await payment_becomes(w, True, start + day * DAY + 13 * HOUR)
         w.clock.advance(start + 10 * DAY - w.clock.now())
         before = service_lines(await page(w))
-        kept_before = len(w.app.store.transitions("payment"))
+        kept_before = len(await w.app.store.transitions("payment"))
         assert await w.app.monitor.prune() > 0
-        assert len(w.app.store.transitions("payment")) < kept_before
+        assert len(await w.app.store.transitions("payment")) < kept_before
         after = service_lines(await page(w))
     assert after == before
     assert after["Online payments"] == "Working Working 95.83% of the last 7 days"  # 161 of 168 h

@@ -39,6 +39,15 @@ class Running:
         self.reloads += 1
         return self.refusal
 
+    async def current_warnings(self) -> Sequence[str]:
+        return self.warnings
+
+    async def store_problem(self) -> str | None:
+        return None
+
+    async def store_up(self) -> bool:
+        return True
+
 
 @asynccontextmanager
 async def served(
@@ -49,7 +58,7 @@ async def served(
     store = SQLiteStore(tmp_path / "monitor.db")
     metrics = Metrics()
     metrics.observe_present(
-        lambda: monitor.states, store.open_incident_count, store.pending_count, lambda: True
+        lambda: monitor.states, store.open_incident_count, store.pending_count, monitor.store_up
     )
     services = Services(
         clock=clock,
@@ -59,8 +68,8 @@ async def served(
         states=lambda: monitor.states,
         reload=monitor.reload,
         ready=lambda: monitor.not_ready,
-        warnings=lambda: monitor.warnings,
-        store_problem=lambda: None,
+        warnings=monitor.current_warnings,
+        store_problem=monitor.store_problem,
         last_reload=lambda: LastReload(clock.now() - 60, None, ()),
         channels=lambda: ["email"],
         metrics_page=metrics.page,
@@ -72,7 +81,7 @@ async def served(
         yield monitor, client
     finally:
         await client.close()
-        store.close()
+        await store.close()
 
 
 async def test_systems_show_the_live_states_and_titles_the_services_give(tmp_path: Path) -> None:

@@ -104,14 +104,14 @@ class World:
         self.sms = sms
         self.db = tmp / "monitor.db"
         self.email = EmailChannel.from_url(catcher.url, "status@example.com", pool_size=2)
-        self.build()
 
-    def build(self) -> None:
+    async def build(self) -> None:
         """(Re)build every part over the same database, as a restarted process would."""
         self.store = SQLiteStore(self.db)
         settings = self.config.settings
         info = systems_info(self.config)
         self.monitor = Monitor(self.config, self.store, self.clock)
+        await self.monitor.restore()
         self.notifier = Notifier(
             store=self.store,
             composer=Composer(MESSAGES, settings.org, info, update_every=settings.update_every),
@@ -131,12 +131,12 @@ class World:
             rng=random.Random(7),
         )
 
-    def restart(self) -> None:
-        self.store.close()
-        self.build()
+    async def restart(self) -> None:
+        await self.store.close()
+        await self.build()
 
-    def people(self, *people: Person) -> None:
-        self.store.upsert_people(people)
+    async def people(self, *people: Person) -> None:
+        await self.store.upsert_people(people)
 
     def result(self, system: str, ok: bool) -> None:
         reason = "status 200 in 12ms" if ok else "status 503, expected 200"
@@ -172,20 +172,20 @@ class World:
                 return
         raise AssertionError("delivery did not settle")
 
-    def report(self, person: Person, system: str, action: str, ago: float = 0.0) -> None:
-        self.notifier.report_attempt(
+    async def report(self, person: Person, system: str, action: str, ago: float = 0.0) -> None:
+        await self.notifier.report_attempt(
             Attempt(system, person.id, action, self.clock.now() - ago), person
         )
 
-    def incidents(self) -> list[Incident]:
-        return self.store.incidents()
+    async def incidents(self) -> list[Incident]:
+        return await self.store.incidents()
 
     def mail_to(self, address: str) -> list[CaughtMessage]:
         return [m for m in self.catcher.messages if address in m.rcpt_tos]
 
     async def close(self) -> None:
         await self.email.close()
-        self.store.close()
+        await self.store.close()
 
 
 @asynccontextmanager
@@ -194,15 +194,16 @@ async def world(
 ) -> AsyncIterator[World]:
     async with MailCatcher() as catcher, aiohttp.ClientSession() as session:
         the_world = World(tmp, catcher, session, sms, **config_options)
+        await the_world.build()
         try:
             yield the_world
         finally:
             await the_world.close()
 
 
-def decided(store: SQLiteStore, clock: FakeClock, people: list[str]) -> None:
+async def decided(store: SQLiteStore, clock: FakeClock, people: list[str]) -> None:
     """Incident 1's acknowledgement to each of ``people``, decided and due now."""
-    store.decide(
+    await store.decide(
         [
             OutboxItem(
                 key=f"incident-1.acknowledge.{person}",

@@ -8,29 +8,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import re
 import signal
 import sys
 from collections.abc import Coroutine, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from monitor.app import App, Options, systems_info
+from monitor.cli.database import on_database
 from monitor.cli.parser import build_parser, show_by_default
 from monitor.cli.remote import on_monitor
 from monitor.config import Config, ConfigError, MonitorSettings, Problem, load_config
 from monitor.logs import configure
-from monitor.model import MessageKind, SystemInfo
+from monitor.model import MessageKind, Person, SystemInfo
 from monitor.notify.composer import Composer, TemplateError, sample_context
 from monitor.people.csv_file import UnreadableFile, read_people
 from monitor.people.rules import SYSTEM_NAME
 from monitor.store import SQLiteStore, StoreUnavailable
 from monitor.store.location import sqlite_file
+from monitor.store.migrations import SchemaMismatch
 from monitor.text import unknown_name
 
 # The subcommands that open the database: a --db they cannot use is refused before anything.
-_OPENS_THE_STORE = frozenset({"run", "users"})
+_OPENS_THE_STORE = frozenset({"run", "users", "db"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -58,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": _run,
         "validate": _validate,
         "users": _users,
+        "db": on_database,
         "preview": _preview,
         "send-test": _send_test,
         "demo": _demo,
@@ -82,7 +85,7 @@ T = TypeVar("T")
 
 def _run(args: argparse.Namespace, options: Options, env: dict[str, str]) -> int:
     configure(args.log_level, environ=env)
-    return run_on_fastest_loop(_serve(options, env))
+    return run_on_fastest_loop(_serve(options, env, upgrade=not args.no_upgrade))
 
 
 def run_on_fastest_loop(main: Coroutine[Any, Any, T], *, allow_uvloop: bool = True) -> T:
@@ -100,14 +103,14 @@ def run_on_fastest_loop(main: Coroutine[Any, Any, T], *, allow_uvloop: bool = Tr
         return runner.run(main)
 
 
-async def _serve(options: Options, env: dict[str, str]) -> int:
-    app = App(options, environ=env)
+async def _serve(options: Options, env: dict[str, str], *, upgrade: bool = True) -> int:
+    app = App(options, environ=env, upgrade_schema=upgrade)
     try:
         await app.start()
     except ConfigError as exc:
         _report(exc.problems)
         return 2
-    except StoreUnavailable as exc:
+    except (StoreUnavailable, SchemaMismatch) as exc:
         print(f"{options.db}: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
@@ -194,14 +197,24 @@ def _users(args: argparse.Namespace, options: Options, env: dict[str, str]) -> i
         )
         return 1
     try:
-        with contextlib.closing(SQLiteStore(options.db)) as store:
-            count = store.upsert_people(found.people)
+        count = asyncio.run(_import_people(options.db, found.people))
     except StoreUnavailable as exc:
         print(f"{options.db}: {exc}", file=sys.stderr)
         return 1
+    except SchemaMismatch as exc:
+        print(f"{options.db}: {exc}", file=sys.stderr)
+        return 2
     skipped = f"; {_count(found.bad_rows, 'row')} skipped (listed above)" if found.bad_rows else ""
     print(f"{count} people imported into {options.db}{skipped}")
     return 0
+
+
+async def _import_people(db: Path, people: list[Person]) -> int:
+    store = SQLiteStore(db)
+    try:
+        return await store.upsert_people(people)
+    finally:
+        await store.close()
 
 
 def _count(number: int, thing: str) -> str:

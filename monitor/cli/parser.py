@@ -98,6 +98,24 @@ def _add_incident_commands(sub: argparse._SubParsersAction[argparse.ArgumentPars
             )
 
 
+def _add_database_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], db_only: argparse.ArgumentParser
+) -> None:
+    database = sub.add_parser("db", help="the database's schema: its version, and upgrading it")
+    actions = database.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
+    actions.add_parser(
+        "status",
+        parents=[db_only],
+        help="the backend, the database, its schema version and the migrations pending "
+        "(exit 0 up to date, 1 pending, 2 unusable)",
+    )
+    actions.add_parser(
+        "upgrade",
+        parents=[db_only],
+        help="apply the pending migrations now and say what was done (`monitor run` does on start)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``monitor`` command's parser: every subcommand, option and argument, with its help."""
     parser = argparse.ArgumentParser(
@@ -111,10 +129,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command")
     # Only the commands that open the database take --db: elsewhere it would do nothing.
-    with_db = argparse.ArgumentParser(add_help=False, parents=[common])
-    with_db.add_argument("--db", help="SQLite database file (MONITOR_DB, default monitor.db)")
+    db_only = argparse.ArgumentParser(add_help=False)
+    db_only.add_argument("--db", help="SQLite database file (MONITOR_DB, default monitor.db)")
+    with_db = argparse.ArgumentParser(add_help=False, parents=[common, db_only])
     run = sub.add_parser("run", parents=[with_db], help="probe, decide, tell")
     run.add_argument("--listen", help="HTTP address (MONITOR_LISTEN, default 0.0.0.0:9108)")
+    run.add_argument(
+        "--no-upgrade",
+        action="store_true",
+        help="refuse to start on a database whose schema is behind this monitor's, instead of "
+        "upgrading it on start (then run `monitor db upgrade`)",
+    )
     run.add_argument(
         "--log-level",
         default=os.environ.get("MONITOR_LOG_LEVEL", "INFO"),
@@ -155,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="run one system's probe now and say how it went")
     check.add_argument("system", help="the system to probe, as its check names it")
     check.add_argument("--config", help="check files directory (MONITOR_CONFIG, default checks/)")
+    _add_database_commands(sub, db_only)
     _add_incident_commands(sub)
     demo = sub.add_parser(
         "demo",

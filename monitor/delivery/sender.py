@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from monitor.delivery.channels import Channels, DeliveryError
 from monitor.logs import event
 from monitor.model import Address, Clock
-from monitor.store import PENDING, SENT, UNDELIVERABLE, OutboxItem, Store, StoreUnavailable
+from monitor.store import PENDING, SENT, UNDELIVERABLE, Outbox, OutboxItem, StoreUnavailable
 
 log = logging.getLogger("monitor.delivery")
 
@@ -51,7 +51,7 @@ class Delivery:
     after a crash (``kill -9``) at most that many messages go out again, with their Message-ID.
     """
 
-    store: Store
+    store: Outbox
     channels: Channels
     clock: Clock
     concurrency: int = 16
@@ -68,6 +68,7 @@ class Delivery:
     _marks: dict[str, _Outcome] = field(default_factory=dict)
     _limit: asyncio.Semaphore | None = None
     _flush_timer: asyncio.TimerHandle | None = None
+    _flushing: set[asyncio.Task[None]] = field(default_factory=set)  # commits the timer began
     # Outcomes the store refused to record (sent, retry...), oldest first, by item key.
     _unsaved: dict[str, _Outcome] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -84,11 +85,11 @@ class Delivery:
         Raises StoreUnavailable while outcomes of earlier sends cannot be recorded: nothing
         more goes out until they are, so a message the store cannot mark sent is not sent again.
         """
-        self._save_unsaved()
+        await self._save_unsaved()
         now = self.clock.now()
         due = [
             item
-            for item in self.store.due(now, limit=self.concurrency * 8 + len(self._inflight))
+            for item in await self.store.due(now, limit=self.concurrency * 8 + len(self._inflight))
             if item.key not in self._inflight
             and item.key not in self._unsaved
             and item.key not in self._marks
@@ -102,9 +103,9 @@ class Delivery:
             parked = False
             try:
                 # On shutdown, or once the store refuses to record outcomes, what has not
-                # started stays pending.
+                # started stays pending. A sent item's place is given back when committed.
                 if not self._stopping() and not self._unsaved:
-                    self._park(await self._send(item))  # its place is given back when committed
+                    await self._park(await self._send(item))
                     parked = True
             finally:
                 if not parked:
@@ -113,7 +114,7 @@ class Delivery:
         try:
             await asyncio.gather(*(one(item) for item in due))
         finally:
-            self._flush_marks()
+            await self._flush_marks()
         return len(due)
 
     async def run(self, idle: float = 1.0, stopping: Callable[[], bool] = lambda: False) -> None:
@@ -132,7 +133,7 @@ class Delivery:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), idle)
         with contextlib.suppress(StoreUnavailable):
-            self._save_unsaved()
+            await self._save_unsaved()
 
     async def _send(self, item: OutboxItem) -> _Outcome:
         self._inflight.add(item.key)
@@ -192,17 +193,25 @@ class Delivery:
         saved = replace(item, tries=tries, next_try_at=now + wait, last_error=error)
         return saved, "retry", address
 
-    def _park(self, outcome: _Outcome) -> None:
+    async def _park(self, outcome: _Outcome) -> None:
         """Keep an outcome for the next commit; commit now if enough are waiting or nothing
         else is being sent, else within ``mark_delay``."""
         self._marks[outcome[0].key] = outcome
         if len(self._marks) >= self.mark_batch or not self._inflight:
-            self._flush_marks()
+            await self._flush_marks()
         elif self._flush_timer is None:
             loop = asyncio.get_running_loop()
-            self._flush_timer = loop.call_later(self.mark_delay, self._flush_marks)
+            self._flush_timer = loop.call_later(self.mark_delay, self._flush_later)
 
-    def _flush_marks(self) -> None:
+    def _flush_later(self) -> None:
+        """``mark_delay`` is up: commit what is kept, in a task of its own (kept referenced
+        until it is done)."""
+        self._flush_timer = None
+        task = asyncio.get_running_loop().create_task(self._flush_marks(), name="commit marks")
+        self._flushing.add(task)
+        task.add_done_callback(self._flushing.discard)
+
+    async def _flush_marks(self) -> None:
         """Commit the outcomes kept so far in one transaction (kept in memory instead while
         the store refuses), and give their places back."""
         if self._flush_timer is not None:
@@ -215,7 +224,7 @@ class Delivery:
         try:
             if self._unsaved:  # the older outcomes must be written first
                 raise StoreUnavailable("earlier outcomes are not recorded yet")
-            self.store.update_items([item for item, _, _ in marks])
+            await self.store.update_items([item for item, _, _ in marks])
         except StoreUnavailable as exc:
             event(log, "outcome kept until the store takes it", logging.WARNING, error=str(exc))
             # Kept in memory and written later (``_save_unsaved``): read back as pending now,
@@ -229,13 +238,13 @@ class Delivery:
                 for _ in marks:
                     self._limit.release()
 
-    def _save_unsaved(self) -> None:
+    async def _save_unsaved(self) -> None:
         """Record the outcomes the store refused before; raise StoreUnavailable if it still
         does."""
         if not self._unsaved:
             return
         kept = list(self._unsaved.values())
-        self.store.update_items([item for item, _, _ in kept])
+        await self.store.update_items([item for item, _, _ in kept])
         self._unsaved.clear()
         for item, outcome, channel in kept:
             self._told(item, outcome, channel)

@@ -28,7 +28,7 @@ import socket
 import sys
 import tempfile
 import textwrap
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -229,10 +229,14 @@ class _Demo:
     async def _script(self, app: App) -> None:
         pace = self.pace
         states = app.monitor.states
-        await self._until(
-            "the simulated systems did not all come UP",
-            lambda: all(states[n].health is Health.UP for n in SIMULATED),
-        )
+
+        async def all_up() -> bool:
+            return all(states[n].health is Health.UP for n in SIMULATED)
+
+        async def broken_down() -> bool:
+            return all(states[n].health is Health.DOWN for n in BROKEN)
+
+        await self._until("the simulated systems did not all come UP", all_up)
         self._say(
             f"All systems are UP. In {short_duration(pace.calm)} payment and login fail together."
         )
@@ -241,25 +245,25 @@ class _Demo:
         self._say("Breaking payment (/healthz answers 503) and login (/login answers 502).")
         self.systems.payment.fail()
         self.systems.login.fail()
-        app.notifier.report_attempt(Attempt("payment", ALICE.id, ACTION, app.clock.now()), ALICE)
+        await app.notifier.report_attempt(
+            Attempt("payment", ALICE.id, ACTION, app.clock.now()), ALICE
+        )
         self._say(
             f"{ALICE.name} could not {ACTION}; the shop reports it to the monitor"
             " (what POST /api/v1/attempts does)."
         )
-        await self._until(
-            "payment and login did not both go DOWN",
-            lambda: all(states[n].health is Health.DOWN for n in BROKEN),
-        )
+        await self._until("payment and login did not both go DOWN", broken_down)
         audience = {p.id for p in PEOPLE if set(p.systems) & set(BROKEN)} | {ALICE.id}
         self._say(
             f"Customers are told once the incident has lasted {short_duration(pace.notify_after)}"
             " (notify_after), so blips never reach them."
         )
-        await self._until(
-            "the affected people were not all acknowledged",
-            lambda: self._told(app, MessageKind.ACKNOWLEDGE) >= audience,
-        )
-        incident = self._incident(app)
+
+        async def acknowledged_all() -> bool:
+            return await self._told(app, MessageKind.ACKNOWLEDGE) >= audience
+
+        await self._until("the affected people were not all acknowledged", acknowledged_all)
+        incident = await self._incident(app)
         self._say(
             f"{len(audience)} people acknowledged, one message each. The outage goes on for"
             f" {short_duration(pace.hold)}: see incident {incident.id} on the status page,"
@@ -267,29 +271,30 @@ class _Demo:
         )
         await asyncio.sleep(pace.hold / 2)  # a pause for the reader
 
-        acknowledged = self._told(app, MessageKind.ACKNOWLEDGE)
+        acknowledged = await self._told(app, MessageKind.ACKNOWLEDGE)
         await app.notifier.add_note(incident.id, NOTE, send=True)
         self._say(
             f"On-call adds a note and sends it to everyone told (POST /api/v1/incidents/"
             f'{incident.id}/note with "send": true): "{NOTE}"'
         )
-        await self._until(
-            "the note did not reach everyone acknowledged",
-            lambda: self._told(app, MessageKind.UPDATE) >= acknowledged,
-        )
+
+        async def note_told() -> bool:
+            return await self._told(app, MessageKind.UPDATE) >= acknowledged
+
+        await self._until("the note did not reach everyone acknowledged", note_told)
         await asyncio.sleep(pace.hold / 2)  # a pause for the reader
 
         self._say("Fixing payment and login.")
         self.systems.payment.recover()
         self.systems.login.recover()
-        await self._until(
-            "the resolved messages did not all go out",
-            lambda: (
-                self._incident(app).resolved_at is not None
-                and self._told(app, MessageKind.RESOLVED) >= acknowledged
-            ),
-        )
-        self._summary(app)
+
+        async def resolved_told() -> bool:
+            return (await self._incident(app)).resolved_at is not None and (
+                await self._told(app, MessageKind.RESOLVED) >= acknowledged
+            )
+
+        await self._until("the resolved messages did not all go out", resolved_told)
+        await self._summary(app)
 
     # starting -------------------------------------------------------------------------------
 
@@ -323,7 +328,7 @@ class _Demo:
         )
         await app.start()
         self.app = app
-        app.store.upsert_people(PEOPLE)
+        await app.store.upsert_people(PEOPLE)
         app.monitor.on_transition.append(self._transition)
         app.notifier.on_incident.append(self._incident_changed)
         app.notifier.on_decided.append(self._decided)
@@ -407,11 +412,11 @@ class _Demo:
     def _poke(self) -> None:
         self.changed.set()
 
-    async def _until(self, failure: str, done: Callable[[], bool]) -> None:
+    async def _until(self, failure: str, done: Callable[[], Awaitable[bool]]) -> None:
         """Return once ``done()``; checked on every change the monitor reports, and a few times
         a second for what it does not report. Raise DemoStuck after ``pace.bound`` seconds."""
         deadline = self.loop.time() + self.pace.bound
-        while not done():
+        while not await done():
             left = deadline - self.loop.time()
             if left <= 0:
                 raise DemoStuck(failure)
@@ -419,8 +424,8 @@ class _Demo:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.changed.wait(), min(left, 0.25))
 
-    def _incident(self, app: App) -> Incident:
-        for incident in reversed(app.store.incidents()):
+    async def _incident(self, app: App) -> Incident:
+        for incident in reversed(await app.store.incidents()):
             if set(BROKEN) & set(incident.systems):
                 return incident
         raise DemoStuck("no incident was opened")
@@ -434,15 +439,15 @@ class _Demo:
         before the message was sent, so every message caught has one)."""
         return shown_messages(list(self.catcher.messages), self.decided, self.names)
 
-    def _told(self, app: App, kind: MessageKind) -> set[str]:
+    async def _told(self, app: App, kind: MessageKind) -> set[str]:
         """People whose message of ``kind`` about the outage is done with (sent or given up)."""
         try:
-            incident = self._incident(app)
+            incident = await self._incident(app)
         except DemoStuck:
             return set()
         return {
             item.person_id
-            for item in app.store.outbox_items(incident.id)
+            for item in await app.store.outbox_items(incident.id)
             if item.kind == kind.value and item.status != PENDING
         }
 
@@ -458,7 +463,9 @@ class _Demo:
         self._say(f"{t.system:<8} {t.current.value:<5} {t.reason}")
         self._poke()
 
-    def _incident_changed(self, incident: Incident, change: Change, changed: Sequence[str]) -> None:
+    async def _incident_changed(
+        self, incident: Incident, change: Change, changed: Sequence[str]
+    ) -> None:
         self._say(change_line(incident, change, changed))
         self._poke()
 
@@ -476,9 +483,9 @@ class _Demo:
             self._say(f"Message {item.key}: {outcome} ({item.last_error})")
         self._poke()
 
-    def _summary(self, app: App) -> None:
-        incident = self._incident(app)
-        items = app.store.outbox_items(incident.id)
+    async def _summary(self, app: App) -> None:
+        incident = await self._incident(app)
+        items = await app.store.outbox_items(incident.id)
 
         def count(kind: MessageKind, status: str) -> int:
             return sum(1 for i in items if i.kind == kind.value and i.status == status)

@@ -23,56 +23,67 @@ def attempts_window(incident: Incident, lookback: float) -> float:
     return incident.opened_at - lookback
 
 
-def recipients(
-    incident: Incident,
-    systems: Mapping[str, SystemInfo],
-    subscribers: Iterable[Person],
-    attempts: Sequence[Attempt],
-    attempt_people: Mapping[str, Person],
-    lookback: float,
-) -> Iterator[Recipient]:
-    """Everyone ``incident`` affects, each once: subscribers first (in the order given), then
-    people known only from attempts.
+class Audience:
+    """Everyone ``incident`` affects, each once, as the subscribers come in pages: first each
+    page of subscribers (``subscribed``), then the people known only from attempts
+    (``reported_only``), once every page has been through.
 
-    ``subscribers`` holds each person once, as ``Store.people_for_systems`` gives them.
     ``attempts`` may include attempts on other systems or from other times; only those that
     count are used. ``attempt_people`` looks up the people the attempts name.
     """
-    members = {m.name: m for m in incident.members}
-    earliest = attempts_window(incident, lookback)
-    latest = incident.resolved_at if incident.resolved_at is not None else float("inf")
-    by_person: dict[str, list[Attempt]] = defaultdict(list)
-    for attempt in attempts:
-        if attempt.system in members and earliest <= attempt.at <= latest:
-            by_person[attempt.person_id].append(attempt)
 
-    def recipient(person: Person, own: Sequence[Attempt]) -> Recipient | None:
+    def __init__(
+        self,
+        incident: Incident,
+        systems: Mapping[str, SystemInfo],
+        attempts: Sequence[Attempt],
+        attempt_people: Mapping[str, Person],
+        lookback: float,
+    ) -> None:
+        self._members = {m.name: m for m in incident.members}
+        self._systems = systems
+        self._attempt_people = attempt_people
+        earliest = attempts_window(incident, lookback)
+        latest = incident.resolved_at if incident.resolved_at is not None else float("inf")
+        self._by_person: dict[str, list[Attempt]] = defaultdict(list)
+        for attempt in attempts:
+            if attempt.system in self._members and earliest <= attempt.at <= latest:
+                self._by_person[attempt.person_id].append(attempt)
+        # Only subscribers who made attempts are remembered: the set of all of them would be
+        # 100,000 ids held through a fan-out.
+        self._subscribed_attempters: set[str] = set()
+
+    def subscribed(self, subscribers: Iterable[Person]) -> Iterator[Recipient]:
+        """The recipients among ``subscribers`` (in the order given), who hold each person
+        once over all the pages, as ``Store.subscriber_pages`` gives them."""
+        for person in subscribers:
+            own = self._by_person.get(person.id, ())
+            if own:
+                self._subscribed_attempters.add(person.id)
+            found = self._recipient(person, own)
+            if found is not None:
+                yield found
+
+    def reported_only(self) -> Iterator[Recipient]:
+        """The people an app reported who were not among the subscribers, by id."""
+        for person_id in sorted(self._by_person.keys() - self._subscribed_attempters):
+            person = self._attempt_people.get(person_id, Person(id=person_id))
+            found = self._recipient(person, self._by_person[person_id])
+            if found is not None:
+                yield found
+
+    def _recipient(self, person: Person, own: Sequence[Attempt]) -> Recipient | None:
+        members = self._members
         names = {s for s in person.systems if s in members} | {a.system for a in own}
         if not names:
             return None
         ordered = sorted(names, key=lambda n: (members[n].down_at, n))
         return Recipient(
             person=person,
-            affected=tuple(_info(systems, n) for n in ordered),
+            affected=tuple(_info(self._systems, n) for n in ordered),
             attempts=tuple(own),
             affected_since=min(members[n].down_at for n in ordered),
         )
-
-    # Only subscribers who made attempts are remembered: the set of all of them would be
-    # 100,000 ids held through a fan-out.
-    subscribed_attempters: set[str] = set()
-    for person in subscribers:
-        own = by_person.get(person.id, ())
-        if own:
-            subscribed_attempters.add(person.id)
-        found = recipient(person, own)
-        if found is not None:
-            yield found
-    for person_id in sorted(by_person.keys() - subscribed_attempters):
-        person = attempt_people.get(person_id, Person(id=person_id))
-        found = recipient(person, by_person[person_id])
-        if found is not None:
-            yield found
 
 
 def _info(systems: Mapping[str, SystemInfo], name: str) -> SystemInfo:

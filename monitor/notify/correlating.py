@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 
 from monitor.incidents.correlation import Change, Correlator, Folded, Incident, Step
 from monitor.logs import event
 from monitor.model import SystemInfo, Transition
-from monitor.store import Store, StoreUnavailable, TimelineEntry
+from monitor.store import IncidentLog, StoreUnavailable, TimelineEntry
 
 log = logging.getLogger("monitor.notifier")
 
 # Told once per incident and kind of change in a pass over the transitions, with the systems
-# that made that change: a mass failure is one "joined" with thousands of systems.
-IncidentListener = Callable[[Incident, Change, Sequence[str]], None]
+# that made that change: a mass failure is one "joined" with thousands of systems. Awaited, one
+# after the other, so a listener may read the store (on-call's notice counts the people).
+IncidentListener = Callable[[Incident, Change, Sequence[str]], Awaitable[None]]
 _CORRELATE_CHUNK = 1000  # transitions folded per read and commit of the incidents
 _LOGGED_SYSTEMS = 20  # an incident's systems named in a log line; the rest are counted
 
@@ -32,7 +34,7 @@ _NEW_AUDIENCE = frozenset({Change.OPENED, Change.JOINED, Change.REOPENED})
 async def correlate(
     pending: list[Transition],
     *,
-    store: Store,
+    store: IncidentLog,
     correlator: Correlator,
     hold_new: bool,
     systems: Mapping[str, SystemInfo],
@@ -58,11 +60,11 @@ async def correlate(
     try:
         known = {
             incident.id: incident
-            for incident in store.incidents(resolved_since=earliest - correlator.window)
+            for incident in await store.incidents(resolved_since=earliest - correlator.window)
         }
         while pending:
             chunk = pending[:_CORRELATE_CHUNK]
-            folded = _fold(chunk, list(known.values()), store, correlator, hold_new, systems)
+            folded = await _fold(chunk, list(known.values()), store, correlator, hold_new, systems)
             del pending[: len(chunk)]
             known.update((incident.id, incident) for incident in folded.incidents)
             incidents.update((incident.id, incident) for incident in folded.incidents)
@@ -75,26 +77,31 @@ async def correlate(
     except StoreUnavailable as exc:
         event(log, "incident update waits for the store", logging.WARNING, error=str(exc))
     finally:
-        _tell(incidents, changed, listeners)
+        await _tell(incidents, changed, listeners)
 
 
-def _fold(
+async def _fold(
     transitions: Sequence[Transition],
     known: Sequence[Incident],
-    store: Store,
+    store: IncidentLog,
     correlator: Correlator,
     hold_new: bool,
     systems: Mapping[str, SystemInfo],
 ) -> Folded:
-    """Fold a chunk of transitions into the known incidents and save what they changed."""
-    issued: list[int] = []
+    """Fold a chunk of transitions into the known incidents and save what they changed.
 
-    def new_id() -> int:
-        # Nothing of the batch is saved yet: the store's next id is only the first one.
-        issued.append(issued[-1] + 1 if issued else store.new_incident_id())
-        return issued[-1]
+    The fold is pure, so a new incident gets a placeholder id (negative: no real one is) and
+    then the id the store reserves for it, in the order they opened.
+    """
+    placeholders: list[int] = []
 
-    folded = correlator.fold(transitions, known, new_id, hold=hold_new)
+    def placeholder() -> int:
+        placeholders.append(-1 - len(placeholders))
+        return placeholders[-1]
+
+    folded = correlator.fold(transitions, known, placeholder, hold=hold_new)
+    if placeholders:
+        folded = _with_ids(folded, {p: await store.new_incident_id() for p in placeholders})
     if folded.steps:
         timeline = [
             (
@@ -103,11 +110,22 @@ def _fold(
             )
             for step in folded.steps
         ]
-        store.save_incidents(folded.incidents, timeline)
+        await store.save_incidents(folded.incidents, timeline)
     return folded
 
 
-def _tell(
+def _with_ids(folded: Folded, ids: Mapping[int, int]) -> Folded:
+    """``folded`` with each placeholder id replaced by its real one."""
+    return Folded(
+        tuple(replace(i, id=ids[i.id]) if i.id in ids else i for i in folded.incidents),
+        tuple(
+            replace(step, incident_id=ids[step.incident_id]) if step.incident_id in ids else step
+            for step in folded.steps
+        ),
+    )
+
+
+async def _tell(
     incidents: dict[int, Incident],
     changed: dict[tuple[int, Change], list[str]],
     listeners: Sequence[IncidentListener],
@@ -123,7 +141,7 @@ def _tell(
             systems=_logged_systems(incident),
         )
         for listen in listeners:
-            listen(incident, change, systems)
+            await listen(incident, change, systems)
 
 
 def _said(step: Step, systems: Mapping[str, SystemInfo]) -> str:

@@ -11,38 +11,40 @@ from dataclasses import replace
 from monitor.incidents.correlation import Incident
 from monitor.model import Reason
 from monitor.notify.choice import note_is_sent, start_round
-from monitor.store import Store
+from monitor.store import IncidentLog
 
 
-def add_note(store: Store, incident_id: int, text: str, send: bool, now: float) -> Incident:
+async def add_note(
+    store: IncidentLog, incident_id: int, text: str, send: bool, now: float
+) -> Incident:
     """Keep ``text`` as the incident's note; with ``send``, start a note round if the rules let
     it go out (``choice.note_is_sent``)."""
-    incident = replace(_incident(store, incident_id), note=text)
+    incident = replace(await _incident(store, incident_id), note=text)
     if send and note_is_sent(incident):
         incident = start_round(incident, Reason.NOTE, now)
-    store.save_incident(incident)
-    store.add_timeline(incident.id, now, "note", text + (" (sent)" if send else ""))
+    await store.save_incident(incident)
+    await store.add_timeline(incident.id, now, "note", text + (" (sent)" if send else ""))
     return incident
 
 
-def hold(store: Store, incident_id: int, now: float) -> Incident:
+async def hold(store: IncidentLog, incident_id: int, now: float) -> Incident:
     """Keep customer messages for the incident back until ``release``."""
-    incident = replace(_incident(store, incident_id), held=True)
-    store.save_incident(incident)
-    store.add_timeline(incident.id, now, "held", "customer messages held")
+    incident = replace(await _incident(store, incident_id), held=True)
+    await store.save_incident(incident)
+    await store.add_timeline(incident.id, now, "held", "customer messages held")
     return incident
 
 
-def release(store: Store, incident_id: int, now: float) -> Incident:
+async def release(store: IncidentLog, incident_id: int, now: float) -> Incident:
     """Let customer messages for the incident go out again."""
-    incident = replace(_incident(store, incident_id), held=False)
-    store.save_incident(incident)
-    store.add_timeline(incident.id, now, "released", "customer messages released")
+    incident = replace(await _incident(store, incident_id), held=False)
+    await store.save_incident(incident)
+    await store.add_timeline(incident.id, now, "released", "customer messages released")
     return incident
 
 
-def _incident(store: Store, incident_id: int) -> Incident:
-    incident = store.incident(incident_id)
+async def _incident(store: IncidentLog, incident_id: int) -> Incident:
+    incident = await store.incident(incident_id)
     if incident is None:
         raise KeyError(incident_id)
     return incident

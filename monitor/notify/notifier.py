@@ -16,12 +16,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from itertools import islice
 
 from monitor.config import MonitorSettings
-from monitor.incidents.audience import attempts_window, recipients
+from monitor.incidents.audience import Audience, attempts_window
 from monitor.incidents.correlation import Correlator, Incident
 from monitor.logs import event
 from monitor.model import (
@@ -126,11 +126,11 @@ class Notifier:
         """Take a transition from the monitor; the next tick correlates it."""
         self._pending.append(transition)
 
-    def resume(self, states: Iterable[SystemState]) -> None:
+    async def resume(self, states: Iterable[SystemState]) -> None:
         """After a restart, queue what a crash cut off between saving a transition and
         applying it to the incidents (``resume.missed_transitions``): the next tick correlates
         them as if they had just happened, at their original time."""
-        missed = missed_transitions(
+        missed = await missed_transitions(
             states, lambda since: self.store.incidents(resolved_since=since)
         )
         if missed:
@@ -142,28 +142,28 @@ class Notifier:
             )
         self._pending[:0] = sorted(missed, key=lambda t: (t.at, t.system))
 
-    def report_attempt(self, attempt: Attempt, person: Person) -> None:
+    async def report_attempt(self, attempt: Attempt, person: Person) -> None:
         """An app says ``person`` just failed on ``attempt.system``: remember it; if an open
         incident covers that system, they will be told on the next tick."""
-        self.store.add_attempt(attempt, person)
-        for incident in self.store.incidents(open_only=True):
+        await self.store.add_attempt(attempt, person)
+        for incident in await self.store.incidents(open_only=True):
             if attempt.system in incident.systems:
                 self._mark(incident.id)
 
     async def add_note(self, incident_id: int, text: str, send: bool) -> Incident:
         """On-call's note on an incident; with ``send``, everyone told gets it as an update."""
         async with self._lock:
-            return handling.add_note(self.store, incident_id, text, send, self.clock.now())
+            return await handling.add_note(self.store, incident_id, text, send, self.clock.now())
 
     async def hold(self, incident_id: int) -> Incident:
         """Keep customer messages for this incident back until ``release``."""
         async with self._lock:
-            return handling.hold(self.store, incident_id, self.clock.now())
+            return await handling.hold(self.store, incident_id, self.clock.now())
 
     async def release(self, incident_id: int) -> Incident:
         """Let customer messages for this incident go out (from the next tick)."""
         async with self._lock:
-            incident = handling.release(self.store, incident_id, self.clock.now())
+            incident = await handling.release(self.store, incident_id, self.clock.now())
             self._mark(incident.id)
             return incident
 
@@ -187,7 +187,7 @@ class Notifier:
                 audience_may_grow=self._mark,
             )
             now = self.clock.now()
-            known = self.store.incidents(resolved_since=now - DAY)
+            known = await self.store.incidents(resolved_since=now - DAY)
             if self._dirty is None:
                 self._dirty = {i.id for i in known}
             for incident in known:
@@ -209,35 +209,37 @@ class Notifier:
         """Save the round ``owed`` starts, fan it out, then save it as done."""
         if owed is Due.FIRST_WORD:
             incident = begin_telling(incident, now)
-            self.store.save_incident(incident)
+            await self.store.save_incident(incident)
             self._mark(incident.id)
             owed = self._due(incident, now)  # what else the rules say of it as it now is
         if owed is Due.PERIODIC_ROUND:
             incident = start_round(incident, Reason.PERIODIC, now)
-            self.store.save_incident(incident)
+            await self.store.save_incident(incident)
         if owed in FAN_OUT:
             incident = await self._fan_out(incident, now)
             if incident.pending_round is not None:
                 incident = replace(incident, pending_round=None)
-                self.store.save_incident(incident)
+                await self.store.save_incident(incident)
 
-    def _audience(self, incident: Incident) -> Iterable[Recipient]:
+    async def _audience(self, incident: Incident) -> AsyncIterator[list[Recipient]]:
+        """Everyone ``incident`` affects, ``_LOOKUP_GROUP`` at a time: the subscribers as the
+        store reads them, a page at a time, then those known only from attempts."""
         lookback = self.settings.attempt_lookback
-        attempts = self.store.attempts(incident.systems, attempts_window(incident, lookback))
-        people = self.store.people_by_ids(sorted({a.person_id for a in attempts}))
-        return recipients(
-            incident,
-            self.systems,
-            self.store.people_for_systems(incident.systems),
-            attempts,
-            people,
-            lookback,
-        )
+        attempts = await self.store.attempts(incident.systems, attempts_window(incident, lookback))
+        people = await self.store.people_by_ids(sorted({a.person_id for a in attempts}))
+        audience = Audience(incident, self.systems, attempts, people, lookback)
+        async for page in self.store.subscriber_pages(incident.systems):
+            found = audience.subscribed(page)
+            while group := list(islice(found, _LOOKUP_GROUP)):
+                yield group
+        found = audience.reported_only()
+        while group := list(islice(found, _LOOKUP_GROUP)):
+            yield group
 
-    def audience_size(self, incident: Incident) -> int:
+    async def audience_size(self, incident: Incident) -> int:
         """How many people ``incident`` affects now."""
         until = incident.resolved_at if incident.resolved_at is not None else float("inf")
-        return self.store.audience_count(
+        return await self.store.audience_count(
             incident.systems, attempts_window(incident, self.settings.attempt_lookback), until
         )
 
@@ -250,14 +252,13 @@ class Notifier:
         batch: list[OutboxItem] = []
         batch_told: dict[str, frozenset[str]] = {}
         counts = {"acknowledged": 0, "updated": 0, "over the daily limit": 0}
-        audience = iter(self._audience(incident))
         # What the people were told and sent today is read a group at a time: for everyone at
         # once it is two dicts of 100,000 entries held through the fan-out, and a day's outbox
         # counted in one query that holds the loop for a third of a second.
-        while group := list(islice(audience, _LOOKUP_GROUP)):
+        async for group in self._audience(incident):
             ids = [recipient.person.id for recipient in group]
-            told = self.store.told_about(incident.id, ids)
-            sent_today = self.store.message_counts(ids, now - DAY)
+            told = await self.store.told_about(incident.id, ids)
+            sent_today = await self.store.message_counts(ids, now - DAY)
             for recipient in group:
                 # A turn per person, told already or not: a pass over 100,000 people who are
                 # all told would otherwise hold the loop (and every probe) for seconds.
@@ -278,7 +279,7 @@ class Notifier:
                 if choice.reason is Reason.GREW and grew_seq is None:
                     # One new update number for everyone the outage grew for in this pass.
                     incident = replace(incident, update_seq=incident.update_seq + 1)
-                    self.store.save_incident(incident)
+                    await self.store.save_incident(incident)
                     grew_seq = incident.update_seq
                 if isinstance(choice, Withheld):
                     counts["over the daily limit"] += 1
@@ -293,17 +294,17 @@ class Notifier:
                 batch.append(self._item(incident, view, recipient, choice, label, now))
                 batch_told[person_id] = told_after(before, affected)
                 if len(batch) >= self.batch_size:
-                    self._decide(batch, batch_told, incident.id)
+                    await self._decide(batch, batch_told, incident.id)
                     batch, batch_told = [], {}
-        self._decide(batch, batch_told, incident.id)
-        self._note_counts(incident.id, now, counts)
+        await self._decide(batch, batch_told, incident.id)
+        await self._note_counts(incident.id, now, counts)
         return incident
 
     async def _tell_resolved(self, incident: Incident, now: float) -> None:
         view = self._view(incident)
         lookback = self.settings.attempt_lookback
         limit = self.settings.max_messages_per_person_per_day
-        attempts = self.store.attempts(incident.systems, attempts_window(incident, lookback))
+        attempts = await self.store.attempts(incident.systems, attempts_window(incident, lookback))
         attempts_of: dict[str, list[Attempt]] = {}
         for attempt in attempts:
             attempts_of.setdefault(attempt.person_id, []).append(attempt)
@@ -312,8 +313,8 @@ class Notifier:
         batch: list[OutboxItem] = []
         # A page of people at a time: the whole record of who was told, for 100,000 people,
         # is ~30 MB held for the length of the fan-out.
-        for told in self.store.told_pages(incident.id):
-            people = self.store.people_by_ids(list(told))
+        async for told in self.store.told_pages(incident.id):
+            people = await self.store.people_by_ids(list(told))
             for person_id, systems_told in told.items():
                 await asyncio.sleep(0)
                 # Everyone here was told (so acknowledged); the fix does not count against the
@@ -330,27 +331,27 @@ class Notifier:
                 )
                 batch.append(self._item(incident, view, recipient, choice, "resolved", now))
                 if len(batch) >= self.batch_size:
-                    sent += self._decide(batch, {}, incident.id)
+                    sent += await self._decide(batch, {}, incident.id)
                     batch = []
-        sent += self._decide(batch, {}, incident.id)
-        self.store.save_incident(replace(incident, resolution_told_at=now))
+        sent += await self._decide(batch, {}, incident.id)
+        await self.store.save_incident(replace(incident, resolution_told_at=now))
         if sent:
-            self.store.add_timeline(incident.id, now, "messages", f"resolved: {sent} people")
+            await self.store.add_timeline(incident.id, now, "messages", f"resolved: {sent} people")
 
-    def _decide(
+    async def _decide(
         self, batch: list[OutboxItem], told: dict[str, frozenset[str]], incident_id: int
     ) -> int:
         if not batch and not told:
             return 0
-        inserted = self.store.decide(batch, told, incident_id)
+        inserted = await self.store.decide(batch, told, incident_id)
         for listen in self.on_decided:
             listen(batch)
         return inserted
 
-    def _note_counts(self, incident_id: int, now: float, counts: dict[str, int]) -> None:
+    async def _note_counts(self, incident_id: int, now: float, counts: dict[str, int]) -> None:
         said = ", ".join(f"{label}: {n}" for label, n in counts.items() if n)
         if said:
-            self.store.add_timeline(incident_id, now, "messages", said)
+            await self.store.add_timeline(incident_id, now, "messages", said)
             event(log, "messages decided", incident=incident_id, **counts)
 
     def _item(

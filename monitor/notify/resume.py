@@ -2,19 +2,21 @@
 
 A transition is saved with the system's state, and applied to the incidents in another
 transaction, so a crash between the two leaves a system DOWN that no open incident counts down,
-or UP while an open incident still does. Pure: the incidents are read through ``incidents_since``.
+or UP while an open incident still does. Pure but for the incidents, read through the
+``incidents_since`` it is given (the store's, awaited).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from monitor.incidents.correlation import Incident
 from monitor.model import Health, SystemState, Transition
 
 
-def missed_transitions(
-    states: Iterable[SystemState], incidents_since: Callable[[float], Iterable[Incident]]
+async def missed_transitions(
+    states: Iterable[SystemState],
+    incidents_since: Callable[[float], Awaitable[Iterable[Incident]]],
 ) -> list[Transition]:
     """The transitions the saved ``states`` made that the incidents do not show, in the order
     of ``states``, each at its original time. ``incidents_since(t)`` gives the open incidents
@@ -32,7 +34,7 @@ def missed_transitions(
         return []
     down_at: dict[str, float] = {}  # down in an open incident, since
     up_at: dict[str, float] = {}  # the latest recovery an incident recorded
-    for incident in incidents_since(min(at for _, at in decided)):
+    for incident in await incidents_since(min(at for _, at in decided)):
         for m in incident.members:
             if incident.is_open and m.down:
                 down_at[m.name] = m.down_at

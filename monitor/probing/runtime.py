@@ -1,7 +1,9 @@
 """The monitoring loop's heart: probe results in, state and transitions out, remembered.
 
 ``Monitor.observe`` is synchronous and takes results that carry their own time, so tests drive
-it with a fake clock; ``Monitor.probe`` is what the scheduler calls.
+it with a fake clock; ``Monitor.probe`` is what the scheduler calls. What it learns reaches the
+store in batches: the transitions of one turn of the event loop in one commit, the results and
+streaks at each ``flush`` (every second in the app).
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ TransitionListener = Callable[[Transition], None]
 ResultListener = Callable[[ProbeResult, float], None]  # result, lateness
 DAY = 86400.0
 PRUNE_BATCH = 2000  # rows deleted per commit when pruning incidents
-RECLAIM_STEP = 256  # free pages given back per step (1 MiB at SQLite's 4 KiB pages)
 
 
 @dataclass
@@ -42,12 +43,19 @@ class Monitor:
     _results: list[ProbeResult] = field(default_factory=list)
     _dirty: set[str] = field(default_factory=set)
     _unsaved: list[tuple[Transition, SystemState]] = field(default_factory=list)
-    _write_soon: asyncio.Handle | None = None
+    _write_soon: asyncio.Task[bool] | None = None
+    _writing: asyncio.Lock = field(default_factory=asyncio.Lock)  # one write of them at a time
 
     def __post_init__(self) -> None:
-        saved = self.store.load_states()
-        # A restarted monitor carries on with each system's health and streaks, so an outage
-        # that was DOWN before the restart is the same outage after it.
+        self.states = {name: SystemState(system=name) for name in self.config.systems}
+
+    async def restore(self) -> None:
+        """Take up each system's saved state; called once, before the first result.
+
+        A restarted monitor carries on with each system's health and streaks, so an outage
+        that was DOWN before the restart is the same outage after it.
+        """
+        saved = await self.store.load_states()
         self.states = {
             name: saved.get(name, SystemState(system=name)) for name in self.config.systems
         }
@@ -101,10 +109,12 @@ class Monitor:
         return transition
 
     def _save_transition(self, transition: Transition, state: SystemState) -> None:
-        """Write the transition before the event loop moves on to anything else.
+        """Write the transition at the event loop's next turn, before anything else waits on
+        the store.
 
-        Within a running loop, the transitions of one turn of it share a commit: at start, or
-        in a mass outage, thousands come at once and a commit each took a tenth of the CPU.
+        The transitions of one turn of the loop share a commit: at start, or in a mass outage,
+        thousands come at once and a commit each took a tenth of the CPU. With no loop running
+        (a test folding results by hand) they wait for the next ``flush``.
         """
         self._unsaved.append((transition, state))
         if self._write_soon is not None:
@@ -112,31 +122,35 @@ class Monitor:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            self._write_unsaved()
             return
-        self._write_soon = loop.call_soon(self._write_unsaved)
+        self._write_soon = loop.create_task(self._write_unsaved(), name="save transitions")
 
-    def _write_unsaved(self) -> None:
-        self._write_soon = None
-        if not self._unsaved:
-            return
-        try:
-            self.store.save_transitions(self._unsaved)
-        except StoreUnavailable as exc:
-            self._store_failed(exc)
-            return
-        self._unsaved.clear()
+    async def _write_unsaved(self) -> bool:
+        """Commit the transitions not written yet (False if the store refused them): those
+        that come in meanwhile wait for the next write, and none is written twice."""
+        async with self._writing:
+            if self._write_soon is asyncio.current_task():
+                self._write_soon = None
+            saving = self._unsaved[:]
+            if not saving:
+                return True
+            try:
+                await self.store.save_transitions(saving)
+            except StoreUnavailable as exc:
+                self._store_failed(exc)
+                return False
+            del self._unsaved[: len(saving)]
+            return True
 
-    def flush(self) -> None:
+    async def flush(self) -> None:
         """Write what is buffered: transitions the store refused before, results, streaks."""
-        self._write_unsaved()
-        if self._unsaved:
+        if not await self._write_unsaved():
             return
         results, self._results = self._results, []
         dirty, self._dirty = self._dirty, set()
         try:
-            self.store.record_results(results)
-            self.store.save_states(self.states[n] for n in dirty if n in self.states)
+            await self.store.record_results(results)
+            await self.store.save_states([self.states[n] for n in dirty if n in self.states])
         except StoreUnavailable as exc:
             # Keep the newest results only: memory stays bounded during a long store outage.
             self._results = (results + self._results)[-10_000:]
@@ -156,15 +170,15 @@ class Monitor:
         now = self.clock.now()
         deleted = 0
         try:
-            while batch := self.store.prune_aged(now - retention.max_age):
+            while batch := await self.store.prune_aged(now - retention.max_age):
                 deleted += batch
                 await asyncio.sleep(0)
-            for system in self.store.result_systems():
-                deleted += self.store.prune_system(system, retention.max_results_per_system)
+            for system in await self.store.result_systems():
+                deleted += await self.store.prune_system(system, retention.max_results_per_system)
                 await asyncio.sleep(0)
             history_from = now - max(retention.max_age, UPTIME_WINDOW)
-            for system in self.store.transition_systems():
-                deleted += self.store.prune_transitions(system, history_from)
+            for system in await self.store.transition_systems():
+                deleted += await self.store.prune_transitions(system, history_from)
                 await asyncio.sleep(0)
             deleted += await self.prune_incidents()
         except StoreUnavailable as exc:
@@ -178,30 +192,25 @@ class Monitor:
         Never sooner than a day after (the outbox is what ``max_messages_per_person_per_day``
         counts) nor than ``correlation_window`` (a flap re-opens an incident resolved within
         it), never an open incident, and nothing of one with a message still pending. Freed
-        pages are reused by new rows (or given back: ``Store.reclaim``).
+        pages are reused by new rows, and the store tidies up after (``Store.maintain``).
         """
         settings = self.config.settings
         keep = max(settings.retention.max_age, DAY, settings.correlation_window)
         deleted = 0
         while True:
             before = self.clock.now() - keep
-            found = self.store.prunable_incidents(before, limit=10)
+            found = await self.store.prunable_incidents(before, limit=10)
             went = 0
             for incident_id in found:
-                while batch := self.store.prune_incident(incident_id, before, PRUNE_BATCH):
+                while batch := await self.store.prune_incident(incident_id, before, PRUNE_BATCH):
                     went += batch
                     await asyncio.sleep(0)
             deleted += went
             if len(found) < 10 or not went:
                 break
         if deleted:
-            given = 0
-            while step := self.store.reclaim(RECLAIM_STEP):
-                given += step
-                await asyncio.sleep(0)
-            # Until a checkpoint the file keeps its size, and the log holds the changes.
-            self.store.checkpoint()
-            event(log, "pruned resolved incidents", rows=deleted, pages_given_back=given)
+            done = await self.store.maintain()
+            event(log, "pruned resolved incidents", rows=deleted, **done)
         return deleted
 
     def _store_failed(self, exc: StoreUnavailable) -> None:

@@ -1,9 +1,11 @@
-"""Where the monitor remembers things, behind one interface (``roles.Store``) with the data
-types every backend and caller share (``types``); ``sqlite`` is the embedded backend, and
-``location`` says which database ``--db`` / ``MONITOR_DB`` names. Only this package knows SQL.
+"""Where the monitor remembers things, behind one async interface (``roles.Store``, made of
+small roles: ``StateLog``, ``IncidentLog``, ``People``, ``Outbox``, ``Housekeeping``; see
+docs/store.md) with the data types every backend and caller share (``types``); ``sqlite`` is
+the embedded backend, and ``location`` says which database ``--db`` / ``MONITOR_DB`` names.
+Only this package knows SQL.
 """
 
-from monitor.store.roles import Store
+from monitor.store.roles import Housekeeping, IncidentLog, Outbox, People, StateLog, Store
 from monitor.store.sqlite import SQLiteStore
 from monitor.store.types import (
     PENDING,
@@ -18,8 +20,13 @@ __all__ = [
     "PENDING",
     "SENT",
     "UNDELIVERABLE",
+    "Housekeeping",
+    "IncidentLog",
+    "Outbox",
     "OutboxItem",
+    "People",
     "SQLiteStore",
+    "StateLog",
     "Store",
     "StoreUnavailable",
     "TimelineEntry",

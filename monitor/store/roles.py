@@ -1,9 +1,18 @@
-"""The store's interface: what the monitor needs remembered. ``SQLiteStore``
-(``monitor.store.sqlite``) is the embedded backend."""
+"""The store's interface: what the monitor needs remembered, as a few small roles.
+
+Every method is a coroutine (or, for what is read a page at a time, an async iterator): on a
+database server each call is a round trip, and none may hold the event loop meanwhile. What
+every backend guarantees (docs/store.md): each method has committed before it returns; an
+outbox key is unique by the database's own constraint; incident ids come from the database,
+never reused; a database that cannot answer raises ``StoreUnavailable``.
+
+Each part of the monitor may ask for only the roles it uses; the wiring holds a ``Store``,
+which is all of them. ``SQLiteStore`` (``monitor.store.sqlite``) is the embedded backend.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Protocol
 
 from monitor.incidents.correlation import Incident
@@ -11,87 +20,177 @@ from monitor.model import Attempt, Health, Person, ProbeResult, SystemState, Tra
 from monitor.store.types import OutboxItem, TimelineEntry
 
 
-class Store(Protocol):
-    """What the monitor needs remembered. Every method commits before it returns."""
+class StateLog(Protocol):
+    """What the probes found: each system's state (health and streaks, so a restart carries
+    on), its transitions (the uptime and the status page's history read them), the probe
+    results, and the pruning of all three."""
 
-    # monitoring
-    def load_states(self) -> dict[str, SystemState]: ...
-    def save_transition(self, transition: Transition, state: SystemState) -> None: ...
-    def save_transitions(self, saved: Sequence[tuple[Transition, SystemState]]) -> None:
+    async def load_states(self) -> dict[str, SystemState]: ...
+    async def save_transition(self, transition: Transition, state: SystemState) -> None: ...
+    async def save_transitions(self, saved: Sequence[tuple[Transition, SystemState]]) -> None:
         """Each transition with its system's state after it, in one commit."""
 
-    def save_states(self, states: Iterable[SystemState]) -> None: ...
-    def record_results(self, results: Sequence[ProbeResult]) -> None: ...
-    def prune_results(self, older_than: float, keep_per_system: int) -> int: ...
-    def prune_aged(self, older_than: float, batch: int = 5000) -> int: ...
-    def result_systems(self) -> list[str]: ...
-    def prune_system(self, system: str, keep: int) -> int: ...
-    def prune_attempts(self, older_than: float) -> int: ...
-    def transition_systems(self) -> list[str]: ...
-    def prune_transitions(self, system: str, older_than: float) -> int:
+    async def save_states(self, states: Iterable[SystemState]) -> None: ...
+    async def record_results(self, results: Sequence[ProbeResult]) -> None: ...
+    async def recent_results(self, system: str, limit: int = 100) -> list[ProbeResult]: ...
+    async def transitions(
+        self, system: str | None = None, limit: int = 100
+    ) -> list[Transition]: ...
+    async def health_history(self, since: float) -> dict[str, list[tuple[float, Health]]]:
+        """Each system's health from ``since`` on, ``[(at, health), ...]`` in time order: first
+        ``(since, health then)`` when a transition before ``since`` says it, then every
+        transition after. Systems with no transitions are absent."""
+
+    async def prune_results(self, older_than: float, keep_per_system: int) -> int:
+        """Delete results older than ``older_than`` and all but each system's newest
+        ``keep_per_system``, all at once; how many went."""
+
+    async def prune_aged(self, older_than: float, batch: int = 5000) -> int:
+        """Delete up to ``batch`` results older than ``older_than``; how many went."""
+
+    async def result_systems(self) -> list[str]: ...
+    async def prune_system(self, system: str, keep: int) -> int:
+        """Keep the newest ``keep`` results of ``system``: one quick delete, so a caller can
+        prune thousands of systems yielding between them."""
+
+    async def transition_systems(self) -> list[str]: ...
+    async def prune_transitions(self, system: str, older_than: float) -> int:
         """Delete ``system``'s transitions older than ``older_than`` but the newest of them,
         which says what its health was at that moment."""
 
-    def recent_results(self, system: str, limit: int = 100) -> list[ProbeResult]: ...
-    def transitions(self, system: str | None = None, limit: int = 100) -> list[Transition]: ...
-    def health_history(self, since: float) -> dict[str, list[tuple[float, Health]]]: ...
 
-    # incidents
-    def new_incident_id(self) -> int: ...
-    def save_incident(self, incident: Incident) -> None: ...
-    def save_incidents(
+class IncidentLog(Protocol):
+    """The incidents: their ids, their state as the notifier leaves it, their timeline, and the
+    pruning of resolved ones."""
+
+    async def new_incident_id(self) -> int:
+        """Reserve the next incident id in the database itself, so that two processes never
+        take the same one; an id is never handed out twice, even after its incident is pruned
+        (it is in every Message-ID sent about it)."""
+
+    async def save_incident(self, incident: Incident) -> None: ...
+    async def save_incidents(
         self, incidents: Sequence[Incident], timeline: Sequence[tuple[int, TimelineEntry]]
     ) -> None:
         """The incidents and timeline entries (by incident id) a batch of transitions made,
         in one commit."""
 
-    def incident(self, incident_id: int) -> Incident | None: ...
-    def incidents(
+    async def incident(self, incident_id: int) -> Incident | None: ...
+    async def incidents(
         self, open_only: bool = False, resolved_since: float | None = None
-    ) -> list[Incident]: ...
-    def add_timeline(self, incident_id: int, at: float, kind: str, text: str) -> None: ...
-    def timeline(self, incident_id: int) -> list[TimelineEntry]: ...
-    def latest_incidents(self, limit: int, status: str | None = None) -> list[Incident]: ...
-    def prunable_incidents(self, resolved_before: float, limit: int = 100) -> list[int]: ...
-    def prune_incident(self, incident_id: int, resolved_before: float, batch: int = 2000) -> int:
-        """Delete up to ``batch`` rows of a prunable incident; 0 once it is gone."""
+    ) -> list[Incident]:
+        """By id; all, the open ones, or the open ones and those resolved since a moment."""
 
-    def reclaim(self, pages: int) -> int:
-        """Give up to ``pages`` free pages back to the filesystem; how many went."""
+    async def latest_incidents(self, limit: int, status: str | None = None) -> list[Incident]:
+        """The newest ``limit``, newest first; ``status`` "open" or "resolved" filters."""
 
-    def checkpoint(self) -> bool:
-        """Copy the write-ahead log into the database and empty it, without waiting."""
+    async def open_incident_count(self) -> int: ...
+    async def add_timeline(self, incident_id: int, at: float, kind: str, text: str) -> None: ...
+    async def timeline(self, incident_id: int) -> list[TimelineEntry]: ...
+    async def prunable_incidents(self, resolved_before: float, limit: int = 100) -> list[int]:
+        """Incidents resolved, and their resolution decided, before ``resolved_before``, with
+        no message still pending: oldest first."""
 
-    # people
-    def upsert_people(self, people: Iterable[Person]) -> int: ...
-    def person(self, person_id: str) -> Person | None: ...
-    def people_for_systems(self, systems: Iterable[str]) -> Iterator[Person]: ...
-    def audience_count(self, systems: Iterable[str], attempts_from: float, until: float) -> int:
-        """How many people ``people_for_systems`` gives, together with those who reported an
+    async def prune_incident(
+        self, incident_id: int, resolved_before: float, batch: int = 2000
+    ) -> int:
+        """Delete up to ``batch`` rows of a prunable incident (its settled messages, what each
+        person was told, its timeline, then itself); 0 once it is gone. A pending message is
+        never deleted, and while one is left nothing else of its incident is."""
+
+
+class People(Protocol):
+    """Who may be told: people with their contacts and subscriptions, the attempts apps
+    report, and who an incident's systems reach."""
+
+    async def upsert_people(self, people: Iterable[Person]) -> int:
+        """Add or replace each person with their subscriptions, all in one commit; how many."""
+
+    async def person(self, person_id: str) -> Person | None: ...
+    async def people_by_ids(self, ids: Sequence[str]) -> dict[str, Person]:
+        """The people of ``ids`` that exist, by id."""
+
+    def subscriber_pages(self, systems: Iterable[str]) -> AsyncIterator[list[Person]]:
+        """Subscribers of any of ``systems``, each once, by id, a page at a time: each page is
+        read whole, so the caller may write between pages."""
+
+    async def audience_count(
+        self, systems: Iterable[str], attempts_from: float, until: float
+    ) -> int:
+        """How many people ``subscriber_pages`` gives, together with those who reported an
         attempt on one of ``systems`` between the two moments, each person once."""
 
-    def add_attempt(self, attempt: Attempt, person: Person) -> None: ...
-    def attempts(self, systems: Iterable[str], since: float) -> list[Attempt]: ...
+    async def add_attempt(self, attempt: Attempt, person: Person) -> None:
+        """Remember an attempt; a person not known yet is kept, with no subscriptions, and a
+        known one's missing contact details are filled in from ``person``."""
 
-    # outbox
-    def told_about(
+    async def attempts(self, systems: Iterable[str], since: float) -> list[Attempt]: ...
+    async def prune_attempts(self, older_than: float) -> int:
+        """Forget attempts older than ``older_than``: they can no longer count."""
+
+
+class Outbox(Protocol):
+    """Decisions to send, committed before anything is sent: what each person has been told
+    about each incident, the messages with their outcomes, and the counts read from them."""
+
+    async def told_about(
         self, incident_id: int, person_ids: Sequence[str]
-    ) -> dict[str, frozenset[str]]: ...
+    ) -> dict[str, frozenset[str]]:
+        """The systems each of ``person_ids`` was told of for the incident; nothing for the
+        rest."""
+
     def told_pages(
         self, incident_id: int, size: int = 1000
-    ) -> Iterator[dict[str, frozenset[str]]]: ...
-    def decide(
-        self, items: Sequence[OutboxItem], told: dict[str, frozenset[str]], incident_id: int
-    ) -> int: ...
-    def due(self, now: float, limit: int) -> list[OutboxItem]: ...
-    def update_item(self, item: OutboxItem) -> None: ...
-    def update_items(self, items: Sequence[OutboxItem]) -> None: ...
-    def message_counts(self, person_ids: Sequence[str], since: float) -> dict[str, int]: ...
-    def people_by_ids(self, ids: Sequence[str]) -> dict[str, Person]: ...
-    def outbox_counts(self, incident_id: int | None = None) -> dict[str, dict[str, int]]: ...
-    def outbox_items(self, incident_id: int) -> list[OutboxItem]: ...
-    def undeliverable(self, incident_id: int, limit: int) -> list[tuple[str, str, str]]: ...
-    def pending_count(self) -> int: ...
-    def open_incident_count(self) -> int: ...
-    def check_writable(self) -> None: ...
-    def close(self) -> None: ...
+    ) -> AsyncIterator[dict[str, frozenset[str]]]:
+        """What each person was told about the incident, ``size`` people at a time by id; each
+        page is read whole, so the caller may write between pages."""
+
+    async def decide(
+        self, items: Sequence[OutboxItem], told: Mapping[str, frozenset[str]], incident_id: int
+    ) -> int:
+        """Commit decisions and what each person has now been told, in one transaction; how
+        many items were new (an item whose key exists already is left as it is: the key's
+        uniqueness is the database's to enforce)."""
+
+    async def due(self, now: float, limit: int) -> list[OutboxItem]:
+        """Pending messages due by ``now``, oldest due first, but none while an earlier message
+        of the same person about the same incident is still pending."""
+
+    async def update_item(self, item: OutboxItem) -> None: ...
+    async def update_items(self, items: Sequence[OutboxItem]) -> None:
+        """Record the outcomes of several sends in one commit: all of them, or (raising
+        ``StoreUnavailable``) none. A settled message (sent, undeliverable) is final: its
+        text, html and sms are dropped, and it is never changed again."""
+
+    async def message_counts(self, person_ids: Sequence[str], since: float) -> dict[str, int]:
+        """How many messages each of ``person_ids`` was sent, or is about to be, since
+        ``since``; people with none are left out."""
+
+    async def outbox_counts(self, incident_id: int | None = None) -> dict[str, dict[str, int]]:
+        """``{kind: {status: count}}``, for one incident or all."""
+
+    async def outbox_items(self, incident_id: int) -> list[OutboxItem]: ...
+    async def undeliverable(self, incident_id: int, limit: int) -> list[tuple[str, str, str]]:
+        """``(person_id, kind, why)`` of the incident's messages nobody could deliver, by
+        person, at most ``limit``."""
+
+    async def pending_count(self) -> int: ...
+
+
+class Housekeeping(Protocol):
+    """The store itself: whether it takes writes, keeping its storage in order, closing."""
+
+    async def check_writable(self) -> None:
+        """Raise ``StoreUnavailable`` unless a write commits now."""
+
+    async def maintain(self) -> Mapping[str, int]:
+        """Tidy the storage after a prune has deleted rows, as this backend needs (SQLite gives
+        free pages back to the filesystem and empties its write-ahead log; a server that
+        vacuums by itself may do nothing), yielding to the event loop between steps. Returns
+        what it did, for the log line of the prune."""
+
+    async def close(self) -> None: ...
+
+
+class Store(StateLog, IncidentLog, People, Outbox, Housekeeping, Protocol):
+    """All of it: what the wiring (``monitor.app``) holds and hands each part."""

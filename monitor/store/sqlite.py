@@ -4,9 +4,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import fields
 from json.encoder import encode_basestring_ascii as _json_string
 from pathlib import Path
@@ -25,6 +26,8 @@ from monitor.model import (
     SystemState,
     Transition,
 )
+from monitor.store import sqlite_schema
+from monitor.store.migrations import SchemaChange, migrations
 from monitor.store.types import (
     PENDING,
     UNDELIVERABLE,
@@ -36,57 +39,12 @@ from monitor.text import unknown_name
 
 BUSY_TIMEOUT_MS = 5000
 WAL_LIMIT = 16 * 1024 * 1024  # bytes a write-ahead log is cut back to after a checkpoint
+RECLAIM_STEP = 256  # free pages given back per step (1 MiB at SQLite's 4 KiB pages)
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS states (
-    system TEXT PRIMARY KEY, health TEXT NOT NULL, since REAL, fail_streak INTEGER NOT NULL,
-    pass_streak INTEGER NOT NULL, last_reason TEXT NOT NULL, last_checked REAL);
-CREATE TABLE IF NOT EXISTS transitions (
-    id INTEGER PRIMARY KEY, system TEXT NOT NULL, at REAL NOT NULL, previous TEXT NOT NULL,
-    current TEXT NOT NULL, reason TEXT NOT NULL, streak INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS transitions_system ON transitions (system, id);
-CREATE TABLE IF NOT EXISTS results (
-    id INTEGER PRIMARY KEY, system TEXT NOT NULL, ok INTEGER NOT NULL, reason TEXT NOT NULL,
-    started_at REAL NOT NULL, duration REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS results_system ON results (system, id);
-CREATE INDEX IF NOT EXISTS results_started ON results (started_at);
-CREATE TABLE IF NOT EXISTS incidents (
-    id INTEGER PRIMARY KEY, opened_at REAL NOT NULL, resolved_at REAL, cause TEXT NOT NULL,
-    members TEXT NOT NULL, note TEXT NOT NULL, held INTEGER NOT NULL, notified_at REAL,
-    last_update_at REAL, update_seq INTEGER NOT NULL, pending_round TEXT,
-    resolution_told_at REAL);
-CREATE INDEX IF NOT EXISTS incidents_resolved ON incidents (resolved_at);
-CREATE TABLE IF NOT EXISTS timeline (
-    id INTEGER PRIMARY KEY, incident_id INTEGER NOT NULL, at REAL NOT NULL, kind TEXT NOT NULL,
-    text TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS timeline_incident ON timeline (incident_id, id);
-CREATE TABLE IF NOT EXISTS people (
-    id TEXT PRIMARY KEY, name TEXT NOT NULL, email TEXT, phone TEXT, webhook TEXT,
-    systems TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS subscriptions (
-    system TEXT NOT NULL, person_id TEXT NOT NULL, PRIMARY KEY (system, person_id))
-    WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS subscriptions_person ON subscriptions (person_id);
-CREATE TABLE IF NOT EXISTS attempts (
-    id INTEGER PRIMARY KEY, system TEXT NOT NULL, person_id TEXT NOT NULL, action TEXT NOT NULL,
-    at REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS attempts_system_at ON attempts (system, at);
-CREATE TABLE IF NOT EXISTS told (
-    incident_id INTEGER NOT NULL, person_id TEXT NOT NULL, systems TEXT NOT NULL,
-    PRIMARY KEY (incident_id, person_id)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS outbox (
-    key TEXT PRIMARY KEY, incident_id INTEGER NOT NULL, person_id TEXT NOT NULL,
-    kind TEXT NOT NULL, reason TEXT NOT NULL, created_at REAL NOT NULL, subject TEXT NOT NULL,
-    text TEXT NOT NULL, html TEXT, sms TEXT NOT NULL, channels TEXT NOT NULL,
-    status TEXT NOT NULL, tries INTEGER NOT NULL, next_try_at REAL NOT NULL,
-    last_error TEXT NOT NULL, sent_at REAL, sent_via TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_try_at);
-CREATE INDEX IF NOT EXISTS outbox_incident ON outbox (incident_id, person_id, status);
-CREATE INDEX IF NOT EXISTS outbox_person ON outbox (person_id, created_at);
-CREATE TABLE IF NOT EXISTS counters (
-    name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-"""
+# The schema is made and upgraded by the files in migrations/sqlite (sqlite_schema.py). This is
+# version 1, monitor 0.1.0's, for tests that make a file as that release did.
+_SCHEMA = migrations(sqlite_schema.BACKEND)[0].sql
 
 _PEOPLE_COLUMNS = "id, name, email, phone, webhook, systems"
 _PEOPLE_PAGE = 1000
@@ -101,20 +59,31 @@ _KINDS: dict[str, ChannelKind] = {"email": "email", "sms": "sms", "webhook": "we
 
 
 class SQLiteStore:
-    """The embedded store: one SQLite file in WAL mode."""
+    """The embedded store: one SQLite file in WAL mode, behind ``roles.Store``.
 
-    def __init__(self, path: str | Path) -> None:
+    Its methods are coroutines with synchronous bodies: the file is local and each call is
+    short (the long ones are paged, batched or bounded by their callers), so a thread per call
+    would cost more than the wait it saves, and a call never yields halfway through a
+    transaction.
+    """
+
+    def __init__(self, path: str | Path, *, upgrade: bool = True) -> None:
+        """Open the file (made if missing) and bring its schema up to this monitor's version
+        (``sqlite_schema.upgrade``; ``schema`` says what that did). With ``upgrade`` off, a
+        file behind it is refused; one ahead of it always is (SchemaMismatch)."""
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite_utils.Database(self.path)
         try:
+            self.db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             # Pages freed by retention are reused for new rows. A new file can also give them
             # back to the filesystem (``reclaim``); an older file would need a full VACUUM to
-            # switch, which is not done behind on-call's back (see README, Retention).
-            if not self.db.table_names():
+            # switch, which is not done behind on-call's back (see README, Retention). It
+            # takes effect only outside a transaction and before WAL mode writes the header;
+            # setting it takes the write lock, so it is not set again.
+            if not self.db.table_names() and self._pragma("auto_vacuum") != 2:
                 self.db.execute("PRAGMA auto_vacuum=INCREMENTAL")
-            self.incremental = self._pragma("auto_vacuum") == 2
             if self.path != ":memory:":
                 self.db.enable_wal()
             # After a checkpoint, a WAL grown by a burst of writes is cut back to this size.
@@ -122,12 +91,18 @@ class SQLiteStore:
             # NORMAL is durable across process crashes in WAL mode; only power loss may lose
             # the last commits.
             self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            self.db.executescript(_SCHEMA)
+            self.schema: SchemaChange = sqlite_schema.upgrade(
+                self.db.conn, self.path, apply=upgrade
+            )
+            self.incremental = self._pragma("auto_vacuum") == 2
         except sqlite3.Error as exc:
+            self.db.close()
             raise StoreUnavailable(f"cannot open the database {self.path}: {exc}") from exc
+        except BaseException:
+            self.db.close()
+            raise
 
-    def close(self) -> None:
+    async def close(self) -> None:
         self.db.close()
 
     def _pragma(self, name: str) -> int:
@@ -139,7 +114,7 @@ class SQLiteStore:
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
-    def check_writable(self) -> None:
+    async def check_writable(self) -> None:
         """Raise StoreUnavailable unless a write commits now."""
         try:
             with self.db.atomic():
@@ -150,7 +125,7 @@ class SQLiteStore:
 
     # monitoring ---------------------------------------------------------------------------
 
-    def load_states(self) -> dict[str, SystemState]:
+    async def load_states(self) -> dict[str, SystemState]:
         return {
             row["system"]: SystemState(
                 system=row["system"],
@@ -164,10 +139,10 @@ class SQLiteStore:
             for row in self.db.query("SELECT * FROM states")
         }
 
-    def save_transition(self, transition: Transition, state: SystemState) -> None:
-        self.save_transitions([(transition, state)])
+    async def save_transition(self, transition: Transition, state: SystemState) -> None:
+        await self.save_transitions([(transition, state)])
 
-    def save_transitions(self, saved: Sequence[tuple[Transition, SystemState]]) -> None:
+    async def save_transitions(self, saved: Sequence[tuple[Transition, SystemState]]) -> None:
         try:
             with self.db.atomic():
                 self.db.conn.executemany(
@@ -182,7 +157,7 @@ class SQLiteStore:
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
-    def save_states(self, states: Iterable[SystemState]) -> None:
+    async def save_states(self, states: Iterable[SystemState]) -> None:
         try:
             with self.db.atomic():
                 self._upsert_states(states)
@@ -206,7 +181,7 @@ class SQLiteStore:
             ],
         )
 
-    def record_results(self, results: Sequence[ProbeResult]) -> None:
+    async def record_results(self, results: Sequence[ProbeResult]) -> None:
         if not results:
             return
         try:
@@ -219,16 +194,16 @@ class SQLiteStore:
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
-    def prune_results(self, older_than: float, keep_per_system: int) -> int:
+    async def prune_results(self, older_than: float, keep_per_system: int) -> int:
         """Delete results older than ``older_than`` and all but the newest ``keep_per_system``."""
         deleted = 0
-        while batch := self.prune_aged(older_than):
+        while batch := await self.prune_aged(older_than):
             deleted += batch
-        for system in self.result_systems():
-            deleted += self.prune_system(system, keep_per_system)
+        for system in await self.result_systems():
+            deleted += await self.prune_system(system, keep_per_system)
         return deleted
 
-    def prune_aged(self, older_than: float, batch: int = 5000) -> int:
+    async def prune_aged(self, older_than: float, batch: int = 5000) -> int:
         """Delete up to ``batch`` results older than ``older_than``; how many went."""
         cursor = self._write(
             "DELETE FROM results WHERE id IN (SELECT id FROM results WHERE started_at < ? "
@@ -237,10 +212,10 @@ class SQLiteStore:
         )
         return int(cursor.rowcount)
 
-    def result_systems(self) -> list[str]:
+    async def result_systems(self) -> list[str]:
         return [r["system"] for r in self.db.query("SELECT DISTINCT system FROM results")]
 
-    def prune_system(self, system: str, keep: int) -> int:
+    async def prune_system(self, system: str, keep: int) -> int:
         """Keep the newest ``keep`` results of ``system``; a quick indexed delete per system,
         so a caller can prune thousands of systems without holding the loop for long."""
         cursor = self._write(
@@ -250,14 +225,14 @@ class SQLiteStore:
         )
         return int(cursor.rowcount)
 
-    def prune_attempts(self, older_than: float) -> int:
+    async def prune_attempts(self, older_than: float) -> int:
         """Forget reported attempts older than ``older_than``: they can no longer count."""
         return int(self._write("DELETE FROM attempts WHERE at < ?", (older_than,)).rowcount)
 
-    def transition_systems(self) -> list[str]:
+    async def transition_systems(self) -> list[str]:
         return [r["system"] for r in self.db.query("SELECT DISTINCT system FROM transitions")]
 
-    def prune_transitions(self, system: str, older_than: float) -> int:
+    async def prune_transitions(self, system: str, older_than: float) -> int:
         # One system at a time, by its index: a single statement over every system held the
         # loop ~70 ms at 10,000 systems even with nothing to delete.
         cursor = self._write(
@@ -267,7 +242,7 @@ class SQLiteStore:
         )
         return int(cursor.rowcount)
 
-    def recent_results(self, system: str, limit: int = 100) -> list[ProbeResult]:
+    async def recent_results(self, system: str, limit: int = 100) -> list[ProbeResult]:
         rows = self.db.query(
             "SELECT * FROM results WHERE system = ? ORDER BY id DESC LIMIT ?", (system, limit)
         )
@@ -276,7 +251,7 @@ class SQLiteStore:
             for r in rows
         ]
 
-    def transitions(self, system: str | None = None, limit: int = 100) -> list[Transition]:
+    async def transitions(self, system: str | None = None, limit: int = 100) -> list[Transition]:
         where, params = ("WHERE system = ?", [system]) if system else ("", [])
         rows = self.db.query(
             f"SELECT * FROM transitions {where} ORDER BY id DESC LIMIT ?", [*params, limit]
@@ -293,7 +268,7 @@ class SQLiteStore:
             for r in rows
         ][::-1]
 
-    def health_history(self, since: float) -> dict[str, list[tuple[float, Health]]]:
+    async def health_history(self, since: float) -> dict[str, list[tuple[float, Health]]]:
         """Each system's health from ``since`` on: ``[(at, health), ...]`` in time order.
 
         The first entry is ``(since, health then)`` when a transition before ``since`` says what
@@ -314,21 +289,25 @@ class SQLiteStore:
 
     # incidents ----------------------------------------------------------------------------
 
-    def new_incident_id(self) -> int:
-        # Never an id used before, even once its incident is pruned: the id is in every
-        # Message-ID sent about it, and a reused one would thread new mail into an old outage.
-        row = next(
-            self.db.query(
-                "SELECT MAX(COALESCE((SELECT MAX(id) FROM incidents), 0), COALESCE((SELECT "
-                "value FROM counters WHERE name = 'incident'), 0)) + 1 AS next"
-            )
-        )
-        return int(row["next"])
+    async def new_incident_id(self) -> int:
+        """Reserve the next id in one write: the ``counters`` row is the last id handed out
+        (or pruned), so two processes never both read the same highest id and take it.
 
-    def save_incident(self, incident: Incident) -> None:
+        Never an id used before, even once its incident is pruned: the id is in every
+        Message-ID sent about it, and a reused one would thread new mail into an old outage.
+        The incidents' own highest id counts too, for a file whose ids were taken before the
+        counter was (and for an incident saved with an id of its own)."""
+        try:
+            with self.db.atomic():
+                rows = self.db.conn.execute(_RESERVE_INCIDENT_ID).fetchall()
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return int(rows[0][0])
+
+    async def save_incident(self, incident: Incident) -> None:
         self._write(_SAVE_INCIDENT, _incident_row(incident))
 
-    def save_incidents(
+    async def save_incidents(
         self, incidents: Sequence[Incident], timeline: Sequence[tuple[int, TimelineEntry]]
     ) -> None:
         try:
@@ -340,11 +319,11 @@ class SQLiteStore:
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
-    def incident(self, incident_id: int) -> Incident | None:
+    async def incident(self, incident_id: int) -> Incident | None:
         rows = list(self.db.query("SELECT * FROM incidents WHERE id = ?", (incident_id,)))
         return _incident(rows[0]) if rows else None
 
-    def incidents(
+    async def incidents(
         self, open_only: bool = False, resolved_since: float | None = None
     ) -> list[Incident]:
         if open_only:
@@ -356,16 +335,16 @@ class SQLiteStore:
         rows = self.db.query(f"SELECT * FROM incidents {sql} ORDER BY id", params)
         return [_incident(r) for r in rows]
 
-    def add_timeline(self, incident_id: int, at: float, kind: str, text: str) -> None:
+    async def add_timeline(self, incident_id: int, at: float, kind: str, text: str) -> None:
         self._write(_ADD_TIMELINE, (incident_id, at, kind, text))
 
-    def timeline(self, incident_id: int) -> list[TimelineEntry]:
+    async def timeline(self, incident_id: int) -> list[TimelineEntry]:
         rows = self.db.query(
             "SELECT at, kind, text FROM timeline WHERE incident_id = ? ORDER BY id", (incident_id,)
         )
         return [TimelineEntry(r["at"], r["kind"], r["text"]) for r in rows]
 
-    def latest_incidents(self, limit: int, status: str | None = None) -> list[Incident]:
+    async def latest_incidents(self, limit: int, status: str | None = None) -> list[Incident]:
         """The newest ``limit`` incidents, newest first; ``status`` "open" or "resolved" filters."""
         where = {
             None: "",
@@ -375,7 +354,7 @@ class SQLiteStore:
         rows = self.db.query(f"SELECT * FROM incidents {where} ORDER BY id DESC LIMIT ?", (limit,))
         return [_incident(r) for r in rows]
 
-    def prunable_incidents(self, resolved_before: float, limit: int = 100) -> list[int]:
+    async def prunable_incidents(self, resolved_before: float, limit: int = 100) -> list[int]:
         """Incidents resolved, and their resolution decided, before ``resolved_before``, with no
         message still pending: oldest first."""
         rows = self.db.query(
@@ -387,7 +366,9 @@ class SQLiteStore:
         )
         return [int(r["id"]) for r in rows]
 
-    def prune_incident(self, incident_id: int, resolved_before: float, batch: int = 2000) -> int:
+    async def prune_incident(
+        self, incident_id: int, resolved_before: float, batch: int = 2000
+    ) -> int:
         """Delete up to ``batch`` rows of one incident resolved before ``resolved_before``: its
         settled outbox rows first, then what each person was told, its timeline, and last the
         incident itself (an interrupted prune carries on at the next pass). Returns how many
@@ -433,6 +414,19 @@ class SQLiteStore:
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
+    # maintenance: ``maintain`` (the interface's) runs ``reclaim``, ``checkpoint`` (SQLite's)
+
+    async def maintain(self) -> dict[str, int]:
+        """After a prune: give the freed pages back ``RECLAIM_STEP`` at a time, yielding to the
+        probes between steps, then checkpoint, since until then the file keeps its size and
+        the log holds the changes."""
+        given = 0
+        while step := self.reclaim(RECLAIM_STEP):
+            given += step
+            await asyncio.sleep(0)
+        self.checkpoint()
+        return {"pages_given_back": given}
+
     def reclaim(self, pages: int) -> int:
         """Give up to ``pages`` free pages back to the filesystem; how many went (0 when none
         are free). Only a file made with ``auto_vacuum=INCREMENTAL`` can: any other keeps its
@@ -466,7 +460,7 @@ class SQLiteStore:
 
     # people -------------------------------------------------------------------------------
 
-    def upsert_people(self, people: Iterable[Person]) -> int:
+    async def upsert_people(self, people: Iterable[Person]) -> int:
         count = 0
         batch: list[Person] = []
         try:
@@ -494,21 +488,24 @@ class SQLiteStore:
         )
         return len(people)
 
-    def person(self, person_id: str) -> Person | None:
+    async def person(self, person_id: str) -> Person | None:
+        return self._person(person_id)
+
+    def _person(self, person_id: str) -> Person | None:
         row = self.db.conn.execute(
             f"SELECT {_PEOPLE_COLUMNS} FROM people WHERE id = ?", (person_id,)
         ).fetchone()
         return _person_of(row) if row else None
 
-    def people_for_systems(self, systems: Iterable[str]) -> Iterator[Person]:
-        """Subscribers of any of ``systems``, by id, read a page at a time so a caller may
-        write between pages."""
+    async def subscriber_pages(self, systems: Iterable[str]) -> AsyncIterator[list[Person]]:
+        """Subscribers of any of ``systems``, by id, a page at a time so a caller may write
+        between pages."""
         names = sorted(set(systems))
         next_page = self._page_by_system if len(names) <= _SYSTEMS_BY_KEY else self._page_by_person
         last = ""
         while page := next_page(names, last):
-            found = self.people_by_ids(page)
-            yield from (found[person_id] for person_id in page if person_id in found)
+            found = self._people_by_ids(page)
+            yield [found[person_id] for person_id in page if person_id in found]
             last = page[-1]
 
     def _page_by_system(self, names: list[str], after: str) -> list[str]:
@@ -542,7 +539,9 @@ class SQLiteStore:
             )
         ]
 
-    def audience_count(self, systems: Iterable[str], attempts_from: float, until: float) -> int:
+    async def audience_count(
+        self, systems: Iterable[str], attempts_from: float, until: float
+    ) -> int:
         # Counted by SQLite: building every recipient to count them held the loop for seconds
         # when an incident opened with 100,000 people to tell.
         names = json.dumps(sorted(set(systems)))
@@ -555,7 +554,7 @@ class SQLiteStore:
         ).fetchone()
         return int(row[0])
 
-    def add_attempt(self, attempt: Attempt, person: Person) -> None:
+    async def add_attempt(self, attempt: Attempt, person: Person) -> None:
         """Remember an attempt; a person we did not know is kept, with no subscriptions.
 
         A known person keeps their subscriptions; contact details given with the attempt
@@ -563,7 +562,7 @@ class SQLiteStore:
         """
         try:
             with self.db.atomic():
-                known = self.person(person.id)
+                known = self._person(person.id)
                 merged = (
                     Person(
                         id=known.id,
@@ -584,7 +583,7 @@ class SQLiteStore:
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
-    def attempts(self, systems: Iterable[str], since: float) -> list[Attempt]:
+    async def attempts(self, systems: Iterable[str], since: float) -> list[Attempt]:
         names = sorted(set(systems))
         if not names:
             return []
@@ -597,7 +596,9 @@ class SQLiteStore:
 
     # outbox -------------------------------------------------------------------------------
 
-    def told_about(self, incident_id: int, person_ids: Sequence[str]) -> dict[str, frozenset[str]]:
+    async def told_about(
+        self, incident_id: int, person_ids: Sequence[str]
+    ) -> dict[str, frozenset[str]]:
         """What each of ``person_ids`` was told about ``incident_id``; nothing for the rest."""
         found: dict[str, frozenset[str]] = {}
         for chunk, marks in _id_chunks(person_ids):
@@ -609,7 +610,9 @@ class SQLiteStore:
                 found[person] = frozenset(json.loads(systems))
         return found
 
-    def told_pages(self, incident_id: int, size: int = 1000) -> Iterator[dict[str, frozenset[str]]]:
+    async def told_pages(
+        self, incident_id: int, size: int = 1000
+    ) -> AsyncIterator[dict[str, frozenset[str]]]:
         """What each person was told about ``incident_id``, ``size`` people at a time by id;
         each page is read whole, so the caller may write between pages."""
         last = ""
@@ -621,8 +624,8 @@ class SQLiteStore:
             yield {person: frozenset(json.loads(systems)) for person, systems in rows}
             last = rows[-1][0]
 
-    def decide(
-        self, items: Sequence[OutboxItem], told: dict[str, frozenset[str]], incident_id: int
+    async def decide(
+        self, items: Sequence[OutboxItem], told: Mapping[str, frozenset[str]], incident_id: int
     ) -> int:
         """Commit decisions and what each person has now been told about, in one transaction.
 
@@ -645,7 +648,7 @@ class SQLiteStore:
             raise StoreUnavailable(str(exc)) from exc
         return inserted
 
-    def due(self, now: float, limit: int) -> list[OutboxItem]:
+    async def due(self, now: float, limit: int) -> list[OutboxItem]:
         rows = self.db.conn.execute(
             f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE status = ? AND next_try_at <= ? "
             # A person hears about one incident in order: nothing goes out while an earlier
@@ -658,10 +661,10 @@ class SQLiteStore:
         )
         return [_outbox_item(r) for r in rows]
 
-    def update_item(self, item: OutboxItem) -> None:
-        self.update_items((item,))
+    async def update_item(self, item: OutboxItem) -> None:
+        await self.update_items((item,))
 
-    def update_items(self, items: Sequence[OutboxItem]) -> None:
+    async def update_items(self, items: Sequence[OutboxItem]) -> None:
         """Record the outcomes of several sends in one transaction: all of them, or (raising
         StoreUnavailable) none.
 
@@ -699,7 +702,7 @@ class SQLiteStore:
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
-    def message_counts(self, person_ids: Sequence[str], since: float) -> dict[str, int]:
+    async def message_counts(self, person_ids: Sequence[str], since: float) -> dict[str, int]:
         """How many messages each of ``person_ids`` was sent (or is about to be) since
         ``since``; people with none are left out."""
         counts: dict[str, int] = {}
@@ -713,7 +716,10 @@ class SQLiteStore:
             )
         return counts
 
-    def people_by_ids(self, ids: Sequence[str]) -> dict[str, Person]:
+    async def people_by_ids(self, ids: Sequence[str]) -> dict[str, Person]:
+        return self._people_by_ids(ids)
+
+    def _people_by_ids(self, ids: Sequence[str]) -> dict[str, Person]:
         found: dict[str, Person] = {}
         for chunk, marks in _id_chunks(ids):
             for row in self.db.conn.execute(
@@ -723,7 +729,7 @@ class SQLiteStore:
                 found[person.id] = person
         return found
 
-    def outbox_counts(self, incident_id: int | None = None) -> dict[str, dict[str, int]]:
+    async def outbox_counts(self, incident_id: int | None = None) -> dict[str, dict[str, int]]:
         """``{kind: {status: count}}``, for one incident or all."""
         where, params = ("WHERE incident_id = ?", [incident_id]) if incident_id else ("", [])
         counts: dict[str, dict[str, int]] = {}
@@ -734,22 +740,22 @@ class SQLiteStore:
             counts.setdefault(row["kind"], {})[row["status"]] = row["n"]
         return counts
 
-    def pending_count(self) -> int:
+    async def pending_count(self) -> int:
         row = next(self.db.query("SELECT COUNT(*) AS n FROM outbox WHERE status = ?", (PENDING,)))
         return int(row["n"])
 
-    def open_incident_count(self) -> int:
+    async def open_incident_count(self) -> int:
         row = next(self.db.query("SELECT COUNT(*) AS n FROM incidents WHERE resolved_at IS NULL"))
         return int(row["n"])
 
-    def outbox_items(self, incident_id: int) -> list[OutboxItem]:
+    async def outbox_items(self, incident_id: int) -> list[OutboxItem]:
         rows = self.db.conn.execute(
             f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE incident_id = ? ORDER BY created_at, key",
             (incident_id,),
         )
         return [_outbox_item(r) for r in rows]
 
-    def undeliverable(self, incident_id: int, limit: int) -> list[tuple[str, str, str]]:
+    async def undeliverable(self, incident_id: int, limit: int) -> list[tuple[str, str, str]]:
         """``(person_id, kind, why)`` of the incident's messages nobody could deliver, by
         person, at most ``limit``."""
         rows = self.db.conn.execute(
@@ -768,6 +774,12 @@ def _id_chunks(ids: Sequence[str]) -> Iterator[tuple[Sequence[str], str]]:
 
 
 _SAVE_INCIDENT = "INSERT OR REPLACE INTO incidents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_HIGHEST_INCIDENT = "COALESCE((SELECT MAX(id) FROM incidents), 0)"
+_RESERVE_INCIDENT_ID = (
+    f"INSERT INTO counters (name, value) VALUES ('incident', {_HIGHEST_INCIDENT} + 1) "
+    f"ON CONFLICT (name) DO UPDATE SET value = MAX(value, {_HIGHEST_INCIDENT}) + 1 "
+    "RETURNING value"
+)
 _ADD_TIMELINE = "INSERT INTO timeline (incident_id, at, kind, text) VALUES (?, ?, ?, ?)"
 
 

@@ -38,34 +38,35 @@ from monitor.web.views import incident_detail, incident_view, systems_view, utc,
 
 
 async def get_systems(request: web.Request) -> web.Response:
-    return respond(SystemList(systems=systems_view(request.app[SERVICES])))
+    return respond(SystemList(systems=await systems_view(request.app[SERVICES])))
 
 
 async def get_incidents(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     status = choice(request, "status", ("open", "resolved"))
     limit = int_query(request, "limit", 50, 1, 500)
-    found = services.store.latest_incidents(limit, status)
-    return respond(IncidentList(incidents=[incident_view(services, i) for i in found]))
+    found = await services.store.latest_incidents(limit, status)
+    return respond(IncidentList(incidents=[await incident_view(services, i) for i in found]))
 
 
 async def get_incident(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     number = incident_id(request)
-    incident = services.store.incident(number)
+    incident = await services.store.incident(number)
     if incident is None:
         raise no_incident(number)
-    return respond(incident_detail(services, incident))
+    return respond(await incident_detail(services, incident))
 
 
 async def post_attempt(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     body = await parse(request, AttemptIn, context=known_systems(services.config().systems))
     person = body.user.person()
-    services.incidents.report_attempt(
+    await services.incidents.report_attempt(
         Attempt(body.system, person.id, body.action, services.clock.now()), person
     )
-    open_ids = [i.id for i in services.store.incidents(open_only=True) if body.system in i.systems]
+    open_ones = await services.store.incidents(open_only=True)
+    open_ids = [i.id for i in open_ones if body.system in i.systems]
     return respond(AttemptAccepted(accepted=True, system=body.system, open_incidents=open_ids), 202)
 
 
@@ -73,7 +74,7 @@ async def post_users(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     known = known_systems(services.config().systems)
     body = await parse(request, UsersIn, USERS_BODY_LIMIT, wrap_list="users", context=known)
-    count = services.store.upsert_people(u.person(u.systems) for u in body.users)
+    count = await services.store.upsert_people(u.person(u.systems) for u in body.users)
     return respond(UsersSaved(upserted=count))
 
 
@@ -85,7 +86,7 @@ async def post_note(request: web.Request) -> web.Response:
         incident = await services.incidents.add_note(number, body.text, body.send)
     except KeyError:
         raise no_incident(number) from None
-    return respond(incident_detail(services, incident))
+    return respond(await incident_detail(services, incident))
 
 
 async def post_hold(request: web.Request) -> web.Response:
@@ -95,7 +96,7 @@ async def post_hold(request: web.Request) -> web.Response:
         incident = await services.incidents.hold(number)
     except KeyError:
         raise no_incident(number) from None
-    return respond(incident_detail(services, incident))
+    return respond(await incident_detail(services, incident))
 
 
 async def post_release(request: web.Request) -> web.Response:
@@ -105,7 +106,7 @@ async def post_release(request: web.Request) -> web.Response:
         incident = await services.incidents.release(number)
     except KeyError:
         raise no_incident(number) from None
-    return respond(incident_detail(services, incident))
+    return respond(await incident_detail(services, incident))
 
 
 def _problem(problem: Problem) -> ProblemOut:
@@ -117,13 +118,13 @@ def _problem(problem: Problem) -> ProblemOut:
 async def get_status(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     not_ready = services.ready()
-    store_error = services.store_problem()
+    store_error = await services.store_problem()
     last_reload = services.last_reload()
     return respond(
         StatusOut(
             ready=not_ready is None,
             not_ready=not_ready,
-            warnings=list(services.warnings()),
+            warnings=list(await services.warnings()),
             config=ConfigStatus(
                 last_reload_successful=not last_reload.problems,
                 loaded_at=utc(last_reload.loaded_at),

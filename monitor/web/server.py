@@ -60,7 +60,7 @@ async def readyz(request: web.Request) -> web.Response:
     problem = services.ready()
     if problem:
         return web.Response(status=503, text=f"not ready: {problem}\n")
-    warnings = "".join(f"warning: {w}\n" for w in services.warnings())
+    warnings = "".join(f"warning: {w}\n" for w in await services.warnings())
     return web.Response(text=f"ready\n{warnings}")
 
 
@@ -74,5 +74,5 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 async def status_page(request: web.Request) -> web.Response:
-    html = request.app[PAGE_KEY].render(request.app[SERVICES])
+    html = await request.app[PAGE_KEY].render(request.app[SERVICES])
     return web.Response(text=html, content_type="text/html", headers=PAGE_HEADERS)

@@ -154,13 +154,13 @@ class StatusPage:
         )
         self.template = self.env.get_template("status.html")
 
-    def render(self, services: Services) -> str:
+    async def render(self, services: Services) -> str:
         now = services.clock.now()
+        views = await systems_view(services, now)
         systems = [
-            _public_system(view, now)
-            for view in sorted(systems_view(services, now), key=lambda v: v.title.casefold())
+            _public_system(view, now) for view in sorted(views, key=lambda v: v.title.casefold())
         ]
-        known = services.store.incidents(resolved_since=now - RECENT)
+        known = await services.store.incidents(resolved_since=now - RECENT)
         config = services.config()
         open_ones = sorted((i for i in known if i.is_open), key=lambda i: -i.opened_at)
         resolved = sorted(

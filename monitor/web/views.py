@@ -63,7 +63,7 @@ class Uptime:
     since: float | None
 
 
-def uptime_figures(store: WebStore, names: Sequence[str], now: float) -> dict[str, Uptime]:
+async def uptime_figures(store: WebStore, names: Sequence[str], now: float) -> dict[str, Uptime]:
     """Each system's uptime over the time the monitor has watched it, at most the last
     ``UPTIME_WINDOW`` seconds: a system first decided an hour ago has an hour's figure.
 
@@ -72,7 +72,7 @@ def uptime_figures(store: WebStore, names: Sequence[str], now: float) -> dict[st
     (pruning always keeps the newest older one, so a long-watched system keeps its 7 days).
     """
     window_start = now - UPTIME_WINDOW
-    history = store.health_history(window_start)
+    history = await store.health_history(window_start)
     figures = {}
     for name in names:
         entries = history.get(name, [])
@@ -81,18 +81,21 @@ def uptime_figures(store: WebStore, names: Sequence[str], now: float) -> dict[st
     return figures
 
 
-def uptimes(store: WebStore, names: Sequence[str], now: float) -> dict[str, float | None]:
+async def uptimes(store: WebStore, names: Sequence[str], now: float) -> dict[str, float | None]:
     """Each system's uptime ratio over the time watched, at most ``UPTIME_WINDOW`` seconds."""
-    return {name: figure.ratio for name, figure in uptime_figures(store, names, now).items()}
+    figures = await uptime_figures(store, names, now)
+    return {name: figure.ratio for name, figure in figures.items()}
 
 
-def systems_view(services: Services, now: float | None = None) -> list[SystemOut]:
+async def systems_view(services: Services, now: float | None = None) -> list[SystemOut]:
     """Every configured system, by name, with its live state (uptime as of ``now``, by default
     the clock's)."""
     systems = services.config().systems
     states = services.states()
     names = sorted(systems)
-    figures = uptime_figures(services.store, names, services.clock.now() if now is None else now)
+    figures = await uptime_figures(
+        services.store, names, services.clock.now() if now is None else now
+    )
     views = []
     for name in names:
         system = systems[name]
@@ -132,9 +135,9 @@ def _counts(raw: Mapping[str, Mapping[str, int]]) -> Counts:
     )
 
 
-def incident_view(services: Services, incident: Incident) -> IncidentOut:
+async def incident_view(services: Services, incident: Incident) -> IncidentOut:
     systems = services.config().systems
-    raw = services.store.outbox_counts(incident.id)
+    raw = await services.store.outbox_counts(incident.id)
     end = incident.resolved_at if incident.resolved_at is not None else services.clock.now()
     return IncidentOut(
         id=incident.id,
@@ -160,15 +163,16 @@ def incident_view(services: Services, incident: Incident) -> IncidentOut:
     )
 
 
-def incident_detail(services: Services, incident: Incident) -> IncidentDetail:
+async def incident_detail(services: Services, incident: Incident) -> IncidentDetail:
     store = services.store
+    view = await incident_view(services, incident)
+    timeline = await store.timeline(incident.id)
+    undeliverable = await store.undeliverable(incident.id, UNDELIVERABLE_LISTED)
     return IncidentDetail(
-        **incident_view(services, incident).model_dump(),
-        timeline=[
-            TimelineOut(at=utc(e.at), kind=e.kind, text=e.text) for e in store.timeline(incident.id)
-        ],
+        **view.model_dump(),
+        timeline=[TimelineOut(at=utc(e.at), kind=e.kind, text=e.text) for e in timeline],
         undeliverable=[
             Undeliverable(person=person, kind=kind, error=error)
-            for person, kind, error in store.undeliverable(incident.id, UNDELIVERABLE_LISTED)
+            for person, kind, error in undeliverable
         ],
     )
