@@ -34,7 +34,9 @@ from monitor.notify.oncall import Notice, OnCall, describe
 from monitor.probing.probes import Prober, make_session
 from monitor.probing.runtime import Monitor
 from monitor.probing.scheduler import ProbeScheduler
-from monitor.store import OutboxItem, SQLiteStore, Store, StoreUnavailable
+from monitor.store import OutboxItem, Store, StoreUnavailable
+from monitor.store.location import DatabaseLocation, database_location
+from monitor.store.opening import open_store
 from monitor.web.plumbing import TOKEN_VARIABLE
 from monitor.web.server import build_web_app
 from monitor.web.services import LastReload, Services
@@ -67,7 +69,8 @@ class Options:
 
     config: Path = Path("checks")
     messages: Path = Path("messages")
-    db: Path = Path("monitor.db")
+    # A SQLite file, or a postgresql:// URL (kept as given: a Path would fold its "//").
+    db: str | Path = "monitor.db"
     listen: str = "0.0.0.0:9108"
 
     @classmethod
@@ -82,7 +85,7 @@ class Options:
         return cls(
             config=Path(pick("config", defaults.config)),
             messages=Path(pick("messages", defaults.messages)),
-            db=Path(pick("db", defaults.db)),
+            db=pick("db", defaults.db),
             listen=pick("listen", defaults.listen),
         )
 
@@ -140,6 +143,19 @@ def notifier_for(config: Config, messages: Path, store: Store, clock: Clock) -> 
     )
 
 
+def _unless_unavailable(read: Callable[[], Awaitable[int]]) -> Callable[[], Awaitable[int | None]]:
+    """``read``, giving None while the store cannot answer: /metrics leaves that figure out
+    and still answers (a database server that is down is when it is needed most)."""
+
+    async def reading() -> int | None:
+        try:
+            return await read()
+        except StoreUnavailable:
+            return None
+
+    return reading
+
+
 @dataclass(eq=False)
 class App:
     """One monitor process: its parts, built by ``start`` in the order data flows through them
@@ -180,11 +196,16 @@ class App:
     reload_problems: list[Problem] = field(default_factory=list, init=False)
     stopping: bool = field(default=False, init=False)
 
+    @property
+    def database(self) -> DatabaseLocation:
+        """The database ``options.db`` names; ``str`` of it never shows a password."""
+        return database_location(str(self.options.db))
+
     async def start(self) -> None:
         self.config = load_config(self.options.config, self.environ)
         self.config_loaded_at = self.clock.now()
         settings = self.config.settings
-        store = SQLiteStore(self.options.db, upgrade=self.upgrade_schema)
+        store = await open_store(self.database, upgrade=self.upgrade_schema)
         if store.schema.before != store.schema.after:
             event(log, "schema upgraded", change=str(store.schema))
         self.store = store
@@ -236,7 +257,7 @@ class App:
             "started",
             systems=len(self.config.systems),
             listen=self.options.listen,
-            db=str(self.options.db),
+            db=str(self.database),  # a URL without its password
         )
 
     def _connect(self) -> None:
@@ -249,8 +270,8 @@ class App:
         self.notifier.on_incident.append(self._tell_oncall)
         self.metrics.observe_present(
             lambda: self.monitor.states,
-            self.store.open_incident_count,
-            self.store.pending_count,
+            _unless_unavailable(self.store.open_incident_count),
+            _unless_unavailable(self.store.pending_count),
             self._store_up,
         )
         self.metrics.config_reloads.labels(result="success").inc()

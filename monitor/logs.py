@@ -101,3 +101,9 @@ def configure(
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
+    # The PostgreSQL pool's own warnings (a connection lost, a reconnection failing), in the
+    # same format, rather than as bare lines among the JSON.
+    driver = logging.getLogger("psycopg")
+    driver.handlers[:] = [handler]
+    driver.setLevel(max(logging.WARNING, root.level))
+    driver.propagate = False

@@ -36,8 +36,8 @@ class _Snapshot:
     thread) for a page written in a worker thread."""
 
     states: dict[str, SystemState]
-    open_incidents: int
-    outbox_pending: int
+    open_incidents: int | None  # None: the store could not be read (the gauge is left out)
+    outbox_pending: int | None
     store_up: bool
 
 
@@ -49,8 +49,8 @@ class _Present(Collector):
     def __init__(
         self,
         states: Callable[[], Mapping[str, SystemState]],
-        open_incidents: Callable[[], Awaitable[int]],
-        outbox_pending: Callable[[], Awaitable[int]],
+        open_incidents: Callable[[], Awaitable[int | None]],
+        outbox_pending: Callable[[], Awaitable[int | None]],
         store_up: Callable[[], Awaitable[bool]],
     ) -> None:
         self.states = states
@@ -79,14 +79,18 @@ class _Present(Collector):
             if state.health is not Health.UNKNOWN:
                 up.add_metric([name], 1.0 if state.health is Health.UP else 0.0)
         yield up
-        yield GaugeMetricFamily(
-            "monitor_incidents_open", "Incidents not yet resolved.", value=now.open_incidents
-        )
-        yield GaugeMetricFamily(
-            "monitor_outbox_pending",
-            "Customer messages decided but not yet sent.",
-            value=now.outbox_pending,
-        )
+        # Absent while the store cannot be read (a database server down): no figure rather
+        # than a made-up one, and the page itself still answers, with monitor_store_up 0.
+        if now.open_incidents is not None:
+            yield GaugeMetricFamily(
+                "monitor_incidents_open", "Incidents not yet resolved.", value=now.open_incidents
+            )
+        if now.outbox_pending is not None:
+            yield GaugeMetricFamily(
+                "monitor_outbox_pending",
+                "Customer messages decided but not yet sent.",
+                value=now.outbox_pending,
+            )
         yield GaugeMetricFamily(
             "monitor_store_up",
             "Whether the store takes writes now (1) or not (0): while it does not, probing goes "
@@ -215,12 +219,13 @@ class Metrics:
     def observe_present(
         self,
         states: Callable[[], Mapping[str, SystemState]],
-        open_incidents: Callable[[], Awaitable[int]],
-        outbox_pending: Callable[[], Awaitable[int]],
+        open_incidents: Callable[[], Awaitable[int | None]],
+        outbox_pending: Callable[[], Awaitable[int | None]],
         store_up: Callable[[], Awaitable[bool]],
     ) -> None:
-        """Where the page reads the present: the live states, and the store's counts and
-        whether it takes writes, awaited in the event loop before each page is written."""
+        """Where the page reads the present: the live states, and the store's counts (None
+        when it cannot be read) and whether it takes writes, awaited in the event loop before
+        each page is written."""
         self._present = _Present(states, open_incidents, outbox_pending, store_up)
         self.registry.register(self._present)
 

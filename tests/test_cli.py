@@ -206,15 +206,16 @@ async def test_users_import_stops_when_the_check_files_are_broken(tmp_path: Path
 async def test_a_database_url_the_monitor_cannot_use_is_refused_without_its_password(
     tmp_path: Path, command: list[str]
 ) -> None:
-    """`--db postgresql://user:secret@host/db` is refused at start, in one line naming the
-    forms that work, never quoting the password, and creates nothing."""
+    """`--db mysql://user:secret@host/db` is refused at start, in one line naming the forms
+    that work, never quoting the password, and creates nothing."""
     (tmp_path / "people.csv").write_text("id,name,email,phone,systems\n")
-    url = "postgresql://monitor:s3cret@db.internal:5432/monitor"
+    url = "mysql://monitor:s3cret@db.internal:3306/monitor"
     code, out, err = await run_cli(*command, "--db", url, cwd=tmp_path)
     assert (code, out) == (2, "")
     assert err == (
-        "--db: postgresql:// URLs are not supported: give a SQLite file path, like monitor.db"
-        " or /var/lib/monitor/monitor.db\n"
+        "--db: mysql:// URLs are not supported: give a SQLite file path, like monitor.db"
+        " or /var/lib/monitor/monitor.db, or a PostgreSQL URL, like"
+        " postgresql://monitor@db:5432/monitor\n"
     )
     assert names_in(tmp_path) == ["people.csv"]
 

@@ -13,7 +13,6 @@ import re
 import signal
 import sys
 from collections.abc import Coroutine, Sequence
-from pathlib import Path
 from typing import Any, TypeVar
 
 from monitor.app import App, Options, systems_info
@@ -26,9 +25,10 @@ from monitor.model import MessageKind, Person, SystemInfo
 from monitor.notify.composer import Composer, TemplateError, sample_context
 from monitor.people.csv_file import UnreadableFile, read_people
 from monitor.people.rules import SYSTEM_NAME
-from monitor.store import SQLiteStore, StoreUnavailable
-from monitor.store.location import sqlite_file
+from monitor.store import StoreUnavailable
+from monitor.store.location import DatabaseLocation, database_location
 from monitor.store.migrations import SchemaMismatch
+from monitor.store.opening import open_store
 from monitor.text import unknown_name
 
 # The subcommands that open the database: a --db they cannot use is refused before anything.
@@ -52,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in _OPENS_THE_STORE:
         given_as = "--db" if getattr(args, "db", None) else "MONITOR_DB"
         try:
-            sqlite_file(getattr(args, "db", None) or env.get("MONITOR_DB") or str(options.db))
+            database_location(str(options.db))
         except ValueError as exc:
             print(f"{given_as}: {exc}", file=sys.stderr)
             return 2
@@ -111,7 +111,7 @@ async def _serve(options: Options, env: dict[str, str], *, upgrade: bool = True)
         _report(exc.problems)
         return 2
     except (StoreUnavailable, SchemaMismatch) as exc:
-        print(f"{options.db}: {exc}", file=sys.stderr)
+        print(f"{app.database}: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"cannot listen on {options.listen}: {exc.strerror or exc}", file=sys.stderr)
@@ -196,21 +196,22 @@ def _users(args: argparse.Namespace, options: Options, env: dict[str, str]) -> i
             file=sys.stderr,
         )
         return 1
+    database = database_location(str(options.db))  # checked by main: usable
     try:
-        count = asyncio.run(_import_people(options.db, found.people))
+        count = asyncio.run(_import_people(database, found.people))
     except StoreUnavailable as exc:
-        print(f"{options.db}: {exc}", file=sys.stderr)
+        print(f"{database}: {exc}", file=sys.stderr)
         return 1
     except SchemaMismatch as exc:
-        print(f"{options.db}: {exc}", file=sys.stderr)
+        print(f"{database}: {exc}", file=sys.stderr)
         return 2
     skipped = f"; {_count(found.bad_rows, 'row')} skipped (listed above)" if found.bad_rows else ""
-    print(f"{count} people imported into {options.db}{skipped}")
+    print(f"{count} people imported into {database}{skipped}")
     return 0
 
 
-async def _import_people(db: Path, people: list[Person]) -> int:
-    store = SQLiteStore(db)
+async def _import_people(database: DatabaseLocation, people: list[Person]) -> int:
+    store = await open_store(database)
     try:
         return await store.upsert_people(people)
     finally:

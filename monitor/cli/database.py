@@ -5,21 +5,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sqlite3
 import sys
-from pathlib import Path
 
 from monitor.app import Options
-from monitor.store import SQLiteStore, StoreUnavailable
+from monitor.store import StoreUnavailable
+from monitor.store.location import DatabaseLocation, database_location
 from monitor.store.migrations import SchemaChange, SchemaMismatch, too_new
-from monitor.store.sqlite_schema import status
+from monitor.store.opening import open_store, schema_status
 
 
 def on_database(args: argparse.Namespace, options: Options, env: dict[str, str]) -> int:
-    return _status(options.db) if args.db_command == "status" else _upgrade(options.db)
+    db = database_location(str(options.db))  # checked by main: usable
+    return _status(db) if args.db_command == "status" else _upgrade(db)
 
 
-def _upgrade(db: Path) -> int:
+def _upgrade(db: DatabaseLocation) -> int:
     """Exit 0 with what was done; 2 when the database cannot be upgraded (newer than this
     monitor, not a monitor's, cannot be opened)."""
     try:
@@ -30,22 +30,19 @@ def _upgrade(db: Path) -> int:
     return 0
 
 
-async def _upgraded(db: Path) -> SchemaChange:
-    store = SQLiteStore(db)  # opening it upgrades it
+async def _upgraded(db: DatabaseLocation) -> SchemaChange:
+    store = await open_store(db)  # opening it upgrades it
     await store.close()
     return store.schema
 
 
-def _status(db: Path) -> int:
+def _status(db: DatabaseLocation) -> int:
     """Exit 0 when the schema is this monitor's, 1 when migrations are pending, 2 when this
     monitor cannot use the database."""
     try:
-        schema = status(db)
-    except SchemaMismatch as exc:
+        schema = asyncio.run(schema_status(db))
+    except (SchemaMismatch, StoreUnavailable) as exc:
         print(f"{db}: {exc}", file=sys.stderr)
-        return 2
-    except sqlite3.Error as exc:
-        print(f"{db}: cannot read the database: {exc}", file=sys.stderr)
         return 2
     version = f"{schema.version} ({schema.note})" if schema.note else str(schema.version)
     print(f"backend: {schema.backend}")

@@ -130,7 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     # Only the commands that open the database take --db: elsewhere it would do nothing.
     db_only = argparse.ArgumentParser(add_help=False)
-    db_only.add_argument("--db", help="SQLite database file (MONITOR_DB, default monitor.db)")
+    db_only.add_argument(
+        "--db",
+        help="SQLite database file, or postgresql:// URL (MONITOR_DB, default monitor.db)",
+    )
     with_db = argparse.ArgumentParser(add_help=False, parents=[common, db_only])
     run = sub.add_parser("run", parents=[with_db], help="probe, decide, tell")
     run.add_argument("--listen", help="HTTP address (MONITOR_LISTEN, default 0.0.0.0:9108)")

@@ -1,8 +1,8 @@
 """Where the monitor remembers things, behind one async interface (``roles.Store``, made of
 small roles: ``StateLog``, ``IncidentLog``, ``People``, ``Outbox``, ``Housekeeping``; see
 docs/store.md) with the data types every backend and caller share (``types``); ``sqlite`` is
-the embedded backend, and ``location`` says which database ``--db`` / ``MONITOR_DB`` names.
-Only this package knows SQL.
+the embedded backend, ``postgres`` the shared one, ``location`` says which database ``--db`` /
+``MONITOR_DB`` names and ``opening`` opens it. Only this package knows SQL.
 """
 
 from monitor.store.roles import Housekeeping, IncidentLog, Outbox, People, StateLog, Store

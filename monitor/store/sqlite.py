@@ -38,6 +38,10 @@ from monitor.store.types import (
 from monitor.text import unknown_name
 
 BUSY_TIMEOUT_MS = 5000
+# While opening: another process may be applying the migrations under the write lock (two
+# monitors starting together, or `monitor db upgrade` on a large file); waiting for it is the
+# point, so the wait is long, bounded only against a lock nobody will ever let go.
+OPENING_BUSY_TIMEOUT_MS = 10 * 60 * 1000
 WAL_LIMIT = 16 * 1024 * 1024  # bytes a write-ahead log is cut back to after a checkpoint
 RECLAIM_STEP = 256  # free pages given back per step (1 MiB at SQLite's 4 KiB pages)
 
@@ -76,7 +80,7 @@ class SQLiteStore:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite_utils.Database(self.path)
         try:
-            self.db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            self.db.execute(f"PRAGMA busy_timeout={OPENING_BUSY_TIMEOUT_MS}")
             # Pages freed by retention are reused for new rows. A new file can also give them
             # back to the filesystem (``reclaim``); an older file would need a full VACUUM to
             # switch, which is not done behind on-call's back (see README, Retention). It
@@ -95,6 +99,7 @@ class SQLiteStore:
                 self.db.conn, self.path, apply=upgrade
             )
             self.incremental = self._pragma("auto_vacuum") == 2
+            self.db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         except sqlite3.Error as exc:
             self.db.close()
             raise StoreUnavailable(f"cannot open the database {self.path}: {exc}") from exc

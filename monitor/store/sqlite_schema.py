@@ -5,8 +5,9 @@ application: it is written in the same transaction as the migration it records (
 leaves both or neither), needs no table of its own, and is 0 in a file nothing was made in.
 Reading it and applying what is missing happen in one ``BEGIN IMMEDIATE`` transaction, which
 takes the file's write lock first: a second process opening the same file meanwhile waits for
-it (the busy timeout) and then finds the schema made, so two monitors starting together on an
-empty file make one schema and no errors.
+it (``OPENING_BUSY_TIMEOUT_MS``: minutes, not the 5 s of ordinary writes) and then finds the
+schema made, so two monitors starting together on an empty file make one schema and no errors,
+however slow the machine.
 
 Monitor 0.1.0 recorded no version. Its files are recognised by their tables and indexes, which
 must be exactly those ``0001_initial.sql`` makes, and are stamped version 1 on their first

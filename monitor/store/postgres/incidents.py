@@ -1,0 +1,152 @@
+"""``IncidentLog`` on PostgreSQL: incidents, their ids (the sequence ``incident_ids``), their
+timeline, and the pruning of resolved ones."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from monitor.incidents.correlation import Incident
+from monitor.store.postgres.connection import Database
+from monitor.store.postgres.rows import (
+    INCIDENT_COLUMNS,
+    INCIDENT_TYPES,
+    columns,
+    incident,
+    incident_row,
+)
+from monitor.store.types import PENDING, TimelineEntry
+
+_UPSERT_INCIDENTS = (
+    f"INSERT INTO incidents ({INCIDENT_COLUMNS}) SELECT * FROM unnest("
+    + ", ".join(f"%b::{kind}" for kind in INCIDENT_TYPES.split(", "))
+    + ") ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(
+        f"{name} = excluded.{name}" for name in INCIDENT_COLUMNS.split(", ") if name != "id"
+    )
+)
+_ADD_TIMELINE = (
+    "INSERT INTO timeline (incident_id, at, kind, text) "
+    "SELECT * FROM unnest(%b::bigint[], %b::float8[], %b::text[], %b::text[])"
+)
+# Both in one statement: atomic without BEGIN/COMMIT.
+_SAVE_INCIDENTS = f"WITH saved AS ({_UPSERT_INCIDENTS}) {_ADD_TIMELINE}"
+_RESOLVED = (
+    "EXISTS (SELECT 1 FROM incidents WHERE id = %(id)s AND resolved_at IS NOT NULL "
+    "AND resolved_at < %(before)s)"
+)
+
+
+class Incidents:
+    """The incidents: their ids, their state as the notifier leaves it, their timeline."""
+
+    db: Database
+
+    async def new_incident_id(self) -> int:
+        """The sequence's next value: atomic, never handed out twice (a sequence never goes
+        back, not even for a transaction that rolled back), so an id pruned is never reused."""
+        row = await self.db.row("SELECT nextval('incident_ids')")
+        assert row is not None
+        return int(row[0])
+
+    async def save_incident(self, incident: Incident) -> None:
+        await self.save_incidents([incident], [])
+
+    async def save_incidents(
+        self, incidents: Sequence[Incident], timeline: Sequence[tuple[int, TimelineEntry]]
+    ) -> None:
+        # One row an incident, its last state: the upsert may not touch a row twice.
+        last = {i.id: i for i in incidents}
+        saved = columns((incident_row(i) for i in last.values()), 12)
+        entries = columns(((id_, e.at, e.kind, e.text) for id_, e in timeline), 4)
+        if timeline:
+            await self.db.run(_SAVE_INCIDENTS, [*saved, *entries])
+        elif incidents:
+            await self.db.run(_UPSERT_INCIDENTS, saved)
+
+    async def incident(self, incident_id: int) -> Incident | None:
+        row = await self.db.row(
+            f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = %s", (incident_id,)
+        )
+        return incident(row) if row is not None else None
+
+    async def incidents(
+        self, open_only: bool = False, resolved_since: float | None = None
+    ) -> list[Incident]:
+        if open_only:
+            sql, params = "WHERE resolved_at IS NULL", []
+        elif resolved_since is not None:
+            sql, params = "WHERE resolved_at IS NULL OR resolved_at >= %s", [resolved_since]
+        else:
+            sql, params = "", []
+        rows = await self.db.rows(
+            f"SELECT {INCIDENT_COLUMNS} FROM incidents {sql} ORDER BY id", params
+        )
+        return [incident(row) for row in rows]
+
+    async def latest_incidents(self, limit: int, status: str | None = None) -> list[Incident]:
+        where = {
+            None: "",
+            "open": "WHERE resolved_at IS NULL",
+            "resolved": "WHERE resolved_at IS NOT NULL",
+        }[status]
+        rows = await self.db.rows(
+            f"SELECT {INCIDENT_COLUMNS} FROM incidents {where} ORDER BY id DESC LIMIT %s",
+            (limit,),
+        )
+        return [incident(row) for row in rows]
+
+    async def open_incident_count(self) -> int:
+        row = await self.db.row("SELECT COUNT(*) FROM incidents WHERE resolved_at IS NULL")
+        return int(row[0]) if row is not None else 0
+
+    async def add_timeline(self, incident_id: int, at: float, kind: str, text: str) -> None:
+        await self.db.run(
+            "INSERT INTO timeline (incident_id, at, kind, text) VALUES (%s, %s, %s, %s)",
+            (incident_id, at, kind, text),
+        )
+
+    async def timeline(self, incident_id: int) -> list[TimelineEntry]:
+        rows = await self.db.rows(
+            "SELECT at, kind, text FROM timeline WHERE incident_id = %s ORDER BY id",
+            (incident_id,),
+        )
+        return [TimelineEntry(*row) for row in rows]
+
+    async def prunable_incidents(self, resolved_before: float, limit: int = 100) -> list[int]:
+        rows = await self.db.rows(
+            "SELECT id FROM incidents WHERE resolved_at IS NOT NULL "
+            "AND resolved_at < %(before)s "
+            "AND (resolution_told_at IS NULL OR resolution_told_at < %(before)s) "
+            "AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.incident_id = incidents.id "
+            "AND outbox.status = %(pending)s) ORDER BY resolved_at, id LIMIT %(limit)s",
+            {"before": resolved_before, "pending": PENDING, "limit": limit},
+        )
+        return [int(id_) for (id_,) in rows]
+
+    async def prune_incident(
+        self, incident_id: int, resolved_before: float, batch: int = 2000
+    ) -> int:
+        """Delete up to ``batch`` rows of one incident resolved before ``resolved_before``: its
+        settled messages first, then what each person was told, its timeline, and last the
+        incident itself (an interrupted prune carries on at the next pass); 0 once it is
+        gone, or while it is open, resolved since, or has a message pending."""
+        params = {"id": incident_id, "before": resolved_before, "pending": PENDING, "n": batch}
+        async with self.db.transaction() as conn:
+            for sql in (
+                "DELETE FROM outbox WHERE key IN (SELECT key FROM outbox WHERE "
+                f"incident_id = %(id)s AND status != %(pending)s LIMIT %(n)s) AND {_RESOLVED}",
+                # A message still pending: keep all of the incident.
+                "SELECT 1 FROM outbox WHERE incident_id = %(id)s LIMIT 1",
+                "DELETE FROM told WHERE incident_id = %(id)s AND person_id IN (SELECT "
+                f"person_id FROM told WHERE incident_id = %(id)s LIMIT %(n)s) AND {_RESOLVED}",
+                "DELETE FROM timeline WHERE id IN (SELECT id FROM timeline "
+                f"WHERE incident_id = %(id)s LIMIT %(n)s) AND {_RESOLVED}",
+                f"DELETE FROM incidents WHERE id = %(id)s AND {_RESOLVED}",
+            ):
+                cursor = await conn.execute(sql, params)
+                if sql.startswith("SELECT"):
+                    if await cursor.fetchone() is not None:
+                        return 0
+                elif cursor.rowcount:
+                    return cursor.rowcount
+        return 0

@@ -1,0 +1,183 @@
+"""``Outbox`` on PostgreSQL: what each person was told about each incident, the decided
+messages with their outcomes, and the counts read from them. A decision's key is unique by the
+table's primary key, so a fan-out run twice (a restart, a second process) decides nothing
+twice; ``decide`` and ``update_items`` are one statement a batch, atomic without a transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
+
+from monitor.store.postgres.connection import Database
+from monitor.store.postgres.rows import (
+    OUTBOX_COLUMNS,
+    OUTBOX_TYPES,
+    address_text,
+    channels_text,
+    columns,
+    outbox_item,
+    outbox_row,
+    systems_text,
+)
+from monitor.store.types import PENDING, UNDELIVERABLE, OutboxItem
+
+# What each person has now been told and the new decisions, in one statement; its row count
+# is the outbox's: how many decisions were new.
+_DECIDE = (
+    "WITH told_now AS (INSERT INTO told (incident_id, person_id, systems) "
+    "SELECT %s::bigint, * FROM unnest(%b::text[], %b::text[]) "
+    "ON CONFLICT (incident_id, person_id) DO UPDATE SET systems = excluded.systems) "
+    f"INSERT INTO outbox ({OUTBOX_COLUMNS}) SELECT * FROM unnest("
+    + ", ".join(f"%b::{kind}" for kind in OUTBOX_TYPES.split(", "))
+    + ") ON CONFLICT (key) DO NOTHING"
+)
+# A settled message (sent, undeliverable) is final: its rendered text, html and sms go in the
+# same statement, and it is never changed again (only a pending row is updated).
+_OUTCOMES = (
+    "UPDATE outbox AS o SET status = v.status, tries = v.tries, next_try_at = v.next_try_at, "
+    "last_error = v.last_error, sent_at = v.sent_at, sent_via = v.sent_via, "
+    f"channels = v.channels, text = CASE WHEN v.status = '{PENDING}' THEN o.text ELSE '' END, "
+    f"html = CASE WHEN v.status = '{PENDING}' THEN o.html END, "
+    f"sms = CASE WHEN v.status = '{PENDING}' THEN o.sms ELSE '' END "
+    "FROM unnest(%b::text[], %b::int[], %b::float8[], %b::text[], %b::float8[], %b::text[], "
+    "%b::text[], %b::text[]) "
+    "AS v(status, tries, next_try_at, last_error, sent_at, sent_via, channels, key) "
+    f"WHERE o.key = v.key AND o.status = '{PENDING}'"
+)
+# Pending messages due, oldest due first, but none while an earlier message of the same person
+# about the same incident is still pending: a person hears about one incident in order.
+_DUE = (
+    f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = %(pending)s "
+    "AND next_try_at <= %(now)s AND NOT EXISTS (SELECT 1 FROM outbox AS earlier WHERE "
+    "earlier.incident_id = outbox.incident_id AND earlier.person_id = outbox.person_id "
+    "AND earlier.status = %(pending)s AND earlier.seq < outbox.seq) "
+    "ORDER BY next_try_at, seq LIMIT %(limit)s"
+)
+
+
+class Outbox:
+    """Decisions to send, committed before anything is sent, and what they became."""
+
+    db: Database
+
+    async def told_about(
+        self, incident_id: int, person_ids: Sequence[str]
+    ) -> dict[str, frozenset[str]]:
+        if not person_ids:
+            return {}
+        rows = await self.db.rows(
+            "SELECT person_id, systems FROM told "
+            "WHERE incident_id = %s AND person_id = ANY(%b::text[])",
+            (incident_id, list(person_ids)),
+        )
+        return {person: frozenset(json.loads(systems)) for person, systems in rows}
+
+    async def told_pages(
+        self, incident_id: int, size: int = 1000
+    ) -> AsyncIterator[dict[str, frozenset[str]]]:
+        """What each person was told about ``incident_id``, ``size`` people at a time by id;
+        each page is read whole, so the caller may write between pages."""
+        last = ""
+        while rows := await self.db.rows(
+            "SELECT person_id, systems FROM told WHERE incident_id = %s AND person_id > %s "
+            "ORDER BY person_id LIMIT %s",
+            (incident_id, last, size),
+        ):
+            yield {person: frozenset(json.loads(systems)) for person, systems in rows}
+            last = rows[-1][0]
+
+    async def decide(
+        self, items: Sequence[OutboxItem], told: Mapping[str, frozenset[str]], incident_id: int
+    ) -> int:
+        """Commit decisions and what each person has now been told, in one statement; how many
+        items were new (an item whose key exists already is left as it is)."""
+        if not items and not told:
+            return 0
+        people = list(told)
+        return await self.db.run(
+            _DECIDE,
+            [
+                incident_id,
+                people,
+                [systems_text(told[person]) for person in people],
+                *columns(map(outbox_row, items), len(OUTBOX_TYPES.split(", "))),
+            ],
+        )
+
+    async def due(self, now: float, limit: int) -> list[OutboxItem]:
+        rows = await self.db.rows(_DUE, {"pending": PENDING, "now": now, "limit": limit})
+        return [outbox_item(row) for row in rows]
+
+    async def update_item(self, item: OutboxItem) -> None:
+        await self.update_items((item,))
+
+    async def update_items(self, items: Sequence[OutboxItem]) -> None:
+        """Record the outcomes of several sends in one statement: all of them, or (raising
+        StoreUnavailable) none. A settled message is final (see ``_OUTCOMES``)."""
+        # One outcome a key, the one that holds when they are applied one by one: the first
+        # that settles the message, else the last.
+        chosen: dict[str, OutboxItem] = {}
+        for item in items:
+            earlier = chosen.get(item.key)
+            if earlier is None or earlier.status == PENDING:
+                chosen[item.key] = item
+        if not chosen:
+            return
+        await self.db.run(
+            _OUTCOMES,
+            columns(
+                (
+                    (
+                        i.status,
+                        i.tries,
+                        i.next_try_at,
+                        i.last_error,
+                        i.sent_at,
+                        address_text(i.sent_via),
+                        channels_text(i.channels),
+                        i.key,
+                    )
+                    for i in chosen.values()
+                ),
+                8,
+            ),
+        )
+
+    async def message_counts(self, person_ids: Sequence[str], since: float) -> dict[str, int]:
+        if not person_ids:
+            return {}
+        rows = await self.db.rows(
+            "SELECT person_id, COUNT(*) FROM outbox WHERE person_id = ANY(%b::text[]) "
+            "AND created_at >= %s GROUP BY person_id",
+            (list(person_ids), since),
+        )
+        return {str(person): int(count) for person, count in rows}
+
+    async def outbox_counts(self, incident_id: int | None = None) -> dict[str, dict[str, int]]:
+        where, params = ("WHERE incident_id = %s", [incident_id]) if incident_id else ("", [])
+        counts: dict[str, dict[str, int]] = {}
+        for kind, status, count in await self.db.rows(
+            f"SELECT kind, status, COUNT(*) FROM outbox {where} GROUP BY kind, status", params
+        ):
+            counts.setdefault(kind, {})[status] = int(count)
+        return counts
+
+    async def outbox_items(self, incident_id: int) -> list[OutboxItem]:
+        rows = await self.db.rows(
+            f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE incident_id = %s ORDER BY created_at, key",
+            (incident_id,),
+        )
+        return [outbox_item(row) for row in rows]
+
+    async def undeliverable(self, incident_id: int, limit: int) -> list[tuple[str, str, str]]:
+        rows = await self.db.rows(
+            "SELECT person_id, kind, last_error FROM outbox WHERE incident_id = %s "
+            "AND status = %s ORDER BY person_id, created_at LIMIT %s",
+            (incident_id, UNDELIVERABLE, limit),
+        )
+        return [(str(person), str(kind), str(why)) for person, kind, why in rows]
+
+    async def pending_count(self) -> int:
+        row = await self.db.row("SELECT COUNT(*) FROM outbox WHERE status = %s", (PENDING,))
+        return int(row[0]) if row is not None else 0

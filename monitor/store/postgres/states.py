@@ -1,0 +1,173 @@
+"""``StateLog`` on PostgreSQL: each system's state, its transitions, the probe results."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from monitor.model import Health, ProbeResult, SystemState, Transition
+from monitor.store.postgres.connection import Database
+from monitor.store.postgres.rows import columns
+
+_STATE_COLUMNS = "system, health, since, fail_streak, pass_streak, last_reason, last_checked"
+_STATES = (
+    "SELECT * FROM unnest(%b::text[], %b::text[], %b::float8[], %b::int[], %b::int[], "
+    "%b::text[], %b::float8[])"
+)
+_UPSERT_STATES = (
+    f"INSERT INTO states ({_STATE_COLUMNS}) {_STATES} ON CONFLICT (system) DO UPDATE SET "
+    "health = excluded.health, since = excluded.since, fail_streak = excluded.fail_streak, "
+    "pass_streak = excluded.pass_streak, last_reason = excluded.last_reason, "
+    "last_checked = excluded.last_checked"
+)
+# The transitions and the states after them, in one statement: atomic without BEGIN/COMMIT.
+_SAVE_TRANSITIONS = (
+    "WITH saved AS (INSERT INTO transitions (system, at, previous, current, reason, streak) "
+    "SELECT * FROM unnest(%b::text[], %b::float8[], %b::text[], %b::text[], %b::text[], "
+    f"%b::int[])) {_UPSERT_STATES}"
+)
+
+
+class States:
+    """Each system's state (so a restart carries on), its transitions, the probe results."""
+
+    db: Database
+
+    async def load_states(self) -> dict[str, SystemState]:
+        rows = await self.db.rows(f"SELECT {_STATE_COLUMNS} FROM states")
+        return {
+            system: SystemState(system, Health(health), since, fails, passes, reason, checked)
+            for system, health, since, fails, passes, reason, checked in rows
+        }
+
+    async def save_transition(self, transition: Transition, state: SystemState) -> None:
+        await self.save_transitions([(transition, state)])
+
+    async def save_transitions(self, saved: Sequence[tuple[Transition, SystemState]]) -> None:
+        if not saved:
+            return
+        made = columns(
+            (
+                (t.system, t.at, t.previous.value, t.current.value, t.reason, t.streak)
+                for t, _ in saved
+            ),
+            6,
+        )
+        await self.db.run(_SAVE_TRANSITIONS, [*made, *_state_columns(s for _, s in saved)])
+
+    async def save_states(self, states: Iterable[SystemState]) -> None:
+        values = _state_columns(states)
+        if values[0]:
+            await self.db.run(_UPSERT_STATES, values)
+
+    async def record_results(self, results: Sequence[ProbeResult]) -> None:
+        if not results:
+            return
+        await self.db.run(
+            "INSERT INTO results (system, ok, reason, started_at, duration) SELECT * FROM "
+            "unnest(%b::text[], %b::bool[], %b::text[], %b::float8[], %b::float8[])",
+            columns(((r.system, r.ok, r.reason, r.started_at, r.duration) for r in results), 5),
+        )
+
+    async def prune_results(self, older_than: float, keep_per_system: int) -> int:
+        """Delete results older than ``older_than`` and all but the newest ``keep_per_system``."""
+        deleted = 0
+        while batch := await self.prune_aged(older_than):
+            deleted += batch
+        for system in await self.result_systems():
+            deleted += await self.prune_system(system, keep_per_system)
+        return deleted
+
+    async def prune_aged(self, older_than: float, batch: int = 5000) -> int:
+        return await self.db.run(
+            "DELETE FROM results WHERE id IN (SELECT id FROM results WHERE started_at < %s "
+            "ORDER BY started_at LIMIT %s)",
+            (older_than, batch),
+        )
+
+    async def result_systems(self) -> list[str]:
+        return [str(system) for (system,) in await self.db.rows(_distinct("results"))]
+
+    async def prune_system(self, system: str, keep: int) -> int:
+        return await self.db.run(
+            "DELETE FROM results WHERE system = %s AND id <= (SELECT id FROM results "
+            "WHERE system = %s ORDER BY id DESC LIMIT 1 OFFSET %s)",
+            (system, system, keep),
+        )
+
+    async def transition_systems(self) -> list[str]:
+        return [str(system) for (system,) in await self.db.rows(_distinct("transitions"))]
+
+    async def prune_transitions(self, system: str, older_than: float) -> int:
+        return await self.db.run(
+            "DELETE FROM transitions WHERE system = %s AND id < (SELECT MAX(id) FROM "
+            "transitions WHERE system = %s AND at < %s)",
+            (system, system, older_than),
+        )
+
+    async def recent_results(self, system: str, limit: int = 100) -> list[ProbeResult]:
+        rows = await self.db.rows(
+            "SELECT system, ok, reason, started_at, duration FROM results WHERE system = %s "
+            "ORDER BY id DESC LIMIT %s",
+            (system, limit),
+        )
+        return [ProbeResult(*row) for row in rows]
+
+    async def transitions(self, system: str | None = None, limit: int = 100) -> list[Transition]:
+        where, params = ("WHERE system = %s", [system]) if system else ("", [])
+        rows = await self.db.rows(
+            "SELECT system, at, previous, current, reason, streak FROM transitions "
+            f"{where} ORDER BY id DESC LIMIT %s",
+            [*params, limit],
+        )
+        return [
+            Transition(name, at, Health(previous), Health(current), reason, streak)
+            for name, at, previous, current, reason, streak in reversed(rows)
+        ]
+
+    async def health_history(self, since: float) -> dict[str, list[tuple[float, Health]]]:
+        """Each system's health from ``since`` on: ``[(at, health), ...]`` in time order, the
+        first ``(since, health then)`` when a transition before ``since`` says it."""
+        history: dict[str, list[tuple[float, Health]]] = {}
+        for system, current in await self.db.rows(
+            "SELECT DISTINCT ON (system) system, current FROM transitions WHERE at <= %s "
+            "ORDER BY system, id DESC",
+            (since,),
+        ):
+            history[system] = [(since, Health(current))]
+        for system, at, current in await self.db.rows(
+            "SELECT system, at, current FROM transitions WHERE at > %s ORDER BY at, id", (since,)
+        ):
+            history.setdefault(system, []).append((at, Health(current)))
+        return history
+
+
+def _distinct(table: str) -> str:
+    """The systems of ``table``, skipping along its (system, id) index: one index probe a
+    system, where SELECT DISTINCT would read every row of a big table."""
+    return (
+        "WITH RECURSIVE found AS ("
+        f"(SELECT system FROM {table} ORDER BY system LIMIT 1) UNION ALL "
+        f"SELECT (SELECT system FROM {table} WHERE system > found.system ORDER BY system "
+        "LIMIT 1) FROM found WHERE found.system IS NOT NULL) "
+        "SELECT system FROM found WHERE system IS NOT NULL"
+    )
+
+
+def _state_columns(states: Iterable[SystemState]) -> list[list[object]]:
+    # One row a system, its last state: the upsert may not touch a row twice in one statement.
+    last = {s.system: s for s in states}
+    return columns(
+        (
+            (
+                s.system,
+                s.health.value,
+                s.since,
+                s.fail_streak,
+                s.pass_streak,
+                s.last_reason,
+                s.last_checked,
+            )
+            for s in last.values()
+        ),
+        7,
+    )
