@@ -3,6 +3,7 @@
     python benchmarks/fanout.py                        # 100,000 people, 8 SMTP connections
     python benchmarks/fanout.py --people 5000          # a quick check
     python benchmarks/fanout.py --sequential           # decide everything, then send
+    python benchmarks/fanout.py --db postgresql        # the store in a throwaway PostgreSQL
 
 Everything runs on 127.0.0.1, each part in a process of its own, one after the other:
 
@@ -14,24 +15,29 @@ Everything runs on 127.0.0.1, each part in a process of its own, one after the o
   style (``<incident-1.acknowledge.u000042@example.com>``). Half of them go before the
   monitor's run and half after, so a machine getting busier or quieter weighs on both alike.
 - ``monitor`` (measured): the people, subscribers of ``payment``, are imported beforehand with
-  ``store.upsert_people`` into a SQLite file in a temp dir. The process opens it with the real
-  ``SQLiteStore``, makes ``payment`` DOWN through ``Monitor.observe``, moves its clock past
-  ``notify_after`` and runs the fan-out as the app does: ``Notifier.tick`` decides (who is
+  ``store.upsert_people`` into a SQLite file in a temp dir (``--db postgresql``: into a database
+  of a throwaway local cluster, ``tests/postgres.py``, with PostgreSQL's durable defaults). The
+  process opens it with the real store (``SQLiteStore``; ``PostgresStore`` by ``open_store``),
+  makes ``payment`` DOWN through ``Monitor.observe``, moves its clock past ``notify_after`` and
+  runs the fan-out as the app does: ``Notifier.tick`` decides (who is
   affected, each message rendered by the real ``Composer`` from the repo's ``messages/`` and
   committed to the outbox) while ``Delivery.run``, woken by each decided batch, sends through
   the real ``EmailChannel`` with a pool of ``--connections``. The *decide* phase ends when the
   last decision is committed, the *send* phase when the last message is accepted; with
   ``--sequential`` the two run one after the other, each alone. Logs go to /dev/null as JSON
-  and every outcome is counted in ``Metrics``, as in the app. Peak RSS is ``VmHWM``.
+  and every outcome is counted in ``Metrics``, as in the app. Peak RSS is ``VmHWM``; CPU
+  seconds are the monitor process's own (a PostgreSQL server's are not in them).
 
 ``--role bare|monitor`` runs one measurement against ``--port`` and prints JSON (handy under a
-profiler; ``monitor`` needs ``--dir`` prepared by a run with ``--keep DIR``, and changes it).
+profiler; ``monitor`` needs ``--dir`` prepared by a run with ``--keep DIR``, and changes it;
+with ``--db postgresql`` it needs the prepared database's URL in ``BENCH_PG_URL`` too).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import inspect
 import json
@@ -73,7 +79,13 @@ from monitor.model import (
 from monitor.notify.composer import Composer
 from monitor.notify.notifier import Notifier, outbox_key
 from monitor.probing.runtime import Monitor
-from monitor.store import OutboxItem, SQLiteStore
+from monitor.store import OutboxItem, SQLiteStore, Store
+from monitor.store.location import postgres_location
+from monitor.store.opening import open_store
+
+# tests/postgres.py, the throwaway cluster the tests use, serves --db postgresql.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from postgres import DURABLE_SETTINGS, Cluster, start_cluster
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -82,6 +94,9 @@ SENDER = "status@example.com"
 # The monitor's SMTP pool when MONITOR_SMTP_URL does not say ?pool=N.
 DEFAULT_POOL: int = inspect.signature(EmailChannel.from_url).parameters["pool_size"].default
 CHILD_TIMEOUT = 900.0  # seconds; a run that takes longer is broken, not slow
+BACKENDS = ("sqlite", "postgresql")
+# The database's URL (with its password) reaches a child by environment, never by argv.
+URL_VARIABLE = "BENCH_PG_URL"
 
 SETTINGS = """\
 org: {name: Example Ltd, support_phone: 0800 123 456, support_email: help@example.com}
@@ -175,6 +190,30 @@ def person(i: int) -> Person:
 
 def people(n: int) -> Iterator[Person]:
     return (person(i) for i in range(n))
+
+
+async def world_store(directory: Path, url: str | None) -> Store:
+    """The store the world lives in: ``monitor.db`` in ``directory``, or the PostgreSQL
+    database at ``url``, opened as the app opens it."""
+    if url is None:
+        return SQLiteStore(directory / "monitor.db")
+    return await open_store(postgres_location(url))
+
+
+def url_given(db: str) -> str | None:
+    """A child's database URL: none for SQLite, else what the parent put in ``BENCH_PG_URL``."""
+    if db == "sqlite":
+        return None
+    url = os.environ.get(URL_VARIABLE)
+    if not url:
+        raise SystemExit(f"--db {db} needs the database's URL in {URL_VARIABLE}")
+    return url
+
+
+def backend_name(cluster: Cluster) -> str:
+    """``PostgreSQL 15.18 (durable defaults)``, as the header line names the store."""
+    version = cluster.sql("SHOW server_version").split()[0]  # "15.18 (Debian 15.18-0+deb12u1)"
+    return f"PostgreSQL {version} (durable defaults)"
 
 
 def composer_for(config: Config) -> Composer:
@@ -284,11 +323,12 @@ async def run_monitor(
     concurrency: int,
     overlap: bool = True,
     profile: Path | None = None,
+    url: str | None = None,
 ) -> dict[str, Any]:
     config = load_config(directory / "checks", {})
     settings = config.settings
     clock = OffsetClock()
-    store = SQLiteStore(directory / "monitor.db")
+    store = await world_store(directory, url)
     info = systems_info(config)
     metrics = Metrics()
     monitor = Monitor(config, store, clock)
@@ -360,7 +400,7 @@ async def run_monitor(
 
 
 async def one_after_the_other(
-    notifier: Notifier, delivery: Delivery, store: SQLiteStore
+    notifier: Notifier, delivery: Delivery, store: Store
 ) -> dict[str, Any]:
     """Decide everything, then send everything: each phase's cost on its own."""
     with Stopwatch() as decide:
@@ -384,7 +424,7 @@ async def one_after_the_other(
     }
 
 
-async def overlapped(notifier: Notifier, delivery: Delivery, store: SQLiteStore) -> dict[str, Any]:
+async def overlapped(notifier: Notifier, delivery: Delivery, store: Store) -> dict[str, Any]:
     """As the app runs it: ``Delivery.run`` sends while the notifier is still deciding (each
     decided batch wakes it). The decide phase ends when the last decision is committed, the
     send phase when the last message is out."""
@@ -432,7 +472,13 @@ async def overlapped(notifier: Notifier, delivery: Delivery, store: SQLiteStore)
 
 
 def child(
-    role: str, args: argparse.Namespace, port: int, directory: Path, first: int = 0, n: int = 0
+    role: str,
+    args: argparse.Namespace,
+    port: int,
+    directory: Path,
+    first: int = 0,
+    n: int = 0,
+    url: str | None = None,
 ) -> dict[str, Any]:
     """Run one measurement in a process of its own; its figures."""
     command = [
@@ -454,13 +500,16 @@ def child(
         str(args.concurrency),
         "--loop",
         args.loop,
+        "--db",
+        args.db,
     ]
     if role == "monitor" and args.profile:
         command += ["--profile", str(args.profile.resolve())]
     if role == "monitor" and args.sequential:
         command.append("--sequential")
+    env = {**os.environ, URL_VARIABLE: url} if url else None
     done = subprocess.run(
-        command, capture_output=True, text=True, timeout=CHILD_TIMEOUT, check=False
+        command, capture_output=True, text=True, timeout=CHILD_TIMEOUT, check=False, env=env
     )
     if done.returncode != 0:
         raise SystemExit(f"{role} failed:\n{done.stderr}")
@@ -517,9 +566,9 @@ class Sink:
             self.process.wait()
 
 
-async def prepare(directory: Path, n: int) -> float:
+async def prepare(directory: Path, n: int, url: str | None = None) -> float:
     write_checks(directory / "checks")
-    store = SQLiteStore(directory / "monitor.db")
+    store = await world_store(directory, url)
     started = time.perf_counter()
     await store.upsert_people(people(n))
     await store.close()
@@ -527,13 +576,17 @@ async def prepare(directory: Path, n: int) -> float:
 
 
 def report(
-    args: argparse.Namespace, bare: dict[str, Any], mon: dict[str, Any], sink: dict[str, int]
+    args: argparse.Namespace,
+    bare: dict[str, Any],
+    mon: dict[str, Any],
+    sink: dict[str, int],
+    backend: str = "SQLite",
 ) -> None:
     ratio = mon["per_s"] / bare["per_s"]
     n = args.people
     print(
-        f"fan-out of {n:,} acknowledgements, {args.connections} SMTP connections "
-        f"(delivery concurrency {args.concurrency}), {os.cpu_count()} cores, Python "
+        f"fan-out of {n:,} acknowledgements, store {backend}, {args.connections} SMTP "
+        f"connections (delivery concurrency {args.concurrency}), {os.cpu_count()} cores, Python "
         f"{sys.version.split()[0]}"
     )
     early = mon["sent_while_deciding"]
@@ -602,6 +655,12 @@ def main() -> None:
         default="uvloop",
         help="event loop of both sides (default uvloop, as `monitor run` uses)",
     )
+    parser.add_argument(
+        "--db",
+        choices=BACKENDS,
+        default="sqlite",
+        help="the monitor's store: a SQLite file (default) or a throwaway local PostgreSQL cluster",
+    )
     parser.add_argument("--keep", type=Path, help="build the world here and keep it")
     parser.add_argument("--role", choices=["bare", "monitor"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -634,32 +693,40 @@ def main() -> None:
                 args.concurrency,
                 not args.sequential,
                 args.profile,
+                url_given(args.db),
             ),
             allow_uvloop=args.loop == "uvloop",
         )
         print(json.dumps(out))
         return
 
+    if args.db == "postgresql" and args.keep:
+        parser.error("--keep keeps a SQLite world; the PostgreSQL cluster goes with the run")
     directory = args.keep or Path(tempfile.mkdtemp(prefix="fanout-"))
     try:
-        imported = asyncio.run(prepare(directory, args.people))
-        print(f"imported {args.people:,} people in {imported:.1f}s", file=sys.stderr)
-        with Sink() as sink:
-            # The ceiling's messages go half before the monitor's run and half after, so a
-            # machine that gets busier or quieter meanwhile weighs on both alike.
-            half = args.people // 2
-            before = child("bare", args, sink.port, directory, 0, half)
-            print(f"ceiling, first half: {before['per_s']:,.0f} messages/s", file=sys.stderr)
-            mon = child("monitor", args, sink.port, directory)
-            print(f"monitor: {mon['per_s']:,.0f} messages/s", file=sys.stderr)
-            after = child("bare", args, sink.port, directory, half, args.people - half)
-            print(f"ceiling, second half: {after['per_s']:,.0f} messages/s", file=sys.stderr)
-            accepted = sink.counts()
-        bare = combined(before, after)
+        with contextlib.ExitStack() as stack:
+            url, backend = None, "SQLite"
+            if args.db == "postgresql":
+                cluster = stack.enter_context(start_cluster(DURABLE_SETTINGS))
+                url, backend = cluster.url(), backend_name(cluster)
+            imported = asyncio.run(prepare(directory, args.people, url))
+            print(f"imported {args.people:,} people in {imported:.1f}s", file=sys.stderr)
+            with Sink() as sink:
+                # The ceiling's messages go half before the monitor's run and half after, so a
+                # machine that gets busier or quieter meanwhile weighs on both alike.
+                half = args.people // 2
+                before = child("bare", args, sink.port, directory, 0, half)
+                print(f"ceiling, first half: {before['per_s']:,.0f} messages/s", file=sys.stderr)
+                mon = child("monitor", args, sink.port, directory, url=url)
+                print(f"monitor: {mon['per_s']:,.0f} messages/s", file=sys.stderr)
+                after = child("bare", args, sink.port, directory, half, args.people - half)
+                print(f"ceiling, second half: {after['per_s']:,.0f} messages/s", file=sys.stderr)
+                accepted = sink.counts()
+            bare = combined(before, after)
     finally:
         if args.keep is None:
             shutil.rmtree(directory, ignore_errors=True)
-    report(args, bare, mon, accepted)
+    report(args, bare, mon, accepted, backend)
     if args.json:
         print(json.dumps({"bare": bare, "monitor": mon, "sink": accepted}))
 

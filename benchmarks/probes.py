@@ -2,6 +2,7 @@
 
     python benchmarks/probes.py                    # both scenarios, both modes, a table (~5 min)
     python benchmarks/probes.py --mode fresh --scenario 1000/s --duration 10
+    python benchmarks/probes.py --db postgresql    # the store in a throwaway PostgreSQL
 
 Each measurement is a process of its own, run one after the other against one local target
 (``benchmarks/target.py``, a separate process, so it does not take the measured process's CPU),
@@ -12,8 +13,10 @@ all on 127.0.0.1:
   workers. This is the ceiling.
 - ``monitor``: the whole monitor as ``monitor run`` builds it (``App``, less its HTTP server)
   with N HTTP checks in a generated check directory: real config loading, ``ProbeScheduler``,
-  ``Monitor``, ``Prober``, ``SQLiteStore`` in a temp dir, ``Metrics``, notifier, JSON logs (to
-  /dev/null). Lateness is what the scheduler hands each probe (plus any wait for a free
+  ``Monitor``, ``Prober``, ``SQLiteStore`` in a temp dir (``--db postgresql``: a fresh database
+  of a throwaway local cluster, ``tests/postgres.py``, with PostgreSQL's durable defaults, one
+  cluster for the run and a new database for each measurement), ``Metrics``, notifier, JSON
+  logs (to /dev/null). Lateness is what the scheduler hands each probe (plus any wait for a free
   connection); peak RSS is the process's ``ru_maxrss``.
 
 Scenarios:
@@ -26,10 +29,12 @@ Scenarios:
 
 This machine is shared: the table says how many cores other processes used meanwhile, and
 "per CPU-s" compares the two sides by probes per second of their own CPU, which such load
-disturbs less than probes per second of wall time.
+disturbs less than probes per second of wall time. With ``--db postgresql`` the server's
+processes count among those others.
 
 ``--role bare|monitor --url URL ...`` runs one measurement alone and prints it as JSON (handy
-under a profiler: ``py-spy record -- python benchmarks/probes.py --role monitor ...``).
+under a profiler: ``py-spy record -- python benchmarks/probes.py --role monitor ...``; with
+``--db postgresql`` it takes an empty database's URL from ``BENCH_PG_URL``).
 """
 
 from __future__ import annotations
@@ -63,10 +68,17 @@ from monitor.cli import run_on_fastest_loop
 from monitor.logs import configure
 from monitor.model import Health, Transition
 
+# tests/postgres.py, the throwaway cluster the tests use, serves --db postgresql.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from postgres import DURABLE_SETTINGS, Cluster, start_cluster
+
 HERE = Path(__file__).resolve().parent
 MESSAGES = HERE.parent / "messages"  # the shipped templates: the app needs them to start
 MAX_CONNECTIONS = 200  # the monitor's default (checks/monitor.yaml: http.max_connections)
 Row = dict[str, Any]
+BACKENDS = ("sqlite", "postgresql")
+# The database's URL (with its password) reaches a child by environment, never by argv.
+URL_VARIABLE = "BENCH_PG_URL"
 
 # --- measuring ---------------------------------------------------------------------------------
 
@@ -261,6 +273,7 @@ async def run_monitor(
     duration: float,
     work: Path,
     settled: bool = False,
+    db_url: str | None = None,
 ) -> dict[str, Any]:
     write_checks(work / "checks", url, checks, every, limit, reuse, fail_after)
     with open(os.devnull, "w") as devnull:  # noqa: ASYNC230 (before the loop has work)
@@ -272,7 +285,10 @@ async def run_monitor(
         recorder = Recorder()
 
         options = Options(
-            config=work / "checks", messages=MESSAGES, db=work / "monitor.db", listen="127.0.0.1:0"
+            config=work / "checks",
+            messages=MESSAGES,
+            db=db_url or work / "monitor.db",
+            listen="127.0.0.1:0",
         )
         app = App(options, environ={}, serve_http=False)
         starting = time.perf_counter()
@@ -378,8 +394,11 @@ class Target:
             self.process.wait()
 
 
-def measure(target: Target, role_args: list[str], limit: float) -> dict[str, Any]:
+def measure(
+    target: Target, role_args: list[str], limit: float, db_url: str | None = None
+) -> dict[str, Any]:
     """Run one measurement in a child process; add what the target and others used meanwhile."""
+    env = {**os.environ, URL_VARIABLE: db_url} if db_url else None
     with Machine(target.process.pid) as machine:
         done = subprocess.run(
             [sys.executable, __file__, "--url", target.url, *role_args],
@@ -387,6 +406,7 @@ def measure(target: Target, role_args: list[str], limit: float) -> dict[str, Any
             text=True,
             timeout=limit,
             check=False,
+            env=env,
         )
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(role_args)} failed:\n{done.stderr[-3000:]}")
@@ -430,11 +450,11 @@ def _maybe(value: float | None, spec: str, width: int) -> str:
     return f"{value:{spec}}".rjust(width) if value is not None else "-".rjust(width)
 
 
-def print_table(rows: list[Row]) -> None:
+def print_table(rows: list[Row], backend: str = "SQLite") -> None:
     print(
         f"machine: {os.cpu_count()} cores ({platform.machine()}), Python "
         f"{platform.python_version()}, aiohttp {aiohttp.__version__}, "
-        f"{platform.system()} {platform.release()}"
+        f"{platform.system()} {platform.release()}; store {backend}"
     )
     header = (
         f"{'scenario':<8} {'mode':<6} {'checks':>6} {'every':>5} {'asked/s':>7} {'monitor/s':>9} "
@@ -498,14 +518,35 @@ def _met(met: bool) -> str:
     return "met" if met else "MISSED"
 
 
+def backend_name(cluster: Cluster) -> str:
+    """``PostgreSQL 15.18 (durable defaults)``, as the header line names the store."""
+    version = cluster.sql("SHOW server_version").split()[0]  # "15.18 (Debian 15.18-0+deb12u1)"
+    return f"PostgreSQL {version} (durable defaults)"
+
+
 def orchestrate(args: argparse.Namespace) -> None:
-    target = Target()
+    cluster = start_cluster(DURABLE_SETTINGS) if args.db == "postgresql" else None
+    try:
+        backend = backend_name(cluster) if cluster is not None else "SQLite"
+        target = Target()
+    except BaseException:
+        if cluster is not None:
+            cluster.destroy()
+        raise
     rows: list[Row] = []
-    window = ["--duration", f"{args.duration:g}", "--loop", args.loop]
+    window = ["--duration", f"{args.duration:g}", "--loop", args.loop, "--db", args.db]
 
     def run(role_args: list[str], warmup: float) -> dict[str, Any]:
         limit = warmup + args.duration + 180
-        return measure(target, [*role_args, *window, "--warmup", f"{warmup:g}"], limit)
+        role_args = [*role_args, *window, "--warmup", f"{warmup:g}"]
+        if cluster is None or role_args[:2] != ["--role", "monitor"]:
+            return measure(target, role_args, limit)
+        # Each measurement starts from an empty database, as each SQLite one from a new file.
+        database = cluster.create_database("probes")
+        try:
+            return measure(target, role_args, limit, cluster.url(database))
+        finally:
+            cluster.drop_database(database)
 
     try:
         for mode in args.mode:
@@ -537,7 +578,9 @@ def orchestrate(args: argparse.Namespace) -> None:
             _say(f"[{mode}] done")
     finally:
         target.close()
-    print_table(rows)
+        if cluster is not None:
+            cluster.destroy()
+    print_table(rows, backend)
     verdicts(rows)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
@@ -568,6 +611,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     add("--json", help="also write every figure to this file")
     add("--loop", choices=["uvloop", "asyncio"], default="uvloop",
         help="event loop of both sides (default uvloop, as `monitor run` uses)")  # fmt: skip
+    add("--db", choices=BACKENDS, default="sqlite",
+        help="the monitor's store: a SQLite file (default) or a throwaway PostgreSQL")  # fmt: skip
     add("--role", choices=["bare", "monitor"], help="run one measurement (needs --url)")
     add("--url", help="the target, for --role")
     add("--timeout", type=float, default=5.0, help="--role monitor: each check's timeout")
@@ -589,11 +634,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             allow_uvloop=args.loop == "uvloop",
         )
     else:
+        db_url = os.environ.get(URL_VARIABLE) if args.db == "postgresql" else None
+        if args.db == "postgresql" and not db_url:
+            parser.error(f"--db postgresql with --role needs an empty database in {URL_VARIABLE}")
         with tempfile.TemporaryDirectory(prefix="monitor-bench-") as work:
             figures = run_on_fastest_loop(
                 run_monitor(
                     args.url, reuse, args.checks, args.every, args.timeout, args.fail_after,
-                    args.warmup, args.duration, Path(work), args.settled,
+                    args.warmup, args.duration, Path(work), args.settled, db_url,
                 ),
                 allow_uvloop=args.loop == "uvloop",
             )  # fmt: skip
