@@ -9,7 +9,6 @@ import json
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import fields
-from json.encoder import encode_basestring_ascii as _json_string
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +16,7 @@ import sqlite_utils
 
 from monitor.incidents.correlation import Incident, Member
 from monitor.model import (
-    Address,
     Attempt,
-    ChannelKind,
     Health,
     Person,
     ProbeResult,
@@ -27,6 +24,7 @@ from monitor.model import (
     Transition,
 )
 from monitor.store import sqlite_schema
+from monitor.store.addresses import address, address_text, channels_text
 from monitor.store.migrations import SchemaChange, migrations
 from monitor.store.types import (
     PENDING,
@@ -35,7 +33,6 @@ from monitor.store.types import (
     StoreUnavailable,
     TimelineEntry,
 )
-from monitor.text import unknown_name
 
 BUSY_TIMEOUT_MS = 5000
 # While opening: another process may be applying the migrations under the write lock (two
@@ -59,7 +56,6 @@ _OUTBOX_FIELDS = [f.name for f in fields(OutboxItem)]
 _OUTBOX_COLUMNS = ", ".join(_OUTBOX_FIELDS)
 _CHANNELS = _OUTBOX_FIELDS.index("channels")
 _SENT_VIA = _OUTBOX_FIELDS.index("sent_via")
-_KINDS: dict[str, ChannelKind] = {"email": "email", "sms": "sms", "webhook": "webhook"}
 
 
 class SQLiteStore:
@@ -696,8 +692,8 @@ class SQLiteStore:
                             "next_try_at": item.next_try_at,
                             "last_error": item.last_error,
                             "sent_at": item.sent_at,
-                            "sent_via": _address_text(item.sent_via),
-                            "channels": _channels_text(item.channels),
+                            "sent_via": address_text(item.sent_via),
+                            "channels": channels_text(item.channels),
                             "pending": PENDING,
                             "key": item.key,
                         }
@@ -840,43 +836,24 @@ def _outbox_row(item: OutboxItem) -> tuple[Any, ...]:
         item.text,
         item.html,
         item.sms,
-        _channels_text(item.channels),
+        channels_text(item.channels),
         item.status,
         item.tries,
         item.next_try_at,
         item.last_error,
         item.sent_at,
-        _address_text(item.sent_via),
+        address_text(item.sent_via),
     )
 
 
 def _outbox_item(row: tuple[Any, ...]) -> OutboxItem:
     """An item from a row of ``_OUTBOX_COLUMNS``, which are OutboxItem's fields in order."""
     values = list(row)
-    values[_CHANNELS] = tuple([_address(text) for text in json.loads(values[_CHANNELS])])
-    values[_SENT_VIA] = _address(values[_SENT_VIA]) if values[_SENT_VIA] else None
+    values[_CHANNELS] = tuple([address(text) for text in json.loads(values[_CHANNELS])])
+    values[_SENT_VIA] = address(values[_SENT_VIA]) if values[_SENT_VIA] else None
     return OutboxItem(*values)
 
 
 # The column format of every database this monitor wrote, known only here: an address is the
 # text "kind:to" ("email:alice@example.com"), a message's channels a JSON list of those, and
 # the sent_via of a message not sent (yet) "". Items carry Address values: read once, never split.
-
-
-def _address(text: str) -> Address:
-    """The address stored as ``text``; ValueError for a kind this monitor does not know."""
-    name, _, to = text.partition(":")
-    kind = _KINDS.get(name)
-    if kind is None:
-        raise ValueError("outbox: " + unknown_name("channel", name, _KINDS))
-    return Address(kind, to)
-
-
-def _address_text(address: Address | None) -> str:
-    return "" if address is None else f"{address.kind}:{address.to}"
-
-
-def _channels_text(addresses: Sequence[Address]) -> str:
-    """``json.dumps`` of the addresses' texts, written out with the encoder's own string
-    quoting: a third of the time for the one or two a message has, written at each try."""
-    return "[" + ", ".join([_json_string(f"{a.kind}:{a.to}") for a in addresses]) + "]"

@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 
+from monitor.store.addresses import address_text, channels_text
 from monitor.store.postgres.connection import Database
 from monitor.store.postgres.rows import (
     OUTBOX_COLUMNS,
     OUTBOX_TYPES,
-    address_text,
-    channels_text,
     columns,
     outbox_item,
     outbox_row,

@@ -1,6 +1,6 @@
-"""Rows of the PostgreSQL tables and the values they hold, written as SQLite's are: an address
-is the text "kind:to" ("email:alice@example.com"), a message's channels a JSON list of those,
-the sent_via of a message not sent (yet) "", a person's systems and an incident's members JSON.
+"""Rows of the PostgreSQL tables and the values they hold, written as SQLite's are: addresses
+as ``monitor.store.addresses`` writes them for both, a person's systems and an incident's
+members as JSON.
 
 A batch goes to the server as one statement: a list per column, unnested by the server
 (``columns``), so a batch of any size is the same query text, prepared once per connection.
@@ -11,15 +11,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import fields
-from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any
 
 from monitor.incidents.correlation import Incident, Member
-from monitor.model import Address, ChannelKind, Person
+from monitor.model import Person
+from monitor.store.addresses import address, address_text, channels_text
 from monitor.store.types import OutboxItem
-from monitor.text import unknown_name
-
-_KINDS: dict[str, ChannelKind] = {"email": "email", "sms": "sms", "webhook": "webhook"}
 
 PEOPLE_COLUMNS = "id, name, email, phone, webhook, systems"
 # OutboxItem's fields, in order: a row of them is the item's arguments.
@@ -132,25 +129,6 @@ def outbox_item(row: Sequence[Any]) -> OutboxItem:
     values[_CHANNELS] = tuple([address(text) for text in json.loads(values[_CHANNELS])])
     values[_SENT_VIA] = address(values[_SENT_VIA]) if values[_SENT_VIA] else None
     return OutboxItem(*values)
-
-
-def address(text: str) -> Address:
-    """The address stored as ``text``; ValueError for a kind this monitor does not know."""
-    name, _, to = text.partition(":")
-    kind = _KINDS.get(name)
-    if kind is None:
-        raise ValueError("outbox: " + unknown_name("channel", name, _KINDS))
-    return Address(kind, to)
-
-
-def address_text(sent: Address | None) -> str:
-    return "" if sent is None else f"{sent.kind}:{sent.to}"
-
-
-def channels_text(addresses: Sequence[Address]) -> str:
-    """``json.dumps`` of the addresses' texts, written with the encoder's own string quoting
-    (a third of the time, for the one or two a message has)."""
-    return "[" + ", ".join([_json_string(f"{a.kind}:{a.to}") for a in addresses]) + "]"
 
 
 def systems_text(systems: Iterable[str]) -> str:
