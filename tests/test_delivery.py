@@ -5,6 +5,7 @@ messages sent but not marked (what a ``kill -9`` would send again)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -110,3 +111,59 @@ async def test_an_outcome_is_committed_while_another_send_is_stalled(tmp_path: P
         "slow": SENT,
     }
     await store.close()
+
+
+class SlowCommitStore(SQLiteStore):
+    """The real store, whose commits of outcomes take a while, as a database server's round
+    trip does: other work of the event loop (the next round asking what is due) runs meanwhile.
+    """
+
+    async def update_items(self, items: Sequence[OutboxItem]) -> None:
+        await asyncio.sleep(0.003)
+        await super().update_items(items)
+
+
+async def test_with_commits_that_take_a_round_trip_each_message_goes_out_once(
+    tmp_path: Path,
+) -> None:
+    """With commits of outcomes that take a round trip (as on PostgreSQL), committed by the
+    timer and at the end of each round, 300 messages through the running sender: each reaches
+    the mail server once, each outcome is recorded once, and all are marked sent."""
+    clock = FakeClock()
+    store = SlowCommitStore(tmp_path / "monitor.db")
+    people = [f"p{i:03d}" for i in range(300)]
+    await decided(store, clock, people)
+    async with MailCatcher() as catcher:
+        email = EmailChannel.from_url(catcher.url, "status@example.com")
+        # Outcomes committed only by the timer and at the end of a round, never 8 at a time:
+        # the timer's commits are the ones a round did not wait for.
+        delivery = Delivery(
+            store,
+            Channels(email=email, message_domain="example.com"),
+            clock,
+            mark_batch=len(people),
+            mark_delay=0.001,
+        )
+        marked: list[str] = []
+        all_marked = asyncio.Event()
+
+        def count(item: OutboxItem, outcome: str, _channel: object) -> None:
+            marked.append(item.key)
+            if len(marked) >= len(people):
+                all_marked.set()
+
+        delivery.on_outcome.append(count)
+        runner = asyncio.create_task(delivery.run(idle=0.01))
+        try:
+            async with asyncio.timeout(60):
+                await all_marked.wait()
+        finally:
+            runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner
+            await email.close()
+        ids = [m.message["Message-ID"] for m in catcher.messages]
+    assert len(ids) == len(set(ids)) == len(people)
+    assert sorted(marked) == sorted(set(marked))
+    assert await sent_count(store) == len(people)
+    assert await store.pending_count() == 0

@@ -69,6 +69,10 @@ class Delivery:
     _limit: asyncio.Semaphore | None = None
     _flush_timer: asyncio.TimerHandle | None = None
     _flushing: set[asyncio.Task[None]] = field(default_factory=set)  # commits the timer began
+    # Keys whose outcome is being committed now: still pending in the store until the commit
+    # returns, which on a database server is a round trip during which the next round may ask
+    # for what is due. Read back then, they would be sent again.
+    _committing: set[str] = field(default_factory=set)
     # Outcomes the store refused to record (sent, retry...), oldest first, by item key.
     _unsaved: dict[str, _Outcome] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -93,6 +97,7 @@ class Delivery:
             if item.key not in self._inflight
             and item.key not in self._unsaved
             and item.key not in self._marks
+            and item.key not in self._committing
         ]
         if not due:
             return 0
@@ -221,6 +226,8 @@ class Delivery:
             return
         marks = list(self._marks.values())
         self._marks.clear()
+        committing = [item.key for item, _, _ in marks]
+        self._committing.update(committing)
         try:
             if self._unsaved:  # the older outcomes must be written first
                 raise StoreUnavailable("earlier outcomes are not recorded yet")
@@ -234,6 +241,8 @@ class Delivery:
             for item, outcome, channel in marks:
                 self._told(item, outcome, channel)
         finally:
+            # Committed, or kept in ``_unsaved`` (which ``run_once`` leaves alone too).
+            self._committing.difference_update(committing)
             if self._limit is not None:
                 for _ in marks:
                     self._limit.release()
@@ -245,7 +254,9 @@ class Delivery:
             return
         kept = list(self._unsaved.values())
         await self.store.update_items([item for item, _, _ in kept])
-        self._unsaved.clear()
+        # Only what was written: outcomes kept meanwhile (while awaiting a server) stay kept.
+        for item, _, _ in kept:
+            del self._unsaved[item.key]
         for item, outcome, channel in kept:
             self._told(item, outcome, channel)
 
