@@ -8,13 +8,12 @@ import asyncio
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
-from monitor.incidents.correlation import Incident, Member
+from monitor.incidents.correlation import Incident
 from monitor.model import (
     Attempt,
     Health,
@@ -24,8 +23,19 @@ from monitor.model import (
     Transition,
 )
 from monitor.store import sqlite_schema
-from monitor.store.addresses import address, address_text, channels_text
 from monitor.store.migrations import SchemaChange, migrations
+from monitor.store.records import (
+    OUTBOX_COLUMNS,
+    PEOPLE_COLUMNS,
+    address_text,
+    channels_text,
+    members,
+    members_text,
+    outbox_item,
+    outbox_row,
+    person_row,
+)
+from monitor.store.records import person as person_of
 from monitor.store.types import (
     PENDING,
     UNDELIVERABLE,
@@ -47,15 +57,10 @@ RECLAIM_STEP = 256  # free pages given back per step (1 MiB at SQLite's 4 KiB pa
 # version 1, monitor 0.1.0's, for tests that make a file as that release did.
 _SCHEMA = migrations(sqlite_schema.BACKEND)[0].sql
 
-_PEOPLE_COLUMNS = "id, name, email, phone, webhook, systems"
 _PEOPLE_PAGE = 1000
 _SYSTEMS_BY_KEY = 32  # above this many systems, an audience is read in person order
 _IDS_PER_QUERY = 500
 # OutboxItem's fields, in order: a row of them is the item's arguments.
-_OUTBOX_FIELDS = [f.name for f in fields(OutboxItem)]
-_OUTBOX_COLUMNS = ", ".join(_OUTBOX_FIELDS)
-_CHANNELS = _OUTBOX_FIELDS.index("channels")
-_SENT_VIA = _OUTBOX_FIELDS.index("sent_via")
 
 
 class SQLiteStore:
@@ -480,7 +485,7 @@ class SQLiteStore:
         conn = self.db.conn
         conn.executemany(
             "INSERT OR REPLACE INTO people VALUES (?, ?, ?, ?, ?, ?)",
-            [(p.id, p.name, p.email, p.phone, p.webhook, json.dumps(p.systems)) for p in people],
+            [person_row(p) for p in people],
         )
         conn.executemany("DELETE FROM subscriptions WHERE person_id = ?", [(p.id,) for p in people])
         conn.executemany(
@@ -494,9 +499,9 @@ class SQLiteStore:
 
     def _person(self, person_id: str) -> Person | None:
         row = self.db.conn.execute(
-            f"SELECT {_PEOPLE_COLUMNS} FROM people WHERE id = ?", (person_id,)
+            f"SELECT {PEOPLE_COLUMNS} FROM people WHERE id = ?", (person_id,)
         ).fetchone()
-        return _person_of(row) if row else None
+        return person_of(row) if row else None
 
     async def subscriber_pages(self, systems: Iterable[str]) -> AsyncIterator[list[Person]]:
         """Subscribers of any of ``systems``, by id, a page at a time so a caller may write
@@ -636,9 +641,9 @@ class SQLiteStore:
             with self.db.atomic():
                 before = self.db.conn.total_changes
                 self.db.conn.executemany(
-                    f"INSERT OR IGNORE INTO outbox ({_OUTBOX_COLUMNS}) VALUES "
+                    f"INSERT OR IGNORE INTO outbox ({OUTBOX_COLUMNS}) VALUES "
                     "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [_outbox_row(i) for i in items],
+                    [outbox_row(i) for i in items],
                 )
                 inserted = self.db.conn.total_changes - before
                 self.db.conn.executemany(
@@ -651,7 +656,7 @@ class SQLiteStore:
 
     async def due(self, now: float, limit: int) -> list[OutboxItem]:
         rows = self.db.conn.execute(
-            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE status = ? AND next_try_at <= ? "
+            f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = ? AND next_try_at <= ? "
             # A person hears about one incident in order: nothing goes out while an earlier
             # message of theirs for it is still waiting.
             "AND NOT EXISTS (SELECT 1 FROM outbox AS earlier WHERE "
@@ -660,7 +665,7 @@ class SQLiteStore:
             "ORDER BY next_try_at, outbox.rowid LIMIT ?",
             (PENDING, now, PENDING, limit),
         )
-        return [_outbox_item(r) for r in rows]
+        return [outbox_item(r) for r in rows]
 
     async def update_item(self, item: OutboxItem) -> None:
         await self.update_items((item,))
@@ -724,9 +729,9 @@ class SQLiteStore:
         found: dict[str, Person] = {}
         for chunk, marks in _id_chunks(ids):
             for row in self.db.conn.execute(
-                f"SELECT {_PEOPLE_COLUMNS} FROM people WHERE id IN ({marks})", chunk
+                f"SELECT {PEOPLE_COLUMNS} FROM people WHERE id IN ({marks})", chunk
             ):
-                person = _person_of(row)
+                person = person_of(row)
                 found[person.id] = person
         return found
 
@@ -751,10 +756,10 @@ class SQLiteStore:
 
     async def outbox_items(self, incident_id: int) -> list[OutboxItem]:
         rows = self.db.conn.execute(
-            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE incident_id = ? ORDER BY created_at, key",
+            f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE incident_id = ? ORDER BY created_at, key",
             (incident_id,),
         )
-        return [_outbox_item(r) for r in rows]
+        return [outbox_item(r) for r in rows]
 
     async def undeliverable(self, incident_id: int, limit: int) -> list[tuple[str, str, str]]:
         """``(person_id, kind, why)`` of the incident's messages nobody could deliver, by
@@ -790,7 +795,7 @@ def _incident_row(incident: Incident) -> tuple[object, ...]:
         incident.opened_at,
         incident.resolved_at,
         incident.cause,
-        json.dumps([[m.name, m.down_at, m.up_at] for m in incident.members]),
+        members_text(incident),
         incident.note,
         int(incident.held),
         incident.notified_at,
@@ -805,7 +810,7 @@ def _incident(row: dict[str, Any]) -> Incident:
     return Incident(
         id=row["id"],
         opened_at=row["opened_at"],
-        members=tuple(Member(n, d, u) for n, d, u in json.loads(row["members"])),
+        members=members(row["members"]),
         cause=row["cause"],
         resolved_at=row["resolved_at"],
         note=row["note"],
@@ -816,44 +821,3 @@ def _incident(row: dict[str, Any]) -> Incident:
         pending_round=row["pending_round"],
         resolution_told_at=row["resolution_told_at"],
     )
-
-
-def _person_of(row: tuple[Any, ...]) -> Person:
-    """A person from a row of ``_PEOPLE_COLUMNS``."""
-    person_id, name, email, phone, webhook, systems = row
-    return Person(person_id, name, email, phone, webhook, tuple(json.loads(systems)))
-
-
-def _outbox_row(item: OutboxItem) -> tuple[Any, ...]:
-    return (
-        item.key,
-        item.incident_id,
-        item.person_id,
-        item.kind,
-        item.reason,
-        item.created_at,
-        item.subject,
-        item.text,
-        item.html,
-        item.sms,
-        channels_text(item.channels),
-        item.status,
-        item.tries,
-        item.next_try_at,
-        item.last_error,
-        item.sent_at,
-        address_text(item.sent_via),
-    )
-
-
-def _outbox_item(row: tuple[Any, ...]) -> OutboxItem:
-    """An item from a row of ``_OUTBOX_COLUMNS``, which are OutboxItem's fields in order."""
-    values = list(row)
-    values[_CHANNELS] = tuple([address(text) for text in json.loads(values[_CHANNELS])])
-    values[_SENT_VIA] = address(values[_SENT_VIA]) if values[_SENT_VIA] else None
-    return OutboxItem(*values)
-
-
-# The column format of every database this monitor wrote, known only here: an address is the
-# text "kind:to" ("email:alice@example.com"), a message's channels a JSON list of those, and
-# the sent_via of a message not sent (yet) "". Items carry Address values: read once, never split.

@@ -9,15 +9,14 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 
-from monitor.store.addresses import address_text, channels_text
 from monitor.store.postgres.connection import Database
-from monitor.store.postgres.rows import (
+from monitor.store.postgres.rows import OUTBOX_TYPES, columns, systems_text
+from monitor.store.records import (
     OUTBOX_COLUMNS,
-    OUTBOX_TYPES,
-    columns,
+    address_text,
+    channels_text,
     outbox_item,
     outbox_row,
-    systems_text,
 )
 from monitor.store.types import PENDING, UNDELIVERABLE, OutboxItem
 

@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 
 from monitor.model import Attempt, Person
 from monitor.store.postgres.connection import Connection, Database
-from monitor.store.postgres.rows import PEOPLE_COLUMNS, columns, person, person_row
+from monitor.store.postgres.rows import columns
+from monitor.store.records import PEOPLE_COLUMNS, person, person_row
 
 PAGE = 1000  # people a page of ``subscriber_pages``
 UPSERT_BATCH = 1000  # people a statement of ``upsert_people``
