@@ -454,15 +454,15 @@ class App:
     async def _store_up(self) -> bool:
         return await self.store_problem() is None
 
-    async def warnings(self) -> list[str]:
-        """What is wrong that does not stop the monitor doing its job, each on one line."""
+    def warnings(self, store: str | None) -> list[str]:
+        """What is wrong that does not stop the monitor doing its job, each on one line, given
+        what ``store_problem`` said."""
         found = []
         if self.reload_problems:
             found.append(
                 "the last reload was refused (the previous configuration is running): "
                 + "; ".join(str(p) for p in self.reload_problems)
             )
-        store = await self.store_problem()
         if store is not None:
             found.append(f"{store} (probing goes on in memory; decisions wait for the store)")
         if not self.delivery.channels.configured():

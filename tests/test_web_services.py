@@ -39,7 +39,7 @@ class Running:
         self.reloads += 1
         return self.refusal
 
-    async def current_warnings(self) -> Sequence[str]:
+    def current_warnings(self, store: str | None) -> Sequence[str]:
         return self.warnings
 
     async def store_problem(self) -> str | None:

@@ -124,7 +124,7 @@ async def get_status(request: web.Request) -> web.Response:
         StatusOut(
             ready=not_ready is None,
             not_ready=not_ready,
-            warnings=list(await services.warnings()),
+            warnings=list(services.warnings(store_error)),
             config=ConfigStatus(
                 last_reload_successful=not last_reload.problems,
                 loaded_at=utc(last_reload.loaded_at),

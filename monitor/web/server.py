@@ -60,7 +60,8 @@ async def readyz(request: web.Request) -> web.Response:
     problem = services.ready()
     if problem:
         return web.Response(status=503, text=f"not ready: {problem}\n")
-    warnings = "".join(f"warning: {w}\n" for w in await services.warnings())
+    store = await services.store_problem()
+    warnings = "".join(f"warning: {w}\n" for w in services.warnings(store))
     return web.Response(text=f"ready\n{warnings}")
 
 

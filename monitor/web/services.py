@@ -69,8 +69,10 @@ class Services:
     states: Callable[[], Mapping[str, SystemState]]  # each system's live state, by name
     reload: Callable[[], Sequence[Problem]]  # empty when the new configuration runs
     ready: Callable[[], str | None]  # None when able to do its job, else why not
-    warnings: Callable[[], Awaitable[Sequence[str]]]  # what is wrong but lets it work, a line each
     store_problem: Callable[[], Awaitable[str | None]]  # None while the store takes writes
+    # What is wrong but lets it work, a line each, given what ``store_problem`` just said (asking
+    # the store is a write, a round trip on a server: once a request).
+    warnings: Callable[[str | None], Sequence[str]]
     last_reload: Callable[[], LastReload]
     channels: Callable[[], Sequence[str]]  # the channels configured, best first
     metrics_page: Callable[[], Awaitable[bytes]]  # the /metrics page, Prometheus' text format
