@@ -6,6 +6,7 @@ behaviour every backend shares is in tests/test_store_contract.py."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -24,6 +25,7 @@ from monitor.store.location import (
 )
 from monitor.store.migrations import SchemaMismatch, migrations
 from monitor.store.postgres import PostgresStore, open_postgres
+from monitor.store.postgres.outbox import OUTCOMES, outcome_params
 from monitor.store.postgres.schema import FOLDER, LOCK
 
 KNOWN = len(migrations(FOLDER))
@@ -138,6 +140,32 @@ async def test_due_keeps_each_persons_order_and_an_outcome_settles_a_message_for
         "acknowledge": {SENT: 1, PENDING: 1},
         "resolved": {PENDING: 1},
     }
+
+
+async def test_outcomes_find_their_messages_by_key_however_stale_the_statistics(
+    pg_database: Database, opened: list[PostgresStore]
+) -> None:
+    """Statistics taken while the outbox held 300 sent messages, then a fan-out of 3,000
+    (autovacuum off, so they stay stale): a batch of outcomes still finds its 8 rows through
+    the primary key and reads a few pages, not every pending message (which made the 100,000
+    fan-out on PostgreSQL 2x slower: benchmarks/README.md)."""
+    store = await open_store(pg_database, opened)
+    earlier = [item(f"1.acknowledge.q{n}", f"q{n}") for n in range(300)]
+    await store.decide(earlier, {}, 1)
+    await store.update_items([replace(i, status=SENT, tries=1, sent_at=120.0) for i in earlier])
+    run_sql(pg_database, "ALTER TABLE outbox SET (autovacuum_enabled = off); ANALYZE outbox")
+    items = [item(f"1.acknowledge.p{n:04}", f"p{n:04}") for n in range(3000)]
+    await store.decide(items, {}, 1)
+
+    sent = [replace(i, status=SENT, tries=1, sent_at=150.0) for i in items[:8]]
+    (plan,) = await store.db.rows(
+        "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + OUTCOMES, outcome_params(sent)
+    )
+    text = json.dumps(plan)
+    assert "outbox_pkey" in text, text
+    assert "outbox_due" not in text, text
+    assert plan[0][0]["Plan"]["Shared Hit Blocks"] < 200, text
+    assert await store.pending_count() == 3000 - 8
 
 
 @pytest.mark.parametrize("systems", [2, 40], ids=["a few systems", "many systems"])
