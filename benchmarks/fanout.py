@@ -352,8 +352,7 @@ async def run_monitor(
         clock,
         concurrency=concurrency,
     )
-    # Wired as monitor.app.App wires them.
-    monitor.on_transition.append(notifier.on_transition)
+    # Wired as monitor.app.App wires them (the notifier reads the transitions from the store).
     notifier.on_decided.append(lambda _items: delivery.wake())
 
     def count(item: OutboxItem, outcome: str, address: Address | None) -> None:
@@ -367,6 +366,7 @@ async def run_monitor(
             ProbeResult("payment", False, "status 503, expected 200", clock.now(), 0.01)
         )
     assert monitor.states["payment"].health is Health.DOWN
+    await monitor.flush()  # the transition saved, as the app does at the loop's next turn
     await notifier.tick()  # the incident opens; nobody is told before notify_after
     assert await store.pending_count() == 0
     clock.advance(settings.notify_after + 1)

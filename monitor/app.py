@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from monitor.delivery.channels import EmailChannel, SmsChannel, WebhookChannel
 from monitor.delivery.sender import Channels, Delivery
 from monitor.incidents.correlation import Change, Correlator, Incident
 from monitor.logs import event
-from monitor.metrics import Metrics
+from monitor.metrics import Metrics, ReplicaFigures
 from monitor.model import Address, Clock, SystemClock, SystemInfo
 from monitor.notify.composer import Composer
 from monitor.notify.notifier import Notifier
@@ -34,12 +35,14 @@ from monitor.notify.oncall import Notice, OnCall, describe
 from monitor.probing.probes import Prober, make_session
 from monitor.probing.runtime import Monitor
 from monitor.probing.scheduler import ProbeScheduler
+from monitor.replicas.identity import ReplicaNameError, check_name_free, replica_name
+from monitor.replicas.membership import Membership, Timing
 from monitor.store import OutboxItem, Store, StoreUnavailable
 from monitor.store.location import DatabaseLocation, database_location
 from monitor.store.opening import open_store
 from monitor.web.plumbing import TOKEN_VARIABLE
 from monitor.web.server import build_web_app
-from monitor.web.services import LastReload, Services
+from monitor.web.services import LastReload, ReplicaView, Services
 
 log = logging.getLogger("monitor.app")
 
@@ -186,9 +189,11 @@ class App:
     delivery: Delivery = field(init=False, repr=False)  # outbox -> channels
     oncall: OnCall = field(init=False, repr=False)
     scheduler: ProbeScheduler = field(init=False, repr=False)
+    membership: Membership = field(init=False, repr=False)  # this replica among the others
     web_services: Services = field(init=False, repr=False)  # all the web may use
     runner: web.AppRunner | None = field(default=None, init=False, repr=False)  # serve_http
     tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False, repr=False)
+    _beats: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
 
     # How the running configuration came to be (see ``reload``).
     config_loaded_at: float = field(default=0.0, init=False)
@@ -213,6 +218,7 @@ class App:
         self.session = make_session(settings.http, self.ssl_context)
         self.monitor = probing_runtime(self.config, self.store, self.clock, self.session)
         await self.monitor.restore()
+        self.monitor.owned = set()  # until the first heartbeat says which are this replica's
         self.notifier = notifier_for(self.config, self.options.messages, self.store, self.clock)
         self.delivery = Delivery(
             self.store,
@@ -223,10 +229,19 @@ class App:
             event(log, NO_CHANNEL, logging.WARNING)
         self.oncall = OnCall(settings.oncall)
         self.scheduler = ProbeScheduler(self.clock, self._probe, settings.http.max_connections)
+        try:
+            self.membership = await self._join(
+                settings.replicas.heartbeat, settings.replicas.takeover
+            )
+        except ReplicaNameError:
+            await self.session.close()
+            await self.store.close()
+            raise
+        self.monitor.holder = self.membership.name
         self.web_services = self._web_services()
         self._connect()
-        # What a crash cut off between a saved transition and its incident is applied first.
-        await self.notifier.resume(self.monitor.states.values())
+        # The first tick applies what a crash cut off before anything else.
+        self.notifier.resume()
 
         if self.serve_http:
             # Bind first: a taken port fails the start before anything runs in the background.
@@ -240,14 +255,17 @@ class App:
                 await self.session.close()
                 await self.store.close()
                 raise
-        for name, system in self.config.systems.items():
-            self.scheduler.schedule(name, system.every)
+        await self.membership.beat()  # this replica's share of the checks, scheduled
         self.scheduler.start()
         self.tasks = [
             asyncio.create_task(self._every(self.flush_every, self.monitor.flush), name="flush"),
             asyncio.create_task(self._prune_loop(), name="prune"),
+            asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
             asyncio.create_task(self._tick_loop(), name="notifier"),
-            asyncio.create_task(self.delivery.run(stopping=lambda: self.stopping), name="delivery"),
+            asyncio.create_task(
+                self.delivery.run(stopping=lambda: self.stopping, active=self.membership.leads),
+                name="delivery",
+            ),
             asyncio.create_task(self.oncall.run(), name="oncall"),
         ]
         if self.watch_files:
@@ -258,11 +276,82 @@ class App:
             systems=len(self.config.systems),
             listen=self.options.listen,
             db=str(self.database),  # a URL without its password
+            replica=self.membership.name,
+            probing=len(self.membership.held),
+            leading=self.membership.leads(),
         )
 
+    async def _join(self, heartbeat: float, takeover: float) -> Membership:
+        """This replica among the others sharing the database: its name (refused if another
+        live process has it) and its membership, not yet beating."""
+        name = replica_name(self.environ)
+        timing = Timing(heartbeat, takeover)
+        host, pid = socket.gethostname(), os.getpid()
+        await check_name_free(self.store, name, self.clock.now, asyncio.sleep, heartbeat, host, pid)
+        membership = Membership(
+            store=self.store,
+            clock=self.clock,
+            name=name,
+            timing=timing,
+            declared=lambda: self.config.systems.keys(),
+            gained=self._take_up_checks,
+            losing=self._let_go_of_checks,
+            host=host,
+            pid=pid,
+        )
+        membership.on_lead.append(self._lead_changed)
+        return membership
+
+    async def _take_up_checks(self, systems: set[str]) -> None:
+        """Probe ``systems`` from now on, carrying on from their saved state."""
+        await self.monitor.take_up(systems)
+        for name in systems:
+            if name in self.config.systems:
+                self.scheduler.schedule(name, self.config.systems[name].every)
+
+    async def _let_go_of_checks(self, systems: set[str]) -> None:
+        """Stop probing ``systems``; their state is saved for the next holder."""
+        for name in systems if not self.stopping else ():  # stopping: the scheduler is down
+            self.scheduler.remove(name)
+        await self.monitor.let_go(systems)
+
+    async def _lead_changed(self, leading: bool) -> None:
+        """Leading: the notifier starts from the store as it is (what the last leader left
+        half done, and every replica's transitions); delivery follows ``leads()`` by itself."""
+        if leading:
+            self.notifier.resume()
+        self.delivery.wake()
+
+    async def _replica_view(self) -> ReplicaView:
+        timing = self.membership.timing
+        live = await self.store.replica_overview(self.clock.now() - timing.dead_after)
+        return ReplicaView(self.membership.name, timing.takeover, live)
+
+    def _beat_soon(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop (a test reloading by hand): the next heartbeat does it
+        task = loop.create_task(self.membership.beat(), name="beat")
+        self._beats.add(task)
+        task.add_done_callback(self._beats.discard)
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.membership.timing.heartbeat)
+            try:
+                await self.membership.beat()
+                if self.membership.live > 1:
+                    await self.monitor.refresh_others()
+            except StoreUnavailable:
+                pass  # said by the membership and the monitor; the next beat tries again
+            except Exception:
+                log.exception("heartbeat failed")
+
     def _connect(self) -> None:
-        """Each part hears what the one before it decides; metrics and on-call hear it all."""
-        self.monitor.on_transition.append(self.notifier.on_transition)
+        """Each part hears what the one before it decides; metrics and on-call hear it all.
+        (The notifier reads the monitor's transitions from the store, where every process on
+        the database saves its own.)"""
         self.monitor.on_result.append(self.metrics.record_probe)
         self.notifier.on_decided.append(lambda _items: self.delivery.wake())
         self.notifier.on_incident.append(self._count_incident)
@@ -273,6 +362,14 @@ class App:
             _unless_unavailable(self.store.open_incident_count),
             _unless_unavailable(self.store.pending_count),
             self._store_up,
+        )
+        self.metrics.observe_replica(
+            lambda: ReplicaFigures(
+                live=self.membership.live,
+                owned=len(self.membership.held),
+                leading=self.membership.leads(),
+                claimed=self.delivery.claimed,
+            )
         )
         self.metrics.config_reloads.labels(result="success").inc()
         self.metrics.config_last_success.set(self.clock.now())
@@ -295,6 +392,7 @@ class App:
             ),
             channels=lambda: self.delivery.channels.configured(),
             metrics_page=self.metrics.page,
+            replicas=self._replica_view,
             api_token=self.environ.get(TOKEN_VARIABLE, ""),
         )
 
@@ -363,7 +461,8 @@ class App:
     async def _tick_loop(self) -> None:
         while True:
             try:
-                await self.notifier.tick()
+                if self.membership.leads():
+                    await self.notifier.tick()
             except StoreUnavailable as exc:
                 event(log, "notifier waits for the store", logging.WARNING, error=str(exc))
             except Exception:
@@ -403,8 +502,11 @@ class App:
         for name in removed:
             self.scheduler.remove(name)
             self.metrics.forget_system(name)
-        for name in added | changed:
+        for name in changed & self.membership.held:
             self.scheduler.schedule(name, config.systems[name].every)
+        # Added checks are taken, and removed ones handed over, by a heartbeat now (another
+        # replica may be the one to probe them).
+        self._beat_soon()
         self.config = config
         self.notifier.reconfigure(config.settings, info, composer, _correlator(config))
         if self.reload_problems:
@@ -487,6 +589,7 @@ class App:
         if self.runner is not None:
             await self.runner.cleanup()
         await self.monitor.flush()
+        await self.membership.leave()  # the others take over at their next heartbeat
         await self.delivery.channels.close()
         await self.session.close()
         await self.store.close()

@@ -99,6 +99,45 @@ class _Present(Collector):
         )
 
 
+@dataclass(frozen=True)
+class ReplicaFigures:
+    """This replica among the others, as its last heartbeat left it (no store read)."""
+
+    live: int  # replicas alive at the last heartbeat, this one included
+    owned: int  # checks this replica probes
+    leading: bool
+    claimed: int  # messages this replica is sending and has not yet marked
+
+
+class _Replica(Collector):
+    def __init__(self, figures: Callable[[], ReplicaFigures]) -> None:
+        self.figures = figures
+
+    def collect(self) -> Iterator[Metric]:
+        now = self.figures()
+        yield GaugeMetricFamily(
+            "monitor_replicas_live",
+            "Replicas sharing the database alive at this replica's last heartbeat, itself "
+            "included.",
+            value=now.live,
+        )
+        yield GaugeMetricFamily(
+            "monitor_checks_owned", "Checks this replica probes.", value=now.owned
+        )
+        yield GaugeMetricFamily(
+            "monitor_replica_leading",
+            "Whether this replica leads (1): it folds failures into incidents, decides who is "
+            "told what, and sends.",
+            value=1.0 if now.leading else 0.0,
+        )
+        yield GaugeMetricFamily(
+            "monitor_outbox_claimed",
+            "Customer messages this replica is sending now: taken from the outbox, their "
+            "outcome not yet recorded.",
+            value=now.claimed,
+        )
+
+
 class _Tally:
     """One system's probes: how many passed and failed, and how long the latest one took."""
 
@@ -228,6 +267,10 @@ class Metrics:
         each page is written."""
         self._present = _Present(states, open_incidents, outbox_pending, store_up)
         self.registry.register(self._present)
+
+    def observe_replica(self, figures: Callable[[], ReplicaFigures]) -> None:
+        """Where the page reads this replica's place among the others."""
+        self.registry.register(_Replica(figures))
 
     async def page(self) -> bytes:
         """The /metrics page, written in a worker thread: with 10,000 systems writing it takes

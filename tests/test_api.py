@@ -67,17 +67,23 @@ class Running:
         reason = "status 200 in 12ms" if ok else FAILURE
         self.app.monitor.observe(ProbeResult(system, ok, reason, self.clock.now(), 0.012))
 
+    async def tick(self) -> None:
+        """The notifier's tick, once the monitor's transitions are saved: it reads them from
+        the store (the app's own loop saves them at the next turn of the event loop)."""
+        await self.app.monitor.flush()
+        await self.app.notifier.tick()
+
     async def results(self, system: str, ok: bool, rounds: int, every: float = 15.0) -> None:
         for _ in range(rounds):
             self.result(system, ok)
-            await self.app.notifier.tick()
+            await self.tick()
             self.clock.advance(every)
 
     async def outage(self, system: str = "payment") -> int:
         """``system`` goes DOWN and stays down past notify_after; returns the incident id."""
         await self.results(system, False, 3)
         self.clock.advance(NOTIFY_AFTER)
-        await self.app.notifier.tick()
+        await self.tick()
         return (await self.app.store.latest_incidents(1))[0].id
 
     async def delivered(self, count: int) -> None:
@@ -603,7 +609,7 @@ async def test_a_note_with_send_queues_an_update_for_everyone_acknowledged(
         response = await w.post(f"/api/v1/incidents/{incident}/note", {"text": note, "send": True})
         assert response.status == 200
         assert (await response.json())["note"] == note
-        await w.app.notifier.tick()
+        await w.tick()
         kinds = [(i.kind, i.reason) for i in await w.app.store.outbox_items(incident)]
         assert kinds == [("acknowledge", "first"), ("update", "note")]
         assert note in (await w.app.store.outbox_items(incident))[1].text
@@ -616,7 +622,7 @@ async def test_a_note_without_send_only_sets_the_note(tmp_path: Path) -> None:
         incident = await w.outage("payment")
         response = await w.post(f"/api/v1/incidents/{incident}/note", {"text": "Looking."})
         assert (await response.json())["note"] == "Looking."
-        await w.app.notifier.tick()
+        await w.tick()
         assert [i.kind for i in await w.app.store.outbox_items(incident)] == ["acknowledge"]
 
 
@@ -630,11 +636,11 @@ async def test_hold_keeps_messages_back_and_release_lets_them_go(tmp_path: Path)
         assert response.status == 200
         assert (await response.json())["held"] is True
         w.clock.advance(NOTIFY_AFTER * 2)
-        await w.app.notifier.tick()
+        await w.tick()
         assert await w.app.store.outbox_items(incident) == []
         response = await w.post(f"/api/v1/incidents/{incident}/release")
         assert (await response.json())["held"] is False
-        await w.app.notifier.tick()
+        await w.tick()
         assert [i.kind for i in await w.app.store.outbox_items(incident)] == ["acknowledge"]
         kinds = [e["kind"] for e in (await w.get(f"/api/v1/incidents/{incident}"))["timeline"]]
         assert "held" in kinds

@@ -87,6 +87,7 @@ async def test_the_messages_metric_counts_a_fallback_against_the_channel_that_fa
             await app.store.upsert_people([ALICE])
             for _ in range(3):
                 app.monitor.observe(ProbeResult("payment", False, "status 503", clock.now(), 0.01))
+                await app.monitor.flush()  # the notifier reads transitions from the store
                 await app.notifier.tick()
                 clock.advance(15)
             clock.advance(60)  # notify_after

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from monitor.cli.parser import build_parser
 from monitor.config import MonitorSettings, SystemConfig
-from monitor.metrics import Metrics
+from monitor.metrics import Metrics, ReplicaFigures
 from monitor.model import Health, ProbeResult, SystemState
 from monitor.web.api import ROUTES
 from monitor.web.openapi import openapi_document
@@ -97,6 +97,7 @@ async def test_every_metric_registered_is_in_the_metrics_reference_with_its_labe
     metrics.observe_present(
         lambda: {"payment": SystemState("payment", Health.UP)}, none, none, store_up
     )
+    metrics.observe_replica(lambda: ReplicaFigures(live=1, owned=1, leading=True, claimed=0))
     # A sample of each labelled series, so that its labels can be read off.
     metrics.record_probe(ProbeResult("payment", True, "status 200", 0.0, 0.01), 0.0)
     metrics.messages.labels(channel="email", kind="acknowledge", outcome="sent")

@@ -740,6 +740,7 @@ async def test_store_refusing_writes_keeps_probing_in_memory_and_recovers_by_its
         for _ in range(2):
             app.monitor.observe(ProbeResult("payment", True, "status 200", clock.now(), 0.01))
             clock.advance(15)
+        await app.monitor.flush()  # the notifier reads transitions from the store
         await app.notifier.tick()
         async with asyncio.timeout(30):
             await catcher.wait_for_messages(4)

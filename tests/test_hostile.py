@@ -141,6 +141,7 @@ async def open_an_incident(app: App, clock: FakeClock) -> None:
     """Payment fails three times in a row and stays down past notify_after: incident 1."""
     for _ in range(3):
         app.monitor.observe(ProbeResult("payment", False, "status 503", clock.now(), 0.01))
+        await app.monitor.flush()  # the notifier reads transitions from the store
         await app.notifier.tick()
         clock.advance(15)
     clock.advance(60)

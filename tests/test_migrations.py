@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 from process import REPO, free_port, monitor_env, run_cli, start_monitor, stop, wait_http
 
-from monitor.model import Health
+from monitor.incidents.correlation import Correlator
+from monitor.model import Health, SystemState, Transition
+from monitor.notify.correlating import correlate
 from monitor.store import SQLiteStore
 from monitor.store.migrations import Migration, SchemaChange, SchemaMismatch, migrations
 from monitor.store.sqlite_schema import statements
@@ -99,10 +101,45 @@ async def test_a_file_of_release_0_1_0_is_upgraded_in_place_keeping_every_row(
     after = every_row(db)
     assert after.pop("counters") == [("incident", 4)]  # new_incident_id above took 4
     del before["counters"]
+    # Version 3 gives each transition `applied`, 1 here: 0.1.0 applied each one itself.
+    assert [row[-1] for row in after["transitions"]] == [1] * len(before["transitions"])
+    after["transitions"] = [row[:-1] for row in after["transitions"]]
     assert after == before
     version, made, auto_vacuum = schema_of(db)
     assert (version, auto_vacuum) == (KNOWN, 2)
     assert made - {("table", "_probe_write")} == newest_schema()
+
+
+async def test_the_transitions_of_a_release_0_1_0_file_stay_applied_after_the_upgrade(
+    tmp_path: Path,
+) -> None:
+    """Monitor 0.1.0 applied each transition to the incidents itself: upgraded, none of its six
+    is handed to the notifier again, so correlating re-opens no incident (login's, resolved)
+    and adds nothing to a timeline; a transition saved afterwards waits to be applied."""
+    store = SQLiteStore(release_file(tmp_path))
+    try:
+        assert await store.unapplied_transitions(100) == []
+        before = [(i, await store.timeline(i.id)) for i in await store.incidents()]
+        grown: list[int] = []
+        done = await correlate(
+            store,
+            [],
+            correlator=Correlator({}, 300.0),
+            hold_new=False,
+            systems={},
+            listeners=[],
+            audience_may_grow=grown.append,
+        )
+        assert done
+        assert [(i, await store.timeline(i.id)) for i in await store.incidents()] == before
+        assert grown == []
+        down = Transition("login", 1764007200.0, Health.UP, Health.DOWN, "status 503", 3)
+        await store.save_transition(
+            down, SystemState("login", Health.DOWN, down.at, 3, 0, "status 503", down.at)
+        )
+        assert [t for _, t in await store.unapplied_transitions(100)] == [down]
+    finally:
+        await store.close()
 
 
 def test_version_1_is_exactly_the_schema_release_0_1_0_made() -> None:
@@ -256,11 +293,13 @@ async def test_db_status_and_db_upgrade_say_where_a_file_stands_and_what_was_don
     code, out, err = await run_cli("db", "status", "--db", str(db))
     assert (code, err) == (1, "")
     pending = ", ".join(m.name for m in migrations("sqlite")[1:])
+    them = "it" if KNOWN == 2 else "them"
     assert out == (
         "backend: sqlite\n"
         f"database: {db}\n"
         f"schema: 1 (monitor 0.1.0's: no version recorded yet); this monitor knows up to {KNOWN}\n"
-        f"pending: {pending} (`monitor db upgrade` applies it; so does `monitor run` on start)\n"
+        f"pending: {pending} (`monitor db upgrade` applies {them}; so does `monitor run` on "
+        "start)\n"
     )
     assert db.read_bytes() == FIXTURE.read_bytes()
     assert names_in(tmp_path) == ["monitor.db"]  # no write-ahead log left behind either

@@ -46,20 +46,26 @@ class Running:
     settled: list[OutboxItem]
     _changed: asyncio.Event
 
+    async def tick(self) -> None:
+        """The notifier's tick, once the monitor's transitions are saved: it reads them from
+        the store (the app's own loop saves them at the next turn of the event loop)."""
+        await self.app.monitor.flush()
+        await self.app.notifier.tick()
+
     async def fail(self, system: str, rounds: int = 3) -> None:
         """``system`` fails ``rounds`` probes, 15 s apart (3 make it DOWN)."""
         for _ in range(rounds):
             self.app.monitor.observe(
                 ProbeResult(system, False, "status 503, expected 200", self.clock.now(), 0.012)
             )
-            await self.app.notifier.tick()
+            await self.tick()
             self.clock.advance(15)
 
     async def outage(self, system: str = "payment") -> int:
         """``system`` goes DOWN and stays down past notify_after; returns the incident id."""
         await self.fail(system)
         self.clock.advance(NOTIFY_AFTER)
-        await self.app.notifier.tick()
+        await self.tick()
         return (await self.app.store.latest_incidents(1))[0].id
 
     async def delivered(self, count: int) -> None:
@@ -247,7 +253,7 @@ async def test_note_with_send_saves_the_note_and_everyone_told_gets_it(
         )
         incident = await world.api(f"/api/v1/incidents/{number}")
         assert incident["note"] == NOTE
-        await world.app.notifier.tick()
+        await world.tick()
         await world.delivered(4)
         updates = [i for i in world.settled if i.kind == "update"]
         assert sorted(i.person_id for i in updates) == ["alice", "dana"]
@@ -262,7 +268,7 @@ async def test_note_without_send_only_saves_it(tmp_path: Path, terminal: Termina
         code, out, err = await terminal.run(
             "incident", "note", str(number), NOTE, "--url", world.url, env=WITH_TOKEN
         )
-        await world.app.notifier.tick()
+        await world.tick()
         counts = await world.app.store.outbox_counts(number)
         _, shown, _ = await terminal.run("incident", str(number), "--url", world.url)
     assert code == 0, err
@@ -288,7 +294,7 @@ async def test_hold_keeps_customers_untold_until_release(
             f"`monitor incident release {number}` lets them go.\n"
         )
         world.clock.advance(NOTIFY_AFTER)
-        await world.app.notifier.tick()
+        await world.tick()
         assert await world.app.store.outbox_counts(number) == {}
         _, table, _ = await terminal.run("incidents", "--url", world.url)
         assert table.splitlines()[1].split()[1:3] == ["open,", "held"]
@@ -300,7 +306,7 @@ async def test_hold_keeps_customers_untold_until_release(
         assert out == (
             f"Incident {number}: customer messages released; what is owed goes out now.\n"
         )
-        await world.app.notifier.tick()
+        await world.tick()
         await world.delivered(2)
     assert sorted(i.person_id for i in world.settled) == ["alice", "dana"]
     assert {i.kind for i in world.settled} == {"acknowledge"}

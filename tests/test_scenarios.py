@@ -11,7 +11,8 @@ from fake_twilio import FakeTwilio
 from world import ALICE, BOB, CHARLIE, DANA, World, world
 
 from monitor.delivery.channels import SmsChannel
-from monitor.model import Person
+from monitor.model import Attempt, Person
+from monitor.store import SQLiteStore
 
 
 def subjects(w: World, person: Person) -> list[str]:
@@ -401,6 +402,7 @@ async def test_one_system_recovering_while_another_is_down_does_not_go_through_e
             w.result("payment", ok=True)
             w.result("login", ok=False)
             w.clock.advance(15)
+        await w.monitor.flush()  # the notifier reads the transitions from the store
         turns = await turns_while(w.notifier.tick())
         assert turns < 30
         incident = (await w.incidents())[0]
@@ -410,3 +412,23 @@ async def test_one_system_recovering_while_another_is_down_does_not_go_through_e
         assert not payment.down
         await w.settle()
         assert len(w.catcher.messages) == 300
+
+
+async def test_an_attempt_reported_to_another_replica_during_an_outage_is_told_once(
+    tmp_path: Path,
+) -> None:
+    """During an outage Eve's failed payment is reported to another replica sharing the
+    database (its own store): the notifier here notices it at its next tick and Eve gets one
+    acknowledgement."""
+    eve = Person("eve", "Eve Adams", "eve@example.com")
+    async with world(tmp_path) as w:
+        await w.people(ALICE)
+        await w.fail(["payment"])
+        await w.wait(120)
+        assert len(w.mail_to("alice@example.com")) == 1
+        other = SQLiteStore(w.db)
+        await other.add_attempt(Attempt("payment", eve.id, "pay", w.clock.now()), eve)
+        await other.close()
+        await w.wait(30)
+        assert len(w.mail_to("eve@example.com")) == 1
+        assert len(w.mail_to("alice@example.com")) == 1

@@ -52,7 +52,7 @@ async def payment_becomes(w: Running, up: bool, at: float) -> None:
     for i in range(rounds):
         w.clock.advance(1 if i else 0)
         w.result("payment", up)
-    await w.app.notifier.tick()
+    await w.tick()
 
 
 async def outage_with_people(w: Running) -> int:
@@ -67,7 +67,7 @@ async def outage_with_people(w: Running) -> int:
     await w.post(f"/api/v1/incidents/{payment}/note", {"text": note})
     body = {"system": "payment", "user": {"id": "carol", "name": "Carol Vance"}, "action": "pay"}
     await w.post("/api/v1/attempts", body)
-    await w.app.notifier.tick()
+    await w.tick()
     assert await w.app.store.outbox_items(payment)
     return crm
 

@@ -239,6 +239,11 @@ def ids(people: list[Person]) -> list[str]:
     return [p.id for p in people]
 
 
+async def apply_all(store: Store) -> None:
+    """Mark every transition applied, as the notifier does once it has applied them."""
+    await store.save_incidents([], [], [id_ for id_, _ in await store.unapplied_transitions(1000)])
+
+
 # states, transitions, results ----------------------------------------------------------------
 
 
@@ -351,6 +356,7 @@ async def test_old_transitions_are_pruned_keeping_each_systems_newest_older_one(
     await store.save_transitions(
         [(t, state_after(t)) for t in sorted(payment + login, key=lambda t: t.at)]
     )
+    await apply_all(store)
     assert sorted(await store.transition_systems()) == ["login", "payment"]
     assert await store.prune_transitions("payment", older_than=350.0) == 2
     assert await store.transitions("payment") == payment[2:]
@@ -359,6 +365,66 @@ async def test_old_transitions_are_pruned_keeping_each_systems_newest_older_one(
     assert await store.transitions("login") == login
     assert await store.prune_transitions("login", older_than=1000.0) == 1
     assert await store.transitions("login") == login[1:]
+
+
+async def test_an_unapplied_transition_is_never_pruned(store: Store) -> None:
+    """Pruning keeps a transition the incidents have not seen yet, however old; once applied
+    it goes as any other."""
+    payment = [
+        transition("payment", 100, Health.DOWN),
+        transition("payment", 200, Health.UP),
+        transition("payment", 300, Health.DOWN),
+    ]
+    await store.save_transitions([(t, state_after(t)) for t in payment])
+    assert await store.prune_transitions("payment", older_than=1000.0) == 0
+    assert await store.transitions("payment") == payment
+    await apply_all(store)
+    assert await store.prune_transitions("payment", older_than=1000.0) == 2
+    assert await store.transitions("payment") == payment[2:]
+
+
+async def test_unapplied_transitions_come_oldest_first_with_their_ids_until_applied(
+    backend: Backend, store: Store
+) -> None:
+    """Transitions are saved unapplied and given back, whichever store on the database saved
+    them, oldest first (by time, then as saved), at most ``limit``, with their ids; once
+    marked applied (by any store) they are not given again, and stay in the history."""
+    other = await backend.open()  # another process on the database
+    late = transition("payment", 300.0, Health.DOWN)
+    await other.save_transitions([(late, state_after(late))])
+    early = [transition("login", 100.0, Health.DOWN), transition("crm", 100.0, Health.DOWN)]
+    await store.save_transitions([(t, state_after(t)) for t in early])
+    middle = transition("search", 200.0, Health.DOWN)
+    await store.save_transition(middle, state_after(middle))
+    found = await store.unapplied_transitions(10)
+    assert [t for _, t in found] == [*early, middle, late]
+    assert len({id_ for id_, _ in found}) == 4
+    assert await store.unapplied_transitions(2) == found[:2]
+    assert await other.unapplied_transitions(10) == found
+    await other.save_incidents([], [], [id_ for id_, _ in found[:3]])
+    assert await store.unapplied_transitions(10) == found[3:]
+    assert await store.transitions() == [late, *early, middle]
+
+
+async def test_transitions_are_marked_applied_in_the_same_commit_as_their_incidents(
+    store: Store,
+) -> None:
+    """The incidents and timeline a chunk of transitions made commit with those transitions
+    marked applied: refused half-way, the transitions are still unapplied and no incident is
+    saved; accepted, the incident and its timeline are there and the transitions applied."""
+    down = transition("payment", 100.0, Health.DOWN)
+    await store.save_transition(down, state_after(down))
+    [(applied, _)] = await store.unapplied_transitions(10)
+    refused = replace(open_incident(2, 100.0), cause=cast(str, None))
+    entry = (1, TimelineEntry(100.0, "opened", "payment is down"))
+    with pytest.raises(REFUSED):
+        await store.save_incidents([open_incident(1, 100.0), refused], [entry], [applied])
+    assert await store.unapplied_transitions(10) == [(applied, down)]
+    assert await store.incidents() == []
+    await store.save_incidents([open_incident(1, 100.0)], [entry], [applied])
+    assert await store.unapplied_transitions(10) == []
+    assert await store.incidents() == [open_incident(1, 100.0)]
+    assert await store.timeline(1) == [entry[1]]
 
 
 async def test_health_history_starts_with_how_each_system_was_then(store: Store) -> None:

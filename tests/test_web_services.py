@@ -19,7 +19,7 @@ from monitor.metrics import Metrics
 from monitor.model import Health, SystemState
 from monitor.store import SQLiteStore
 from monitor.web.server import build_web_app
-from monitor.web.services import LastReload, Services
+from monitor.web.services import LastReload, ReplicaView, Services
 
 TOKEN = "t0ken-for-tests"
 
@@ -73,6 +73,7 @@ async def served(
         last_reload=lambda: LastReload(clock.now() - 60, None, ()),
         channels=lambda: ["email"],
         metrics_page=metrics.page,
+        replicas=lambda: replica_view(store, clock),
         api_token=token,
     )
     client = TestClient(TestServer(build_web_app(services)))
@@ -82,6 +83,34 @@ async def served(
     finally:
         await client.close()
         await store.close()
+
+
+async def replica_view(store: SQLiteStore, clock: FakeClock) -> ReplicaView:
+    return ReplicaView("web-a", 30.0, await store.replica_overview(clock.now() - 28.0))
+
+
+async def test_replicas_lists_the_live_ones_with_their_checks_and_the_leader(
+    tmp_path: Path,
+) -> None:
+    """GET /api/v1/replicas lists each live replica with how many checks it probes, which one
+    leads and which one answered; one not heard from for the takeover time is left out."""
+    async with served(tmp_path) as (_monitor, client):
+        store = SQLiteStore(tmp_path / "monitor.db")
+        now = FakeClock().now()
+        for name, checks in (("web-a", ["payment"]), ("web-b", ["login", "crm"])):
+            await store.beat(name, now - 100, now - 1, name, checks)
+            await store.take_checks(name, checks, now - 1, now - 29)
+        await store.beat("gone", now - 100, now - 40, "gone", [])
+        await store.lead("web-b", now - 1, now + 27)
+        await store.close()
+        response = await client.get("/api/v1/replicas")
+        assert response.status == 200
+        body = await response.json()
+        assert body["takeover_seconds"] == 30.0
+        assert [(r["name"], r["checks"], r["leads"], r["this_one"]) for r in body["replicas"]] == [
+            ("web-a", 1, False, True),
+            ("web-b", 2, True, False),
+        ]
 
 
 async def test_systems_show_the_live_states_and_titles_the_services_give(tmp_path: Path) -> None:

@@ -123,7 +123,6 @@ class World:
             ),
             clock=self.clock,
         )
-        self.monitor.on_transition.append(self.notifier.on_transition)
         self.delivery = Delivery(
             self.store,
             Channels(email=self.email, sms=self.sms, message_domain="example.com"),
@@ -165,7 +164,9 @@ class World:
             await self.settle()
 
     async def settle(self) -> None:
-        """Do all the work due now: correlation, decisions, every send that can go."""
+        """Do all the work due now: the monitor's transitions saved (the notifier reads them
+        from the store), correlation, decisions, every send that can go."""
+        await self.monitor.flush()
         await self.notifier.tick()
         for _ in range(1000):
             if not await self.delivery.run_once():

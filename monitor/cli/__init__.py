@@ -1,5 +1,6 @@
-"""The ``monitor`` command: run, validate, users import, preview, send-test, demo, check, and
-incidents / incident (show, note, hold, release) on a running monitor through its HTTP API.
+"""The ``monitor`` command: run, validate, users import, preview, send-test, demo, simulate,
+check, and incidents / incident (show, note, hold, release) on a running monitor through its
+HTTP API.
 
 Every option also reads its ``MONITOR_*`` environment variable, so a sidecar needs no flags.
 """
@@ -25,6 +26,7 @@ from monitor.model import MessageKind, Person, SystemInfo
 from monitor.notify.composer import Composer, TemplateError, sample_context
 from monitor.people.csv_file import UnreadableFile, read_people
 from monitor.people.rules import SYSTEM_NAME
+from monitor.replicas.identity import ReplicaNameError
 from monitor.store import StoreUnavailable
 from monitor.store.location import DatabaseLocation, database_location
 from monitor.store.migrations import SchemaMismatch
@@ -64,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "preview": _preview,
         "send-test": _send_test,
         "demo": _demo,
+        "simulate": _simulate,
         "check": _check,
         "incidents": on_monitor,
         "incident": on_monitor,
@@ -112,6 +115,9 @@ async def _serve(options: Options, env: dict[str, str], *, upgrade: bool = True)
         return 2
     except (StoreUnavailable, SchemaMismatch) as exc:
         print(f"{app.database}: {exc}", file=sys.stderr)
+        return 2
+    except ReplicaNameError as exc:
+        print(exc, file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"cannot listen on {options.listen}: {exc.strerror or exc}", file=sys.stderr)
@@ -266,6 +272,12 @@ def _demo(args: argparse.Namespace, options: Options, env: dict[str, str]) -> in
     from monitor.demo.script import run_demo
 
     return run_on_fastest_loop(run_demo(listen=args.listen, speed=args.speed, exit_after=args.exit))
+
+
+def _simulate(args: argparse.Namespace, options: Options, env: dict[str, str]) -> int:
+    from monitor.demo.simulator import serve_simulated
+
+    return run_on_fastest_loop(serve_simulated(args.listen, env))
 
 
 if __name__ == "__main__":

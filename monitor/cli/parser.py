@@ -206,4 +206,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="end after the script instead of serving the pages until Ctrl-C (for scripts)",
     )
+    simulate = sub.add_parser(
+        "simulate",
+        help="serve the demo's simulated payment, login and CRM systems, with a control to "
+        "break and mend them, until Ctrl-C",
+    )
+    simulate.add_argument(
+        "--listen",
+        default="127.0.0.1:8080",
+        help="the control's address; the systems take its next three ports (default "
+        "127.0.0.1:8080: payment 8081, login 8082, crm 8083; port 0: free ports)",
+    )
     return parser

@@ -235,6 +235,25 @@ class HttpClient(_Strict):
     reuse_connections: bool = False
 
 
+class Replicas(_Strict):
+    """How replicas sharing one database (docs/replicas.md) notice each other: each says it is
+    alive every ``heartbeat``; a replica not heard from for ``takeover`` has its checks and its
+    lead taken over (the takeover is at most that long, then each check's next probe)."""
+
+    heartbeat: Duration = 2.0
+    takeover: Duration = 30.0
+
+    @model_validator(mode="after")
+    def _takeover_spans_heartbeats(self) -> Replicas:
+        if self.takeover < 3 * self.heartbeat:
+            raise FieldFault(
+                ("takeover",),
+                "must be at least 3 heartbeats: one missed heartbeat must not make a live "
+                "replica look dead",
+            )
+        return self
+
+
 class MonitorSettings(_Strict):
     """Global settings from checks/monitor.yaml."""
 
@@ -248,6 +267,7 @@ class MonitorSettings(_Strict):
     oncall: list[str] = []
     retention: Retention = Retention()
     http: HttpClient = HttpClient()
+    replicas: Replicas = Replicas()
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,13 @@ class Delivery:
     _unsaved: dict[str, _Outcome] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _stopping: Callable[[], bool] = field(default=lambda: False)
+    # Whether this process may send now (the replica leads); checked before each send starts.
+    _active: Callable[[], bool] = field(default=lambda: True)
+
+    @property
+    def claimed(self) -> int:
+        """Messages this process is sending or has sent without their outcome recorded yet."""
+        return len(self._inflight) + len(self._marks) + len(self._committing) + len(self._unsaved)
 
     def wake(self) -> None:
         """There may be new work: look now rather than at the next poll."""
@@ -109,7 +116,7 @@ class Delivery:
             try:
                 # On shutdown, or once the store refuses to record outcomes, what has not
                 # started stays pending. A sent item's place is given back when committed.
-                if not self._stopping() and not self._unsaved:
+                if not self._stopping() and self._active() and not self._unsaved:
                     await self._park(await self._send(item))
                     parked = True
             finally:
@@ -122,13 +129,19 @@ class Delivery:
             await self._flush_marks()
         return len(due)
 
-    async def run(self, idle: float = 1.0, stopping: Callable[[], bool] = lambda: False) -> None:
+    async def run(
+        self,
+        idle: float = 1.0,
+        stopping: Callable[[], bool] = lambda: False,
+        active: Callable[[], bool] = lambda: True,
+    ) -> None:
         """Deliver until cancelled or ``stopping()``: as fast as the work comes, else poll every
-        ``idle`` s. Once stopping, sends under way finish and nothing new starts."""
-        self._stopping = stopping
+        ``idle`` s. Once stopping, sends under way finish and nothing new starts; while not
+        ``active()`` (another replica sends), nothing new starts either."""
+        self._stopping, self._active = stopping, active
         while not stopping():
             try:
-                tried = await self.run_once()
+                tried = await self.run_once() if active() else 0
             except StoreUnavailable as exc:
                 event(log, "delivery waits for the store", logging.WARNING, error=str(exc))
                 tried = 0

@@ -1,6 +1,7 @@
 """Simulated business systems for ``monitor demo``: a payment service, a login service and a CRM.
 
-Each runs in the caller's event loop on a free 127.0.0.1 port and answers the shipped checks
+Each runs in the caller's event loop on a free 127.0.0.1 port (or the host and ports given, as
+``monitor simulate`` does) and answers the shipped checks
 (``checks/payment.yaml``, ``checks/login.yaml``, ``checks/crm.yaml``) the way a real one would,
 until it is told to fail::
 
@@ -38,14 +39,14 @@ class SimulatedHttpSystem:
     failure_status = 503
     failure_text = "unavailable"
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
         self.failing = False
         self.requests = 0
         app = web.Application(middlewares=[self._while_failing])
         self.add_routes(app)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        self._port = 0
+        self._port = port
 
     def add_routes(self, app: web.Application) -> None:
         raise NotImplementedError
@@ -57,7 +58,7 @@ class SimulatedHttpSystem:
     @property
     def url(self) -> str:
         """The base URL, without a trailing slash."""
-        return f"http://{self.host}:{self._port}"
+        return f"http://{_bracketed(self.host)}:{self._port}"
 
     def fail(self) -> None:
         """From now on every request gets the failure answer."""
@@ -68,7 +69,7 @@ class SimulatedHttpSystem:
 
     async def start(self) -> None:
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, 0)
+        site = web.TCPSite(self._runner, self.host, self._port)
         await site.start()
         self._port = self._runner.addresses[0][1]
 
@@ -106,10 +107,12 @@ class SimulatedLogin(SimulatedHttpSystem):
     failure_status = 502
     failure_text = "session store unavailable"
 
-    def __init__(self, password: str = DEFAULT_PROBE_PASSWORD, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, password: str = DEFAULT_PROBE_PASSWORD, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self.password = password
         self._tokens: set[str] = set()
-        super().__init__(host)
+        super().__init__(host, port)
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/login", self._login)
@@ -142,9 +145,9 @@ class SimulatedCrm:
 
     name = "crm"
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
-        self._port = 0
+        self._port = port
         self._server: asyncio.Server | None = None
         self.connections = 0
 
@@ -190,13 +193,20 @@ class SimulatedCrm:
 
 
 class SimulatedSystems:
-    """The three systems the shipped checks watch, started and stopped together."""
+    """The three systems the shipped checks watch, started and stopped together: on free
+    loopback ports, or on ``host`` and ``ports`` (payment's, login's, crm's; 0 is a free one)."""
 
-    def __init__(self, probe_password: str | None = None) -> None:
+    def __init__(
+        self,
+        probe_password: str | None = None,
+        *,
+        host: str = "127.0.0.1",
+        ports: tuple[int, int, int] = (0, 0, 0),
+    ) -> None:
         self.probe_password = probe_password or secrets.token_urlsafe(12)
-        self.payment = SimulatedPayment()
-        self.login = SimulatedLogin(self.probe_password)
-        self.crm = SimulatedCrm()
+        self.payment = SimulatedPayment(host, ports[0])
+        self.login = SimulatedLogin(self.probe_password, host, ports[1])
+        self.crm = SimulatedCrm(host, ports[2])
 
     def environ(self) -> dict[str, str]:
         """The variables the shipped checks read to find these systems."""
@@ -213,7 +223,7 @@ class SimulatedSystems:
         return [
             f"payment  {self.payment.url}/healthz",
             f"login    {self.login.url}/login, then /account",
-            f"crm      tcp {self.crm.host}:{self.crm.port}",
+            f"crm      tcp {_bracketed(self.crm.host)}:{self.crm.port}",
         ]
 
     async def start(self) -> None:
@@ -237,3 +247,8 @@ class SimulatedSystems:
         traceback: TracebackType | None,
     ) -> None:
         await self.stop()
+
+
+def _bracketed(host: str) -> str:
+    """``host`` as a URL writes it: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host else host

@@ -1,20 +1,24 @@
 """Transitions into incidents: folded by the correlator, saved with their timeline, then told.
 
-The notifier queues the monitor's transitions and hands them here at each tick; listeners (the
-metrics, on-call) hear once per incident and kind of change in a pass, after all of it is saved.
+At each tick the notifier has the transitions the store holds unapplied folded here, whichever
+process saved them, each chunk's incident changes committed with its transitions marked
+applied; listeners (the metrics, on-call) hear once per incident and kind of change in a pass,
+after all of it is saved.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
+from typing import Protocol
 
 from monitor.incidents.correlation import Change, Correlator, Folded, Incident, Step
 from monitor.logs import event
 from monitor.model import SystemInfo, Transition
-from monitor.store import IncidentLog, StoreUnavailable, TimelineEntry
+from monitor.store import IncidentLog, StateLog, StoreUnavailable, TimelineEntry
 
 log = logging.getLogger("monitor.notifier")
 
@@ -31,41 +35,60 @@ _LOGGED_SYSTEMS = 20  # an incident's systems named in a log line; the rest are 
 _NEW_AUDIENCE = frozenset({Change.OPENED, Change.JOINED, Change.REOPENED})
 
 
+class TransitionsAndIncidents(StateLog, IncidentLog, Protocol):
+    """What correlating reads and writes: the transitions saved, and the incidents."""
+
+
 async def correlate(
-    pending: list[Transition],
+    store: TransitionsAndIncidents,
+    resumed: list[Transition],
     *,
-    store: IncidentLog,
     correlator: Correlator,
     hold_new: bool,
     systems: Mapping[str, SystemInfo],
     listeners: Sequence[IncidentListener],
     audience_may_grow: Callable[[int], None],
-) -> None:
-    """Fold ``pending`` into the incidents, emptying it as each chunk is saved.
+) -> bool:
+    """Fold the transitions the store has not applied yet into the incidents, oldest first,
+    ``_CORRELATE_CHUNK`` at a time, each chunk's incident changes saved with its transitions
+    marked applied in one commit; then ``resumed`` (found by ``resume``, never in the store),
+    emptied as each chunk is saved. True once nothing is left; False when the store stopped
+    answering, which leaves the rest for the next tick.
 
     ``hold_new``: new incidents start held (``customer_messages: confirm``).
     ``audience_may_grow``: called with each incident that may now affect more people.
-    A store that stops answering leaves the rest of ``pending`` for the next tick.
     """
-    if not pending:
-        return
     # Told once the pass has saved them: one notice and one log line per incident and kind
     # of change (10,000 systems failing at once are one "joined"; the timeline keeps each).
     incidents: dict[int, Incident] = {}
     changed: dict[tuple[int, Change], list[str]] = {}
-    # Read once a pass: each chunk takes the incidents as the one before left them (the
-    # notifier's lock keeps everyone else from changing them meanwhile). A transition arriving
-    # during the pass is later than these, so the window read covers it too.
-    earliest = min(t.at for t in pending)
+    # The incidents a chunk may touch (open, or resolved within the window before its oldest
+    # transition), read at the first chunk: each chunk then takes them as the one before left
+    # them (the notifier's lock keeps this process from changing them meanwhile). Read again
+    # only for a chunk older than any before (a transition another process saved late).
+    known: dict[int, Incident] = {}
+    earliest = math.inf
     try:
-        known = {
-            incident.id: incident
-            for incident in await store.incidents(resolved_since=earliest - correlator.window)
-        }
-        while pending:
-            chunk = pending[:_CORRELATE_CHUNK]
-            folded = await _fold(chunk, list(known.values()), store, correlator, hold_new, systems)
-            del pending[: len(chunk)]
+        while True:
+            stored = await store.unapplied_transitions(_CORRELATE_CHUNK)
+            applied = [id_ for id_, _ in stored]
+            chunk = [t for _, t in stored] if stored else resumed[:_CORRELATE_CHUNK]
+            if not chunk:
+                return True
+            oldest = min(t.at for t in chunk)
+            if oldest < earliest:
+                earliest = oldest
+                known = {
+                    incident.id: incident
+                    for incident in await store.incidents(
+                        resolved_since=earliest - correlator.window
+                    )
+                }
+            folded = await _fold(
+                chunk, applied, list(known.values()), store, correlator, hold_new, systems
+            )
+            if not stored:
+                del resumed[: len(chunk)]
             known.update((incident.id, incident) for incident in folded.incidents)
             incidents.update((incident.id, incident) for incident in folded.incidents)
             for step in folded.steps:
@@ -76,19 +99,23 @@ async def correlate(
             await asyncio.sleep(0)
     except StoreUnavailable as exc:
         event(log, "incident update waits for the store", logging.WARNING, error=str(exc))
+        return False
     finally:
         await _tell(incidents, changed, listeners)
 
 
 async def _fold(
     transitions: Sequence[Transition],
+    applied: Sequence[int],
     known: Sequence[Incident],
     store: IncidentLog,
     correlator: Correlator,
     hold_new: bool,
     systems: Mapping[str, SystemInfo],
 ) -> Folded:
-    """Fold a chunk of transitions into the known incidents and save what they changed.
+    """Fold a chunk of transitions into the known incidents and save what they changed, with
+    the chunk's stored transitions (``applied``, their ids) marked applied in the same commit:
+    also when they changed nothing (a system coming UP at start), so none is read again.
 
     The fold is pure, so a new incident gets a placeholder id (negative: no real one is) and
     then the id the store reserves for it, in the order they opened.
@@ -102,7 +129,7 @@ async def _fold(
     folded = correlator.fold(transitions, known, placeholder, hold=hold_new)
     if placeholders:
         folded = _with_ids(folded, {p: await store.new_incident_id() for p in placeholders})
-    if folded.steps:
+    if folded.steps or applied:
         timeline = [
             (
                 step.incident_id,
@@ -110,7 +137,7 @@ async def _fold(
             )
             for step in folded.steps
         ]
-        await store.save_incidents(folded.incidents, timeline)
+        await store.save_incidents(folded.incidents, timeline, applied)
     return folded
 
 

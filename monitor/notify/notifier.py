@@ -1,7 +1,8 @@
 """From incidents to decisions: who is told what, when, written to the outbox before any send.
 
-Transitions come in from the monitor; ``tick()`` does the timed work (``notify_after``,
-``update_every``) and the fan-outs. Every decision is committed to the store, with what each
+``tick()`` applies the transitions the store holds unapplied (whichever process on the database
+saved them) to the incidents, then does the timed work (``notify_after``, ``update_every``) and
+the fan-outs. Every decision is committed to the store, with what each
 person has now been told, before delivery sees it; a restart re-runs the fan-out, and the
 outbox's unique keys and the ``told`` record make it send nothing twice.
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from itertools import islice
 
@@ -34,7 +35,6 @@ from monitor.model import (
     Reason,
     Recipient,
     SystemInfo,
-    SystemState,
     Transition,
 )
 from monitor.notify import handling
@@ -101,9 +101,13 @@ class Notifier:
     batch_size: int = 64
     on_incident: list[IncidentListener] = field(default_factory=list)
     on_decided: list[Callable[[list[OutboxItem]], None]] = field(default_factory=list)
-    _pending: list[Transition] = field(default_factory=list)
+    # After a restart (``resume``): whether the saved states are still to be compared with the
+    # incidents; then the transitions that gave, until applied.
+    _resuming: bool = False
+    _resumed: list[Transition] = field(default_factory=list)
     _dirty: set[int] | None = None  # None: not yet known, so every open incident is re-checked
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _attempt_counts: dict[int, int] = field(default_factory=dict)  # by open incident
 
     def reconfigure(
         self,
@@ -122,17 +126,27 @@ class Notifier:
 
     # inputs -------------------------------------------------------------------------------
 
-    def on_transition(self, transition: Transition) -> None:
-        """Take a transition from the monitor; the next tick correlates it."""
-        self._pending.append(transition)
+    def resume(self) -> None:
+        """After a restart: at the next tick, once the transitions the store holds unapplied
+        are applied (what a crash cuts off now), compare the saved states with the incidents
+        and apply what they show and the incidents do not (``resume.missed_transitions``), as
+        if it had just happened, at its original time: a state saved without its transition,
+        or a database of a monitor that applied transitions from memory and died first."""
+        self._resuming = True
 
-    async def resume(self, states: Iterable[SystemState]) -> None:
-        """After a restart, queue what a crash cut off between saving a transition and
-        applying it to the incidents (``resume.missed_transitions``): the next tick correlates
-        them as if they had just happened, at their original time."""
+    async def _correlate(self) -> None:
+        """Apply the store's unapplied transitions, then what ``resume`` owes (under the
+        lock)."""
+        if not await self._apply() or not self._resuming:
+            return
+        # The states as saved now, whenever this first tick comes (with several processes, it
+        # may come long after the start): with every saved transition applied, what they show
+        # beyond the incidents is what no saved transition will apply.
+        states = (await self.store.load_states()).values()
         missed = await missed_transitions(
             states, lambda since: self.store.incidents(resolved_since=since)
         )
+        self._resuming = False
         if missed:
             event(
                 log,
@@ -140,7 +154,21 @@ class Notifier:
                 logging.WARNING,
                 transitions=[f"{t.system} {t.current.value}" for t in missed],
             )
-        self._pending[:0] = sorted(missed, key=lambda t: (t.at, t.system))
+            self._resumed = sorted(missed, key=lambda t: (t.at, t.system))
+            await self._apply()
+
+    async def _apply(self) -> bool:
+        """``correlating.correlate``: the store's unapplied transitions, then ``_resumed``;
+        False if the store refused."""
+        return await correlate(
+            self.store,
+            self._resumed,
+            correlator=self.correlator,
+            hold_new=self.settings.customer_messages == "confirm",
+            systems=self.systems,
+            listeners=self.on_incident,
+            audience_may_grow=self._mark,
+        )
 
     async def report_attempt(self, attempt: Attempt, person: Person) -> None:
         """An app says ``person`` just failed on ``attempt.system``: remember it; if an open
@@ -177,19 +205,12 @@ class Notifier:
     async def tick(self) -> None:
         """Do what is due now: first acknowledgements, periodic updates, fan-outs, resolutions."""
         async with self._lock:
-            await correlate(
-                self._pending,
-                store=self.store,
-                correlator=self.correlator,
-                hold_new=self.settings.customer_messages == "confirm",
-                systems=self.systems,
-                listeners=self.on_incident,
-                audience_may_grow=self._mark,
-            )
+            await self._correlate()
             now = self.clock.now()
             known = await self.store.incidents(resolved_since=now - DAY)
             if self._dirty is None:
                 self._dirty = {i.id for i in known}
+            await self._notice_attempts(known)
             for incident in known:
                 owed = self._due(incident, now)
                 if owed is Due.RESOLUTION:
@@ -197,6 +218,22 @@ class Notifier:
                 elif owed is Due.FIRST_WORD or owed in FAN_OUT:
                     await self._tell_open(incident, owed, now)
                 self._dirty.discard(incident.id)
+
+    async def _notice_attempts(self, known: list[Incident]) -> None:
+        """Mark the open incidents for which attempts came in since the last tick, whichever
+        process on the database took them (``report_attempt`` marks only its own notifier's):
+        their audience may have grown. One count an open incident a tick."""
+        lookback = self.settings.attempt_lookback
+        counts = {}
+        for incident in known:
+            if incident.is_open:
+                window = attempts_window(incident, lookback)
+                counts[incident.id] = await self.store.attempt_count(incident.systems, window)
+                if counts[incident.id] != self._attempt_counts.get(
+                    incident.id, counts[incident.id]
+                ):
+                    self._mark(incident.id)
+        self._attempt_counts = counts
 
     def _due(self, incident: Incident, now: float) -> Due:
         assert self._dirty is not None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from monitor.config import Config, SystemConfig
@@ -39,6 +39,12 @@ class Monitor:
     on_transition: list[TransitionListener] = field(default_factory=list)
     on_result: list[ResultListener] = field(default_factory=list)
     states: dict[str, SystemState] = field(default_factory=dict)
+    # The systems this replica probes (None: all of them, as a monitor alone does); a result
+    # that comes in for another is dropped: its holder saves that system's state.
+    owned: set[str] | None = None
+    # The replica's name when it shares the database: its writes then keep to the systems the
+    # database says it holds (``StateLog.save_transitions``).
+    holder: str | None = None
     store_error: str | None = None
     _results: list[ProbeResult] = field(default_factory=list)
     _dirty: set[str] = field(default_factory=set)
@@ -60,6 +66,33 @@ class Monitor:
             name: saved.get(name, SystemState(system=name)) for name in self.config.systems
         }
 
+    async def take_up(self, systems: Iterable[str]) -> None:
+        """Start holding ``systems`` (another replica probed them until now): carry on from
+        the state their last holder saved."""
+        saved = await self.store.load_states()
+        for name in systems:
+            if name in self.config.systems:
+                self.states[name] = saved.get(name, SystemState(system=name))
+        if self.owned is not None:
+            self.owned |= set(systems)
+
+    async def let_go(self, systems: Iterable[str]) -> None:
+        """Stop holding ``systems``: what is buffered of them is written first, so the next
+        holder carries on from it."""
+        if self.owned is not None:
+            self.owned -= set(systems)
+        await self.flush()
+
+    async def refresh_others(self) -> None:
+        """Take the state of the systems other replicas probe from the store: this replica's
+        API, status page and /metrics show every system."""
+        if self.owned is None:
+            return
+        saved = await self.store.load_states()
+        for name, state in saved.items():
+            if name in self.states and name not in self.owned:
+                self.states[name] = state
+
     def system(self, name: str) -> SystemConfig | None:
         return self.config.systems.get(name)
 
@@ -73,7 +106,8 @@ class Monitor:
             return None
         called = self.clock.now()
         result = await self.prober.probe(system)
-        if name in self.config.systems:  # a reload may have removed it while it ran
+        # A reload may have removed it, or another replica taken it over, while it ran.
+        if name in self.config.systems and (self.owned is None or name in self.owned):
             self.observe(result, lateness + max(0.0, result.started_at - called))
         return result
 
@@ -135,7 +169,7 @@ class Monitor:
             if not saving:
                 return True
             try:
-                await self.store.save_transitions(saving)
+                await self.store.save_transitions(saving, self.holder)
             except StoreUnavailable as exc:
                 self._store_failed(exc)
                 return False
@@ -150,7 +184,9 @@ class Monitor:
         dirty, self._dirty = self._dirty, set()
         try:
             await self.store.record_results(results)
-            await self.store.save_states([self.states[n] for n in dirty if n in self.states])
+            await self.store.save_states(
+                [self.states[n] for n in dirty if n in self.states], self.holder
+            )
         except StoreUnavailable as exc:
             # Keep the newest results only: memory stays bounded during a long store outage.
             self._results = (results + self._results)[-10_000:]

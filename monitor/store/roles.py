@@ -12,12 +12,12 @@ which is all of them. ``SQLiteStore`` (``monitor.store.sqlite``) is the embedded
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from typing import Protocol
 
 from monitor.incidents.correlation import Incident
 from monitor.model import Attempt, Health, Person, ProbeResult, SystemState, Transition
-from monitor.store.types import OutboxItem, TimelineEntry
+from monitor.store.types import OutboxItem, ReplicaRecord, TimelineEntry
 
 
 class StateLog(Protocol):
@@ -27,10 +27,22 @@ class StateLog(Protocol):
 
     async def load_states(self) -> dict[str, SystemState]: ...
     async def save_transition(self, transition: Transition, state: SystemState) -> None: ...
-    async def save_transitions(self, saved: Sequence[tuple[Transition, SystemState]]) -> None:
-        """Each transition with its system's state after it, in one commit."""
+    async def save_transitions(
+        self, saved: Sequence[tuple[Transition, SystemState]], holder: str | None = None
+    ) -> None:
+        """Each transition with its system's state after it, in one commit. The transitions
+        are saved unapplied: ``unapplied_transitions`` gives them to the notifier (of any
+        process on the database) until ``IncidentLog.save_incidents`` marks them applied.
+        With ``holder`` (a replica's name), only those of the systems it holds now: a replica
+        that took a system over carries on from the state it saved, never written over."""
 
-    async def save_states(self, states: Iterable[SystemState]) -> None: ...
+    async def unapplied_transitions(self, limit: int) -> list[tuple[int, Transition]]:
+        """Up to ``limit`` transitions not yet applied to the incidents, whoever saved them,
+        with their ids, oldest first by (at, id)."""
+
+    async def save_states(self, states: Iterable[SystemState], holder: str | None = None) -> None:
+        """Each state, in one commit; with ``holder``, as ``save_transitions`` does."""
+
     async def record_results(self, results: Sequence[ProbeResult]) -> None: ...
     async def recent_results(self, system: str, limit: int = 100) -> list[ProbeResult]: ...
     async def transitions(
@@ -56,7 +68,7 @@ class StateLog(Protocol):
     async def transition_systems(self) -> list[str]: ...
     async def prune_transitions(self, system: str, older_than: float) -> int:
         """Delete ``system``'s transitions older than ``older_than`` but the newest of them,
-        which says what its health was at that moment."""
+        which says what its health was at that moment. An unapplied one is never deleted."""
 
 
 class IncidentLog(Protocol):
@@ -70,10 +82,14 @@ class IncidentLog(Protocol):
 
     async def save_incident(self, incident: Incident) -> None: ...
     async def save_incidents(
-        self, incidents: Sequence[Incident], timeline: Sequence[tuple[int, TimelineEntry]]
+        self,
+        incidents: Sequence[Incident],
+        timeline: Sequence[tuple[int, TimelineEntry]],
+        applied: Sequence[int] = (),
     ) -> None:
         """The incidents and timeline entries (by incident id) a batch of transitions made,
-        in one commit."""
+        and those transitions (``applied``, their ids) marked applied, in one commit: a crash
+        leaves the batch applied with its incident changes, or neither."""
 
     async def incident(self, incident_id: int) -> Incident | None: ...
     async def incidents(
@@ -125,6 +141,10 @@ class People(Protocol):
         known one's missing contact details are filled in from ``person``."""
 
     async def attempts(self, systems: Iterable[str], since: float) -> list[Attempt]: ...
+    async def attempt_count(self, systems: Iterable[str], since: float) -> int:
+        """How many attempts ``attempts`` would give: the notifier asks at each tick whether
+        any came in (to whichever process on the database) for an open incident."""
+
     async def prune_attempts(self, older_than: float) -> int:
         """Forget attempts older than ``older_than``: they can no longer count."""
 
@@ -192,5 +212,59 @@ class Housekeeping(Protocol):
     async def close(self) -> None: ...
 
 
-class Store(StateLog, IncidentLog, People, Outbox, Housekeeping, Protocol):
+class Replicas(Protocol):
+    """The replicas sharing the database: each says it is alive (its heartbeat, on its own
+    clock), which checks its files declare, which checks it probes (one replica a check, the
+    database's to enforce) and which one leads. A replica is dead to the others once it has not
+    been seen since the moment they pass as ``alive_since``."""
+
+    async def beat(
+        self,
+        replica: str,
+        started_at: float,
+        now: float,
+        digest: str,
+        systems: Sequence[str],
+        host: str = "",
+        pid: int = 0,
+    ) -> None:
+        """``replica`` (process ``pid`` on ``host``) is alive at ``now``, declaring the checks
+        ``systems`` (named by ``digest``: they are written only when it changes)."""
+
+    async def live_replicas(self, alive_since: float) -> list[ReplicaRecord]:
+        """The replicas seen since ``alive_since``, by name."""
+
+    async def declared_checks(self, replica: str) -> list[str]:
+        """The checks ``replica`` declared at its last beat ([] for one not known)."""
+
+    async def held_checks(self, replica: str) -> set[str]:
+        """The checks ``replica`` holds now (taken, or handed to it)."""
+
+    async def take_checks(
+        self, replica: str, systems: Collection[str], now: float, alive_since: float
+    ) -> set[str]:
+        """Take each of ``systems`` that nobody holds, that ``replica`` holds already, or that
+        a replica not seen since ``alive_since`` holds, in one commit; the ones taken (of two
+        replicas taking one check at once, one gets it)."""
+
+    async def hand_over_checks(
+        self, replica: str, to: Mapping[str, str | None], now: float
+    ) -> None:
+        """Give each check ``replica`` still holds to the replica ``to`` names (None: to
+        nobody, for whoever takes it)."""
+
+    async def lead(self, replica: str, now: float, until: float) -> str | None:
+        """Take the lead, or keep it, until ``until``, unless another replica holds it past
+        ``now``; the leader after (None: nobody, as after ``leave``)."""
+
+    async def leave(self, replica: str) -> None:
+        """``replica`` stops: its lead ends, the checks it still holds are free, and it is no
+        longer listed."""
+
+    async def replica_overview(self, alive_since: float) -> list[ReplicaRecord]:
+        """The live replicas (as ``live_replicas``) with how many checks each holds and which
+        one leads: ``GET /api/v1/replicas``."""
+
+
+class Store(StateLog, IncidentLog, People, Outbox, Replicas, Housekeeping, Protocol):
     """All of it: what the wiring (``monitor.app``) holds and hands each part."""

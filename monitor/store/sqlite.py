@@ -36,9 +36,11 @@ from monitor.store.records import (
     person_row,
 )
 from monitor.store.records import person as person_of
+from monitor.store.sqlite_replicas import SQLiteReplicas
 from monitor.store.types import (
     PENDING,
     UNDELIVERABLE,
+    AlreadyApplied,
     OutboxItem,
     StoreUnavailable,
     TimelineEntry,
@@ -63,7 +65,7 @@ _IDS_PER_QUERY = 500
 # OutboxItem's fields, in order: a row of them is the item's arguments.
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteReplicas):
     """The embedded store: one SQLite file in WAL mode, behind ``roles.Store``.
 
     Its methods are coroutines with synchronous bodies: the file is local and each call is
@@ -148,27 +150,47 @@ class SQLiteStore:
     async def save_transition(self, transition: Transition, state: SystemState) -> None:
         await self.save_transitions([(transition, state)])
 
-    async def save_transitions(self, saved: Sequence[tuple[Transition, SystemState]]) -> None:
+    async def save_transitions(
+        self, saved: Sequence[tuple[Transition, SystemState]], holder: str | None = None
+    ) -> None:
         try:
             with self.db.atomic():
+                held = self._held_of(holder, {t.system for t, _ in saved})
                 self.db.conn.executemany(
-                    "INSERT INTO transitions (system, at, previous, current, reason, streak) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO transitions (system, at, previous, current, reason, streak, "
+                    "applied) VALUES (?, ?, ?, ?, ?, ?, 0)",
                     [
                         (t.system, t.at, t.previous.value, t.current.value, t.reason, t.streak)
                         for t, _ in saved
+                        if held is None or t.system in held
                     ],
                 )
-                self._upsert_states(state for _, state in saved)
+                self._upsert_states(
+                    state for _, state in saved if held is None or state.system in held
+                )
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
-    async def save_states(self, states: Iterable[SystemState]) -> None:
+    async def save_states(self, states: Iterable[SystemState], holder: str | None = None) -> None:
         try:
             with self.db.atomic():
-                self._upsert_states(states)
+                states = list(states)
+                held = self._held_of(holder, {s.system for s in states})
+                self._upsert_states(s for s in states if held is None or s.system in held)
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(str(exc)) from exc
+
+    def _held_of(self, holder: str | None, systems: set[str]) -> set[str] | None:
+        """Which of ``systems`` ``holder`` holds (None: no holder, all of them), read in the
+        caller's transaction: a replica writes only the state of the systems it holds."""
+        if holder is None or not systems:
+            return None
+        rows = self.db.conn.execute(
+            "SELECT system FROM check_owners WHERE replica = ? AND system IN "
+            "(SELECT value FROM json_each(?))",
+            (holder, json.dumps(sorted(systems))),
+        )
+        return {system for (system,) in rows}
 
     def _upsert_states(self, states: Iterable[SystemState]) -> None:
         self.db.conn.executemany(
@@ -241,12 +263,24 @@ class SQLiteStore:
     async def prune_transitions(self, system: str, older_than: float) -> int:
         # One system at a time, by its index: a single statement over every system held the
         # loop ~70 ms at 10,000 systems even with nothing to delete.
+        # An unapplied one stays: the incidents have not seen it yet.
         cursor = self._write(
             "DELETE FROM transitions WHERE system = ? AND id < (SELECT MAX(id) FROM transitions "
-            "WHERE system = ? AND at < ?)",
+            "WHERE system = ? AND at < ?) AND applied",
             (system, system, older_than),
         )
         return int(cursor.rowcount)
+
+    async def unapplied_transitions(self, limit: int) -> list[tuple[int, Transition]]:
+        rows = self.db.conn.execute(
+            "SELECT id, system, at, previous, current, reason, streak FROM transitions "
+            "INDEXED BY transitions_unapplied WHERE NOT applied ORDER BY at, id LIMIT ?",
+            (limit,),
+        )
+        return [
+            (id_, Transition(system, at, Health(previous), Health(current), reason, streak))
+            for id_, system, at, previous, current, reason, streak in rows
+        ]
 
     async def recent_results(self, system: str, limit: int = 100) -> list[ProbeResult]:
         rows = self.db.query(
@@ -314,10 +348,23 @@ class SQLiteStore:
         self._write(_SAVE_INCIDENT, _incident_row(incident))
 
     async def save_incidents(
-        self, incidents: Sequence[Incident], timeline: Sequence[tuple[int, TimelineEntry]]
+        self,
+        incidents: Sequence[Incident],
+        timeline: Sequence[tuple[int, TimelineEntry]],
+        applied: Sequence[int] = (),
     ) -> None:
         try:
             with self.db.atomic():
+                ids = set(applied)
+                marked = self.db.conn.executemany(
+                    "UPDATE transitions SET applied = 1 WHERE id = ? AND NOT applied",
+                    [(id_,) for id_ in ids],
+                )
+                if ids and marked.rowcount != len(ids):  # another process applied some first
+                    raise AlreadyApplied(
+                        f"{len(ids) - marked.rowcount} of {len(ids)} transitions were applied "
+                        "by another process"
+                    )
                 self.db.conn.executemany(_SAVE_INCIDENT, [_incident_row(i) for i in incidents])
                 self.db.conn.executemany(
                     _ADD_TIMELINE, [(id_, e.at, e.kind, e.text) for id_, e in timeline]
@@ -599,6 +646,17 @@ class SQLiteStore:
             [*names, since],
         )
         return [Attempt(r["system"], r["person_id"], r["action"], r["at"]) for r in rows]
+
+    async def attempt_count(self, systems: Iterable[str], since: float) -> int:
+        names = sorted(set(systems))
+        if not names:
+            return 0
+        marks = ", ".join("?" for _ in names)
+        row = self.db.execute(
+            f"SELECT COUNT(*) FROM attempts WHERE system IN ({marks}) AND at >= ?",
+            [*names, since],
+        ).fetchone()
+        return int(row[0])
 
     # outbox -------------------------------------------------------------------------------
 

@@ -47,3 +47,24 @@ class TimelineEntry:
 
 class StoreUnavailable(Exception):
     """The database cannot be written (read-only, disk full, locked): retry later."""
+
+
+class AlreadyApplied(StoreUnavailable):
+    """Another process applied some of these transitions first (two replicas leading for a
+    moment): nothing was written, and what is left unapplied is read again next time."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaRecord:
+    """A replica as the database knows it: when it started, when it last said it was alive
+    (its own clock), the digest of the checks its files declare, how many checks it holds and
+    whether it leads."""
+
+    name: str
+    started_at: float
+    seen_at: float
+    digest: str
+    host: str  # where its process runs, and its process id there
+    pid: int
+    checks: int = 0
+    leads: bool = False

@@ -26,6 +26,7 @@ from monitor.people.rules import Subscriber
 from monitor.web.handlers import (
     get_incident,
     get_incidents,
+    get_replicas,
     get_status,
     get_systems,
     post_attempt,
@@ -44,6 +45,7 @@ from monitor.web.models import (
     NoteIn,
     Reloaded,
     ReloadRefused,
+    ReplicaList,
     StatusOut,
     SystemList,
     UsersIn,
@@ -191,6 +193,15 @@ ROUTES: tuple[Route, ...] = (
         "The monitor's own health: readiness, the last reload and its problems, the store, "
         "the channels.",
         {200: ("The monitor's status.", StatusOut)},
+        tags=("operations",),
+    ),
+    Route(
+        "GET",
+        "/api/v1/replicas",
+        get_replicas,
+        "The live replicas sharing the database: what each probes, which one leads, when "
+        "each was last heard from.",
+        {200: ("The replicas, by name.", ReplicaList)},
         tags=("operations",),
     ),
     Route(

@@ -18,6 +18,8 @@ from monitor.web.models import (
     ProblemOut,
     Reloaded,
     ReloadRefused,
+    ReplicaList,
+    ReplicaOut,
     StatusOut,
     StoreStatus,
     SystemList,
@@ -134,6 +136,26 @@ async def get_status(request: web.Request) -> web.Response:
             ),
             store=StoreStatus(writable=store_error is None, error=store_error),
             channels=list(services.channels()),
+        )
+    )
+
+
+async def get_replicas(request: web.Request) -> web.Response:
+    view = await request.app[SERVICES].replicas()
+    return respond(
+        ReplicaList(
+            takeover_seconds=view.takeover,
+            replicas=[
+                ReplicaOut(
+                    name=r.name,
+                    started_at=utc(r.started_at),
+                    last_seen=utc(r.seen_at),
+                    checks=r.checks,
+                    leads=r.leads,
+                    this_one=r.name == view.this,
+                )
+                for r in view.replicas
+            ],
         )
     )
 

@@ -190,6 +190,26 @@ class StoreStatus(BaseModel):
     error: str | None = Field(description="Why it does not take writes, if it does not.")
 
 
+class ReplicaOut(BaseModel):
+    name: str
+    started_at: datetime
+    last_seen: datetime = Field(description="Its last heartbeat, on its own clock.")
+    checks: int = Field(description="How many checks it probes.")
+    leads: bool = Field(
+        description="Whether it leads: folds failures into incidents, decides, sends."
+    )
+    this_one: bool = Field(description="Whether it is the replica answering this request.")
+
+
+class ReplicaList(BaseModel):
+    """The live replicas sharing the database (a monitor alone is one)."""
+
+    takeover_seconds: float = Field(
+        description="A replica not heard from for this long is dead; the others take over."
+    )
+    replicas: list[ReplicaOut]
+
+
 class StatusOut(BaseModel):
     """The monitor's own health, for on-call: everything /readyz only summarises."""
 

@@ -18,7 +18,7 @@ from aiohttp import web
 from monitor.config import Config, Problem
 from monitor.incidents.correlation import Incident
 from monitor.model import Attempt, Clock, Health, Person, SystemState
-from monitor.store import TimelineEntry
+from monitor.store import ReplicaRecord, TimelineEntry
 
 
 class WebStore(Protocol):
@@ -58,6 +58,15 @@ class LastReload:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplicaView:
+    """The replicas sharing the database, as this one (``this``) sees them."""
+
+    this: str
+    takeover: float  # seconds without a heartbeat after which a replica is dead
+    replicas: Sequence[ReplicaRecord]  # the live ones, by name
+
+
+@dataclass(frozen=True, slots=True)
 class Services:
     """The parts of the running monitor the web uses. What changes while it runs (the
     configuration after a reload, the live states) is a getter, read at each request."""
@@ -76,6 +85,7 @@ class Services:
     last_reload: Callable[[], LastReload]
     channels: Callable[[], Sequence[str]]  # the channels configured, best first
     metrics_page: Callable[[], Awaitable[bytes]]  # the /metrics page, Prometheus' text format
+    replicas: Callable[[], Awaitable[ReplicaView]]  # read from the store at each request
     api_token: str  # what write routes need as their bearer token; "" disables them
 
 

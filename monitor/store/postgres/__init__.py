@@ -1,8 +1,9 @@
 """The shared store: PostgreSQL through psycopg 3 and psycopg-pool, behind ``roles.Store``.
 
-A module a role (``states``, ``incidents``, ``people``, ``outbox``), each holding its SQL, over
-one ``connection.Database`` (the pool; every driver error becomes ``StoreUnavailable``);
-``schema`` applies ``migrations/postgres``; ``rows`` writes values as SQLite's backend does.
+A module a role (``states``, ``incidents``, ``people``, ``outbox``, ``replicas``), each
+holding its SQL, over one ``connection.Database`` (the pool; every driver error becomes
+``StoreUnavailable``); ``schema`` applies ``migrations/postgres``; ``rows`` writes values as
+SQLite's backend does.
 ``open_postgres`` opens one: the schema first, on a connection of its own, then the pool.
 """
 
@@ -15,12 +16,13 @@ from monitor.store.postgres.connection import CHECK_WAIT_S, Database
 from monitor.store.postgres.incidents import Incidents
 from monitor.store.postgres.outbox import Outbox
 from monitor.store.postgres.people import People
+from monitor.store.postgres.replicas import Replicas
 from monitor.store.postgres.states import States
 
 __all__ = ["PostgresStore", "open_postgres"]
 
 
-class PostgresStore(States, Incidents, People, Outbox):
+class PostgresStore(States, Incidents, People, Outbox, Replicas):
     """Every role on one PostgreSQL database. Open it with ``open_postgres``."""
 
     def __init__(self, db: Database, schema_change: SchemaChange) -> None:

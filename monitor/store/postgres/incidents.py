@@ -3,6 +3,7 @@ timeline, and the pruning of resolved ones."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from monitor.incidents.correlation import Incident
@@ -14,7 +15,7 @@ from monitor.store.postgres.rows import (
     incident,
     incident_row,
 )
-from monitor.store.types import PENDING, TimelineEntry
+from monitor.store.types import PENDING, AlreadyApplied, TimelineEntry
 
 _UPSERT_INCIDENTS = (
     f"INSERT INTO incidents ({INCIDENT_COLUMNS}) SELECT * FROM unnest("
@@ -28,8 +29,7 @@ _ADD_TIMELINE = (
     "INSERT INTO timeline (incident_id, at, kind, text) "
     "SELECT * FROM unnest(%b::bigint[], %b::float8[], %b::text[], %b::text[])"
 )
-# Both in one statement: atomic without BEGIN/COMMIT.
-_SAVE_INCIDENTS = f"WITH saved AS ({_UPSERT_INCIDENTS}) {_ADD_TIMELINE}"
+_MARK_APPLIED = "UPDATE transitions SET applied = true WHERE id = ANY(%b::bigint[]) AND NOT applied"
 _RESOLVED = (
     "EXISTS (SELECT 1 FROM incidents WHERE id = %(id)s AND resolved_at IS NOT NULL "
     "AND resolved_at < %(before)s)"
@@ -52,16 +52,37 @@ class Incidents:
         await self.save_incidents([incident], [])
 
     async def save_incidents(
-        self, incidents: Sequence[Incident], timeline: Sequence[tuple[int, TimelineEntry]]
+        self,
+        incidents: Sequence[Incident],
+        timeline: Sequence[tuple[int, TimelineEntry]],
+        applied: Sequence[int] = (),
     ) -> None:
-        # One row an incident, its last state: the upsert may not touch a row twice.
-        last = {i.id: i for i in incidents}
-        saved = columns((incident_row(i) for i in last.values()), 12)
-        entries = columns(((id_, e.at, e.kind, e.text) for id_, e in timeline), 4)
+        parts: list[str] = []
+        params: list[list[object]] = []
+        if incidents:
+            # One row an incident, its last state: the upsert may not touch a row twice.
+            last = {i.id: i for i in incidents}
+            parts.append(_UPSERT_INCIDENTS)
+            params += columns((incident_row(i) for i in last.values()), 12)
         if timeline:
-            await self.db.run(_SAVE_INCIDENTS, [*saved, *entries])
-        elif incidents:
-            await self.db.run(_UPSERT_INCIDENTS, saved)
+            parts.append(_ADD_TIMELINE)
+            params += columns(((id_, e.at, e.kind, e.text) for id_, e in timeline), 4)
+        if not applied:
+            if parts:
+                await self.db.run(_one_statement(tuple(parts)), params)
+            return
+        # Marked first, in the same transaction: if another process applied any of them
+        # meanwhile, its incidents stand and nothing of these is written.
+        ids = sorted(set(applied))
+        async with self.db.transaction() as conn:
+            marked = await conn.execute(_MARK_APPLIED, (ids,))
+            if marked.rowcount != len(ids):
+                raise AlreadyApplied(
+                    f"{len(ids) - marked.rowcount} of {len(ids)} transitions were applied by "
+                    "another process"
+                )
+            if parts:
+                await conn.execute(_one_statement(tuple(parts)), params)
 
     async def incident(self, incident_id: int) -> Incident | None:
         row = await self.db.row(
@@ -150,3 +171,14 @@ class Incidents:
                 elif cursor.rowcount:
                     return cursor.rowcount
         return 0
+
+
+@functools.cache
+def _one_statement(parts: tuple[str, ...]) -> str:
+    """``parts`` as one statement (all but the last as data-modifying WITH queries, which run
+    whether read or not), so they commit together without BEGIN/COMMIT; the same few texts,
+    each prepared once per connection."""
+    *first, last = parts
+    if not first:
+        return last
+    return "WITH " + ", ".join(f"part{n} AS ({sql})" for n, sql in enumerate(first)) + f" {last}"

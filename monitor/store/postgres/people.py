@@ -143,6 +143,16 @@ class People:
         )
         return [Attempt(*row) for row in rows]
 
+    async def attempt_count(self, systems: Iterable[str], since: float) -> int:
+        names = sorted(set(systems))
+        if not names:
+            return 0
+        row = await self.db.row(
+            "SELECT COUNT(*) FROM attempts WHERE system = ANY(%b::text[]) AND at >= %s",
+            (names, since),
+        )
+        return int(row[0]) if row is not None else 0
+
     async def prune_attempts(self, older_than: float) -> int:
         return await self.db.run("DELETE FROM attempts WHERE at < %s", (older_than,))
 

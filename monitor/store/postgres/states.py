@@ -19,11 +19,35 @@ _UPSERT_STATES = (
     "pass_streak = excluded.pass_streak, last_reason = excluded.last_reason, "
     "last_checked = excluded.last_checked"
 )
-# The transitions and the states after them, in one statement: atomic without BEGIN/COMMIT.
+# The transitions (unapplied: the notifier reads them back) and the states after them, in one
+# statement: atomic without BEGIN/COMMIT.
 _SAVE_TRANSITIONS = (
-    "WITH saved AS (INSERT INTO transitions (system, at, previous, current, reason, streak) "
-    "SELECT * FROM unnest(%b::text[], %b::float8[], %b::text[], %b::text[], %b::text[], "
+    "WITH saved AS (INSERT INTO transitions "
+    "(system, at, previous, current, reason, streak, applied) "
+    "SELECT *, false FROM unnest(%b::text[], %b::float8[], %b::text[], %b::text[], %b::text[], "
     f"%b::int[])) {_UPSERT_STATES}"
+)
+# The same for a replica (``holder``): only the systems it holds. Their rows in check_owners are
+# locked for the statement (FOR SHARE), so a replica taking one over waits for it, or it sees
+# the new holder and writes nothing of that system: a replica that lost a check never writes
+# over the state its new holder carries on from.
+_HELD = (
+    "held AS (SELECT system FROM check_owners WHERE replica = %b AND system = ANY(%b::text[]) "
+    "FOR SHARE)"
+)
+_SAVE_HELD_TRANSITIONS = (
+    f"WITH {_HELD}, saved AS (INSERT INTO transitions "
+    "(system, at, previous, current, reason, streak, applied) "
+    "SELECT *, false FROM unnest(%b::text[], %b::float8[], %b::text[], %b::text[], %b::text[], "
+    "%b::int[]) AS t (system) WHERE t.system IN (SELECT system FROM held)) "
+    f"INSERT INTO states ({_STATE_COLUMNS}) {_STATES} AS s (system) "
+    "WHERE s.system IN (SELECT system FROM held) "
+    + _UPSERT_STATES[_UPSERT_STATES.index("ON CONFLICT") :]
+)
+_SAVE_HELD_STATES = (
+    f"WITH {_HELD} INSERT INTO states ({_STATE_COLUMNS}) {_STATES} AS s (system) "
+    "WHERE s.system IN (SELECT system FROM held) "
+    + _UPSERT_STATES[_UPSERT_STATES.index("ON CONFLICT") :]
 )
 
 
@@ -42,7 +66,9 @@ class States:
     async def save_transition(self, transition: Transition, state: SystemState) -> None:
         await self.save_transitions([(transition, state)])
 
-    async def save_transitions(self, saved: Sequence[tuple[Transition, SystemState]]) -> None:
+    async def save_transitions(
+        self, saved: Sequence[tuple[Transition, SystemState]], holder: str | None = None
+    ) -> None:
         if not saved:
             return
         made = columns(
@@ -52,12 +78,21 @@ class States:
             ),
             6,
         )
-        await self.db.run(_SAVE_TRANSITIONS, [*made, *_state_columns(s for _, s in saved)])
+        states = _state_columns(s for _, s in saved)
+        if holder is None:
+            await self.db.run(_SAVE_TRANSITIONS, [*made, *states])
+        else:
+            systems = sorted({t.system for t, _ in saved})
+            await self.db.run(_SAVE_HELD_TRANSITIONS, [holder, systems, *made, *states])
 
-    async def save_states(self, states: Iterable[SystemState]) -> None:
+    async def save_states(self, states: Iterable[SystemState], holder: str | None = None) -> None:
         values = _state_columns(states)
-        if values[0]:
+        if not values[0]:
+            return
+        if holder is None:
             await self.db.run(_UPSERT_STATES, values)
+        else:
+            await self.db.run(_SAVE_HELD_STATES, [holder, sorted(set(values[0])), *values])
 
     async def record_results(self, results: Sequence[ProbeResult]) -> None:
         if not results:
@@ -98,11 +133,23 @@ class States:
         return [str(system) for (system,) in await self.db.rows(_distinct("transitions"))]
 
     async def prune_transitions(self, system: str, older_than: float) -> int:
+        # An unapplied one stays: the incidents have not seen it yet.
         return await self.db.run(
             "DELETE FROM transitions WHERE system = %s AND id < (SELECT MAX(id) FROM "
-            "transitions WHERE system = %s AND at < %s)",
+            "transitions WHERE system = %s AND at < %s) AND applied",
             (system, system, older_than),
         )
+
+    async def unapplied_transitions(self, limit: int) -> list[tuple[int, Transition]]:
+        rows = await self.db.rows(
+            "SELECT id, system, at, previous, current, reason, streak FROM transitions "
+            "WHERE NOT applied ORDER BY at, id LIMIT %s",
+            (limit,),
+        )
+        return [
+            (id_, Transition(system, at, Health(previous), Health(current), reason, streak))
+            for id_, system, at, previous, current, reason, streak in rows
+        ]
 
     async def recent_results(self, system: str, limit: int = 100) -> list[ProbeResult]:
         rows = await self.db.rows(

@@ -1,0 +1,53 @@
+"""Which live replica probes each check: rendezvous (highest random weight) hashing.
+
+Every replica computes the same answer from the same facts (the live replicas and the checks
+each one's files declare), with no coordination: a check goes to the replica whose hash with
+it is highest among the live replicas that declare it. When a replica joins it takes about a
+1/N share from each of the others; when one leaves only its checks move. A check that only
+some replicas declare (a rolling update, files changing) goes to one of those, never to a
+replica that does not know it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+
+
+def weight(replica: str, system: str) -> int:
+    """The pair's hash: the same in every process and Python version (unlike ``hash()``)."""
+    digest = hashlib.blake2b(f"{replica}\0{system}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def owner(system: str, replicas: Collection[str]) -> str | None:
+    """The replica of ``replicas`` that probes ``system``; None when there is none."""
+    return max(replicas, key=lambda replica: (weight(replica, system), replica), default=None)
+
+
+def assign(declared: Mapping[str, Collection[str]]) -> dict[str, str]:
+    """Each check any replica declares, to the replica that probes it, given the checks each
+    live replica declares (by replica name)."""
+    declaring: dict[str, list[str]] = {}
+    for replica, systems in declared.items():
+        for system in systems:
+            declaring.setdefault(system, []).append(replica)
+    return {system: owner(system, replicas) or "" for system, replicas in declaring.items()}
+
+
+@dataclass(frozen=True)
+class Share:
+    """What one replica does to hold exactly its share."""
+
+    take: frozenset[str] = frozenset()  # checks that are its own and it does not hold yet
+    # Checks it holds that are another's, to the replica they go to (None: to nobody, when no
+    # live replica declares them; whoever declares them later takes them).
+    hand_over: Mapping[str, str | None] = field(default_factory=dict)
+
+
+def share(me: str, assignment: Mapping[str, str], held: Collection[str]) -> Share:
+    """What ``me`` takes and hands over, given ``assign``'s answer and what ``me`` holds."""
+    take = frozenset(s for s, chosen in assignment.items() if chosen == me and s not in held)
+    hand_over = {s: assignment.get(s) or None for s in held if assignment.get(s) != me}
+    return Share(take, hand_over)
