@@ -36,10 +36,11 @@ from monitor.probing.probes import Prober, make_session
 from monitor.probing.runtime import Monitor
 from monitor.probing.scheduler import ProbeScheduler
 from monitor.replicas.identity import ReplicaNameError, check_name_free, replica_name
-from monitor.replicas.membership import Membership, Timing
+from monitor.replicas.membership import SHARD_UNITS, Membership, Timing, shard_unit, shards_of
 from monitor.store import OutboxItem, Store, StoreUnavailable
 from monitor.store.location import DatabaseLocation, database_location
 from monitor.store.opening import open_store
+from monitor.store.types import OUTBOX_SHARDS
 from monitor.web.plumbing import TOKEN_VARIABLE
 from monitor.web.server import build_web_app
 from monitor.web.services import LastReload, ReplicaView, Services
@@ -194,6 +195,7 @@ class App:
     runner: web.AppRunner | None = field(default=None, init=False, repr=False)  # serve_http
     tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False, repr=False)
     _beats: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
+    shards: set[int] = field(default_factory=set, init=False)  # the outbox shards sent from here
 
     # How the running configuration came to be (see ``reload``).
     config_loaded_at: float = field(default=0.0, init=False)
@@ -224,6 +226,8 @@ class App:
             self.store,
             channels_from_env(self.session, self.environ, settings.org.message_domain),
             self.clock,
+            # All of them (a replica alone): no filter, the outbox read as it always was.
+            shards=lambda: None if len(self.shards) == OUTBOX_SHARDS else self.shards,
         )
         if not self.delivery.channels.configured():
             event(log, NO_CHANNEL, logging.WARNING)
@@ -263,7 +267,7 @@ class App:
             asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
             asyncio.create_task(self._tick_loop(), name="notifier"),
             asyncio.create_task(
-                self.delivery.run(stopping=lambda: self.stopping, active=self.membership.leads),
+                self.delivery.run(stopping=lambda: self.stopping, active=self.membership.holds),
                 name="delivery",
             ),
             asyncio.create_task(self.oncall.run(), name="oncall"),
@@ -277,7 +281,8 @@ class App:
             listen=self.options.listen,
             db=str(self.database),  # a URL without its password
             replica=self.membership.name,
-            probing=len(self.membership.held),
+            probing=len(self.membership.held) - len(self.shards),
+            outbox_shards=len(self.shards),
             leading=self.membership.leads(),
         )
 
@@ -293,34 +298,44 @@ class App:
             clock=self.clock,
             name=name,
             timing=timing,
-            declared=lambda: self.config.systems.keys(),
-            gained=self._take_up_checks,
-            losing=self._let_go_of_checks,
+            declared=lambda: [*self.config.systems, *SHARD_UNITS],
+            gained=self._take_up,
+            losing=self._let_go,
             host=host,
             pid=pid,
         )
         membership.on_lead.append(self._lead_changed)
         return membership
 
-    async def _take_up_checks(self, systems: set[str]) -> None:
-        """Probe ``systems`` from now on, carrying on from their saved state."""
+    async def _take_up(self, units: set[str]) -> None:
+        """Probe the checks of ``units`` from now on, carrying on from their saved state, and
+        send from its outbox shards."""
+        shards = shards_of(units)
+        systems = units - {shard_unit(n) for n in shards}
+        self.shards |= shards
         await self.monitor.take_up(systems)
         for name in systems:
             if name in self.config.systems:
                 self.scheduler.schedule(name, self.config.systems[name].every)
+        if shards:
+            self.delivery.wake()
 
-    async def _let_go_of_checks(self, systems: set[str]) -> None:
-        """Stop probing ``systems``; their state is saved for the next holder."""
+    async def _let_go(self, units: set[str]) -> None:
+        """Stop probing the checks of ``units`` (their state saved for the next holder) and
+        sending from its shards (the messages under way settled first)."""
+        shards = shards_of(units)
+        systems = units - {shard_unit(n) for n in shards}
         for name in systems if not self.stopping else ():  # stopping: the scheduler is down
             self.scheduler.remove(name)
         await self.monitor.let_go(systems)
+        self.shards -= shards
+        await self.delivery.let_go(shards)
 
     async def _lead_changed(self, leading: bool) -> None:
         """Leading: the notifier starts from the store as it is (what the last leader left
-        half done, and every replica's transitions); delivery follows ``leads()`` by itself."""
+        half done, and every replica's transitions)."""
         if leading:
             self.notifier.resume()
-        self.delivery.wake()
 
     async def _replica_view(self) -> ReplicaView:
         timing = self.membership.timing
@@ -366,7 +381,7 @@ class App:
         self.metrics.observe_replica(
             lambda: ReplicaFigures(
                 live=self.membership.live,
-                owned=len(self.membership.held),
+                owned=len(self.membership.held) - len(self.shards),
                 leading=self.membership.leads(),
                 claimed=self.delivery.claimed,
             )

@@ -126,8 +126,8 @@ class _Replica(Collector):
         )
         yield GaugeMetricFamily(
             "monitor_replica_leading",
-            "Whether this replica leads (1): it folds failures into incidents, decides who is "
-            "told what, and sends.",
+            "Whether this replica leads (1): it folds failures into incidents and decides who is "
+            "told what.",
             value=1.0 if now.leading else 0.0,
         )
         yield GaugeMetricFamily(

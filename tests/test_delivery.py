@@ -16,6 +16,7 @@ from monitor.delivery.channels import EmailChannel
 from monitor.delivery.sender import Channels, Delivery
 from monitor.demo.mailcatcher import CaughtMessage, MailCatcher
 from monitor.store import PENDING, SENT, OutboxItem, SQLiteStore
+from monitor.store.types import outbox_shard
 
 
 class RecordingStore(SQLiteStore):
@@ -167,3 +168,54 @@ async def test_with_commits_that_take_a_round_trip_each_message_goes_out_once(
     assert sorted(marked) == sorted(set(marked))
     assert await sent_count(store) == len(people)
     assert await store.pending_count() == 0
+
+
+async def test_two_senders_of_disjoint_outbox_shards_send_each_message_once(
+    tmp_path: Path,
+) -> None:
+    """Two replicas' deliveries share one outbox (two stores on one file), one sending from
+    shards 0-31, the other from 32-63, at the same time: every message is sent once, each by
+    the sender of its person's shard; a sender of no shard sends nothing."""
+    clock = FakeClock()
+    first, second, idle = (SQLiteStore(tmp_path / "monitor.db") for _ in range(3))
+    people = [f"p{i:03d}" for i in range(200)]
+    await decided(first, clock, people)
+    halves = {"first": set(range(32)), "second": set(range(32, 64))}
+    async with MailCatcher() as catcher:
+        emails = [EmailChannel.from_url(catcher.url, "status@example.com") for _ in range(3)]
+        senders = [
+            Delivery(
+                store,
+                Channels(email=email, message_domain="example.com"),
+                clock,
+                shards=lambda shards=shards: shards,  # type: ignore[misc]
+            )
+            for store, email, shards in zip(
+                (first, second, idle),
+                emails,
+                (halves["first"], halves["second"], set()),
+                strict=True,
+            )
+        ]
+        sent_by: list[list[str]] = [[], [], []]
+        for sender, sent in zip(senders, sent_by, strict=True):
+
+            def record(item: OutboxItem, _o: str, _a: object, sent: list[str] = sent) -> None:
+                sent.append(item.person_id)
+
+            sender.on_outcome.append(record)
+        try:
+            while sum(await asyncio.gather(*(s.run_once() for s in senders))):
+                pass
+        finally:
+            for email in emails:
+                await email.close()
+    told = [to for message in catcher.messages for to in message.rcpt_tos]
+    assert sorted(told) == sorted(f"{p}@example.com" for p in people)
+    assert await sent_count(first) == len(people)
+    assert {outbox_shard(p) for p in sent_by[0]} <= halves["first"]
+    assert {outbox_shard(p) for p in sent_by[1]} <= halves["second"]
+    assert [bool(sent) for sent in sent_by] == [True, True, False]
+    assert sorted(sent_by[0] + sent_by[1]) == people
+    for store in (first, second, idle):
+        await store.close()

@@ -14,13 +14,14 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 
 from monitor.delivery.channels import Channels, DeliveryError
 from monitor.logs import event
 from monitor.model import Address, Clock
 from monitor.store import PENDING, SENT, UNDELIVERABLE, Outbox, OutboxItem, StoreUnavailable
+from monitor.store.types import outbox_shard
 
 log = logging.getLogger("monitor.delivery")
 
@@ -77,13 +78,39 @@ class Delivery:
     _unsaved: dict[str, _Outcome] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _stopping: Callable[[], bool] = field(default=lambda: False)
-    # Whether this process may send now (the replica leads); checked before each send starts.
+    # Whether this process may send now (its hold on its shards is current); checked before
+    # each send starts.
     _active: Callable[[], bool] = field(default=lambda: True)
+    # The outbox shards this process sends from (None: all, as a monitor alone does).
+    shards: Callable[[], Collection[int] | None] = field(default=lambda: None)
+    _settled: asyncio.Event = field(default_factory=asyncio.Event)  # set at each commit
+    _shard_of: dict[str, int] = field(default_factory=dict)  # of each message under way
 
     @property
     def claimed(self) -> int:
         """Messages this process is sending or has sent without their outcome recorded yet."""
         return len(self._inflight) + len(self._marks) + len(self._committing) + len(self._unsaved)
+
+    async def let_go(self, shards: Collection[int], wait: float = 10.0) -> None:
+        """Return once no message of ``shards`` is being sent or awaits its outcome's commit
+        (``shards()`` no longer gives them, so none starts), or after ``wait`` seconds (a
+        stopped delivery, a store away): the replica they go to next then finds each of them
+        pending or settled, not on its way."""
+        going = set(shards)
+
+        def busy() -> bool:
+            keys = self._inflight | self._marks.keys() | self._committing
+            return any(self._shard_of.get(key) in going for key in keys)
+
+        deadline = asyncio.get_running_loop().time() + wait
+        while busy():
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                event(log, "shards handed over with messages still under way", logging.WARNING)
+                return
+            self._settled.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._settled.wait(), min(left, 1.0))
 
     def wake(self) -> None:
         """There may be new work: look now rather than at the next poll."""
@@ -100,7 +127,9 @@ class Delivery:
         now = self.clock.now()
         due = [
             item
-            for item in await self.store.due(now, limit=self.concurrency * 8 + len(self._inflight))
+            for item in await self.store.due(
+                now, limit=self.concurrency * 8 + len(self._inflight), shards=self.shards()
+            )
             if item.key not in self._inflight
             and item.key not in self._unsaved
             and item.key not in self._marks
@@ -141,7 +170,13 @@ class Delivery:
         self._stopping, self._active = stopping, active
         while not stopping():
             try:
-                tried = await self.run_once() if active() else 0
+                if active():
+                    tried = await self.run_once()
+                else:
+                    # Not sending (cut off from the database until a moment ago, say), but the
+                    # outcomes kept meanwhile are recorded as soon as the store takes them.
+                    await self._save_unsaved()
+                    tried = 0
             except StoreUnavailable as exc:
                 event(log, "delivery waits for the store", logging.WARNING, error=str(exc))
                 tried = 0
@@ -155,6 +190,7 @@ class Delivery:
 
     async def _send(self, item: OutboxItem) -> _Outcome:
         self._inflight.add(item.key)
+        self._shard_of[item.key] = outbox_shard(item.person_id)
         try:
             return await self._attempt(item)
         finally:
@@ -256,6 +292,10 @@ class Delivery:
         finally:
             # Committed, or kept in ``_unsaved`` (which ``run_once`` leaves alone too).
             self._committing.difference_update(committing)
+            for key in committing:
+                if key not in self._unsaved:
+                    self._shard_of.pop(key, None)
+            self._settled.set()
             if self._limit is not None:
                 for _ in marks:
                     self._limit.release()
@@ -270,6 +310,7 @@ class Delivery:
         # Only what was written: outcomes kept meanwhile (while awaiting a server) stay kept.
         for item, _, _ in kept:
             del self._unsaved[item.key]
+            self._shard_of.pop(item.key, None)
         for item, outcome, channel in kept:
             self._told(item, outcome, channel)
 

@@ -28,11 +28,26 @@ from monitor.logs import event
 from monitor.model import Clock
 from monitor.replicas.sharing import assign, share
 from monitor.store import Replicas, StoreUnavailable
+from monitor.store.types import OUTBOX_SHARDS
 
 log = logging.getLogger("monitor.replicas")
 
 ChecksListener = Callable[[set[str]], Awaitable[None]]
 LeadListener = Callable[[bool], Awaitable[None]]
+
+
+# The outbox's shards are held as checks are, under names no check can have (check names are
+# lower-case letters, digits and dashes): each replica sends the messages of the shards it holds.
+SHARD_UNITS = tuple(f"outbox:{n:02}" for n in range(OUTBOX_SHARDS))
+
+
+def shard_unit(shard: int) -> str:
+    return SHARD_UNITS[shard]
+
+
+def shards_of(units: Collection[str]) -> set[int]:
+    """The outbox shards among ``units``."""
+    return {int(unit[7:]) for unit in units if unit.startswith("outbox:")}
 
 
 @dataclass(frozen=True)
@@ -70,6 +85,7 @@ class Membership:
     held: set[str] = field(default_factory=set, init=False)
     leader: str | None = field(default=None, init=False)
     lead_valid_until: float = field(default=0.0, init=False)  # on this replica's clock
+    hold_valid_until: float = field(default=0.0, init=False)  # the same, for what it holds
     live: int = field(default=0, init=False)  # live replicas at the last heartbeat
     store_error: str | None = field(default=None, init=False)
     _known: dict[str, tuple[str, frozenset[str]]] = field(default_factory=dict, init=False)
@@ -80,6 +96,12 @@ class Membership:
 
     def __post_init__(self) -> None:
         self.started_at = self.clock.now()
+
+    def holds(self) -> bool:
+        """Whether what this replica holds is still its own: its last heartbeat reached the
+        database recently enough that no other replica can have taken anything over since.
+        A replica cut off stops sending (and leading) by this, before another may start."""
+        return self.clock.now() < self.hold_valid_until
 
     def leads(self) -> bool:
         """Whether this replica leads now: it took or kept the lead at a heartbeat recent
@@ -127,6 +149,9 @@ class Membership:
         assignment = self._assign(known)
 
         held = await self.store.held_checks(self.name)
+        # Nobody takes anything of a replica seen at ``now`` before ``now + dead_after``;
+        # one heartbeat short of that, as for the lead.
+        self.hold_valid_until = now + self.timing.dead_after - self.timing.heartbeat
         taken = self.held - held
         if taken:
             # Others took them: this replica was not seen for too long (a partition).
@@ -151,7 +176,8 @@ class Membership:
                 log,
                 "checks shared",
                 replica=self.name,
-                held=len(held),
+                checks=len(held) - len(shards_of(held)),
+                outbox_shards=len(shards_of(held)),
                 gained=len(gained),
                 handed_over=len(plan.hand_over),
                 replicas=len(live),

@@ -13,7 +13,7 @@ from typing import Any
 
 from monitor.incidents.correlation import Incident, Member
 from monitor.model import Address, ChannelKind, Person
-from monitor.store.types import OutboxItem
+from monitor.store.types import OutboxItem, outbox_shard
 from monitor.text import unknown_name
 
 _KINDS: dict[str, ChannelKind] = {"email": "email", "sms": "sms", "webhook": "webhook"}
@@ -42,6 +42,8 @@ PEOPLE_COLUMNS = "id, name, email, phone, webhook, systems"
 # OutboxItem's fields, in order: a row of them is the item's arguments.
 OUTBOX_FIELDS = [f.name for f in fields(OutboxItem)]
 OUTBOX_COLUMNS = ", ".join(OUTBOX_FIELDS)
+# What a decision writes: the item and, last, its shard (``outbox_shard``), which is not read back.
+DECIDED_COLUMNS = OUTBOX_COLUMNS + ", shard"
 _CHANNELS = OUTBOX_FIELDS.index("channels")
 _SENT_VIA = OUTBOX_FIELDS.index("sent_via")
 
@@ -93,6 +95,11 @@ def outbox_row(item: OutboxItem) -> tuple[Any, ...]:
         item.sent_at,
         address_text(item.sent_via),
     )
+
+
+def decided_row(item: OutboxItem) -> tuple[Any, ...]:
+    """A row of ``DECIDED_COLUMNS``."""
+    return (*outbox_row(item), outbox_shard(item.person_id))
 
 
 def outbox_item(row: Sequence[Any]) -> OutboxItem:

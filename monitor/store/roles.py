@@ -172,9 +172,12 @@ class Outbox(Protocol):
         many items were new (an item whose key exists already is left as it is: the key's
         uniqueness is the database's to enforce)."""
 
-    async def due(self, now: float, limit: int) -> list[OutboxItem]:
+    async def due(
+        self, now: float, limit: int, shards: Collection[int] | None = None
+    ) -> list[OutboxItem]:
         """Pending messages due by ``now``, oldest due first, but none while an earlier message
-        of the same person about the same incident is still pending."""
+        of the same person about the same incident is still pending; of the given ``shards``
+        only (``types.outbox_shard``: a replica's), or of all of them."""
 
     async def update_item(self, item: OutboxItem) -> None: ...
     async def update_items(self, items: Sequence[OutboxItem]) -> None:

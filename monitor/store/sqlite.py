@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +25,15 @@ from monitor.model import (
 from monitor.store import sqlite_schema
 from monitor.store.migrations import SchemaChange, migrations
 from monitor.store.records import (
+    DECIDED_COLUMNS,
     OUTBOX_COLUMNS,
     PEOPLE_COLUMNS,
     address_text,
     channels_text,
+    decided_row,
     members,
     members_text,
     outbox_item,
-    outbox_row,
     person_row,
 )
 from monitor.store.records import person as person_of
@@ -699,9 +700,9 @@ class SQLiteStore(SQLiteReplicas):
             with self.db.atomic():
                 before = self.db.conn.total_changes
                 self.db.conn.executemany(
-                    f"INSERT OR IGNORE INTO outbox ({OUTBOX_COLUMNS}) VALUES "
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [outbox_row(i) for i in items],
+                    f"INSERT OR IGNORE INTO outbox ({DECIDED_COLUMNS}) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [decided_row(i) for i in items],
                 )
                 inserted = self.db.conn.total_changes - before
                 self.db.conn.executemany(
@@ -712,16 +713,28 @@ class SQLiteStore(SQLiteReplicas):
             raise StoreUnavailable(str(exc)) from exc
         return inserted
 
-    async def due(self, now: float, limit: int) -> list[OutboxItem]:
+    async def due(
+        self, now: float, limit: int, shards: Collection[int] | None = None
+    ) -> list[OutboxItem]:
+        if shards is not None and not shards:
+            return []
+        in_shards = "" if shards is None else "AND shard IN (SELECT value FROM json_each(?)) "
         rows = self.db.conn.execute(
             f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = ? AND next_try_at <= ? "
+            + in_shards
             # A person hears about one incident in order: nothing goes out while an earlier
             # message of theirs for it is still waiting.
-            "AND NOT EXISTS (SELECT 1 FROM outbox AS earlier WHERE "
+            + "AND NOT EXISTS (SELECT 1 FROM outbox AS earlier WHERE "
             "earlier.incident_id = outbox.incident_id AND earlier.person_id = outbox.person_id "
             "AND earlier.status = ? AND earlier.rowid < outbox.rowid) "
             "ORDER BY next_try_at, outbox.rowid LIMIT ?",
-            (PENDING, now, PENDING, limit),
+            (
+                PENDING,
+                now,
+                *([] if shards is None else [json.dumps(sorted(shards))]),
+                PENDING,
+                limit,
+            ),
         )
         return [outbox_item(r) for r in rows]
 

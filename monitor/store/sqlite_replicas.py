@@ -138,12 +138,15 @@ class SQLiteReplicas:
     async def replica_overview(self, alive_since: float) -> list[ReplicaRecord]:
         rows = self._rows(
             "SELECT r.name, r.started_at, r.seen_at, r.digest, r.host, r.pid, "
-            "(SELECT COUNT(*) FROM check_owners o WHERE o.replica = r.name), "
+            "(SELECT COUNT(*) FROM check_owners o WHERE o.replica = r.name "
+            "AND o.system NOT LIKE 'outbox:%'), "
+            "(SELECT COUNT(*) FROM check_owners o WHERE o.replica = r.name "
+            "AND o.system LIKE 'outbox:%'), "
             "EXISTS (SELECT 1 FROM leader l WHERE l.replica = r.name) "
             "FROM replicas r WHERE r.seen_at >= ? ORDER BY r.name",
             (alive_since,),
         )
         return [
-            ReplicaRecord(n, s, seen, d, host, pid, int(c), bool(lead))
-            for n, s, seen, d, host, pid, c, lead in rows
+            ReplicaRecord(n, s, seen, d, host, pid, int(c), bool(lead), int(shards))
+            for n, s, seen, d, host, pid, c, shards, lead in rows
         ]

@@ -3,11 +3,20 @@ timeline entry, the statuses of a message, and the one error a caller must expec
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 from monitor.model import Address
 
 PENDING, SENT, UNDELIVERABLE = "pending", "sent", "undeliverable"
+# The outbox is read in shards (a person's messages all in one): each replica sends from those it
+# holds. Changing the number would move messages already decided between shards.
+OUTBOX_SHARDS = 64
+
+
+def outbox_shard(person_id: str) -> int:
+    """The shard of ``person_id``'s messages: the same in every process and version."""
+    return zlib.crc32(person_id.encode()) % OUTBOX_SHARDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,3 +77,4 @@ class ReplicaRecord:
     pid: int
     checks: int = 0
     leads: bool = False
+    shards: int = 0  # outbox shards it sends from

@@ -151,6 +151,7 @@ async def get_replicas(request: web.Request) -> web.Response:
                     started_at=utc(r.started_at),
                     last_seen=utc(r.seen_at),
                     checks=r.checks,
+                    outbox_shards=r.shards,
                     leads=r.leads,
                     this_one=r.name == view.this,
                 )

@@ -195,8 +195,12 @@ class ReplicaOut(BaseModel):
     started_at: datetime
     last_seen: datetime = Field(description="Its last heartbeat, on its own clock.")
     checks: int = Field(description="How many checks it probes.")
+    outbox_shards: int = Field(
+        description="How many of the outbox's 64 shards it sends from (a person's messages "
+        "are all in one)."
+    )
     leads: bool = Field(
-        description="Whether it leads: folds failures into incidents, decides, sends."
+        description="Whether it leads: folds failures into incidents, decides who is told."
     )
     this_one: bool = Field(description="Whether it is the replica answering this request.")
 

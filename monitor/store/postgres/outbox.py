@@ -7,17 +7,18 @@ twice; ``decide`` and ``update_items`` are one statement a batch, atomic without
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from typing import Any
 
 from monitor.store.postgres.connection import Database
-from monitor.store.postgres.rows import OUTBOX_TYPES, columns, systems_text
+from monitor.store.postgres.rows import DECIDED_TYPES, columns, systems_text
 from monitor.store.records import (
+    DECIDED_COLUMNS,
     OUTBOX_COLUMNS,
     address_text,
     channels_text,
+    decided_row,
     outbox_item,
-    outbox_row,
 )
 from monitor.store.types import PENDING, UNDELIVERABLE, OutboxItem
 
@@ -27,8 +28,8 @@ _DECIDE = (
     "WITH told_now AS (INSERT INTO told (incident_id, person_id, systems) "
     "SELECT %s::bigint, * FROM unnest(%b::text[], %b::text[]) "
     "ON CONFLICT (incident_id, person_id) DO UPDATE SET systems = excluded.systems) "
-    f"INSERT INTO outbox ({OUTBOX_COLUMNS}) SELECT * FROM unnest("
-    + ", ".join(f"%b::{kind}" for kind in OUTBOX_TYPES.split(", "))
+    f"INSERT INTO outbox ({DECIDED_COLUMNS}) SELECT * FROM unnest("
+    + ", ".join(f"%b::{kind}" for kind in DECIDED_TYPES.split(", "))
     + ") ON CONFLICT (key) DO NOTHING"
 )
 # A settled message (sent, undeliverable) is final: its rendered text, html and sms go in the
@@ -57,6 +58,10 @@ _DUE = (
     "earlier.incident_id = outbox.incident_id AND earlier.person_id = outbox.person_id "
     "AND earlier.status = %(pending)s AND earlier.seq < outbox.seq) "
     "ORDER BY next_try_at, seq LIMIT %(limit)s"
+)
+# The same, of some shards only (a replica's).
+_DUE_IN_SHARDS = _DUE.replace(
+    "AND NOT EXISTS", "AND shard = ANY(%(shards)s::int[]) AND NOT EXISTS", 1
 )
 
 
@@ -133,12 +138,22 @@ class Outbox:
                 incident_id,
                 people,
                 [systems_text(told[person]) for person in people],
-                *columns(map(outbox_row, items), len(OUTBOX_TYPES.split(", "))),
+                *columns(map(decided_row, items), len(DECIDED_TYPES.split(", "))),
             ],
         )
 
-    async def due(self, now: float, limit: int) -> list[OutboxItem]:
-        rows = await self.db.rows(_DUE, {"pending": PENDING, "now": now, "limit": limit})
+    async def due(
+        self, now: float, limit: int, shards: Collection[int] | None = None
+    ) -> list[OutboxItem]:
+        if shards is None:
+            rows = await self.db.rows(_DUE, {"pending": PENDING, "now": now, "limit": limit})
+        elif shards:
+            rows = await self.db.rows(
+                _DUE_IN_SHARDS,
+                {"pending": PENDING, "now": now, "limit": limit, "shards": sorted(shards)},
+            )
+        else:
+            return []
         return [outbox_item(row) for row in rows]
 
     async def update_item(self, item: OutboxItem) -> None:

@@ -21,6 +21,7 @@ OUTBOX_TYPES = (
     "text[], bigint[], text[], text[], text[], float8[], text[], text[], text[], text[], "
     "text[], text[], int[], float8[], text[], float8[], text[]"
 )
+DECIDED_TYPES = OUTBOX_TYPES + ", int[]"  # and the shard
 
 INCIDENT_COLUMNS = (
     "id, opened_at, resolved_at, cause, members, note, held, notified_at, last_update_at, "
