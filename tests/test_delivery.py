@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from clock import FakeClock
@@ -219,3 +219,80 @@ async def test_two_senders_of_disjoint_outbox_shards_send_each_message_once(
     assert sorted(sent_by[0] + sent_by[1]) == people
     for store in (first, second, idle):
         await store.close()
+
+
+class HeldCommitAndRead(SQLiteStore):
+    """The real store, with two moments a test holds: the first outcome commit (as a database
+    server's commit that takes a while), and a ``due`` read after reading (as a server's query
+    whose snapshot predates a commit that finishes meanwhile)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.release_commit = asyncio.Event()
+        self.committing = asyncio.Event()  # the first commit has begun
+        self.committed = asyncio.Event()  # ... and is done
+        self.hold_due = False
+        self.release_due = asyncio.Event()
+        self.due_read = asyncio.Event()
+
+    async def update_items(self, items: Sequence[OutboxItem]) -> None:
+        if self.committing.is_set():
+            await super().update_items(items)
+            return
+        self.committing.set()
+        await self.release_commit.wait()
+        await super().update_items(items)
+        self.committed.set()
+
+    async def due(
+        self, now: float, limit: int, shards: Collection[int] | None = None
+    ) -> list[OutboxItem]:
+        read = await super().due(now, limit, shards)
+        if self.hold_due:
+            self.due_read.set()
+            await self.release_due.wait()
+        return read
+
+
+async def test_a_message_whose_outcome_commits_while_due_is_read_is_not_sent_again(
+    tmp_path: Path,
+) -> None:
+    """Alice's outcome is being committed (slowly) when the next round reads what is due: the
+    read still sees her message pending, and the commit finishes before the read returns.
+    She gets one message, not two (the duplicates a benchmark on PostgreSQL found)."""
+    clock = FakeClock()
+    store = HeldCommitAndRead(tmp_path / "monitor.db")
+    await decided(store, clock, ["alice", "bob"])
+    bob_gate = asyncio.Event()
+
+    async def accepted(message: CaughtMessage) -> None:
+        if "bob@example.com" in message.rcpt_tos:
+            await bob_gate.wait()  # Bob's send is under way while Alice's outcome commits
+
+    async with MailCatcher(on_message=accepted) as catcher:
+        email = EmailChannel.from_url(catcher.url, "status@example.com", pool_size=2)
+        delivery = Delivery(
+            store,
+            Channels(email=email, message_domain="example.com"),
+            clock,
+            concurrency=2,
+            mark_batch=8,
+            mark_delay=0.0,  # Alice's outcome goes to a commit of its own at once
+        )
+        try:
+            first = asyncio.create_task(delivery.run_once())
+            await store.committing.wait()  # Alice's commit has begun, and is held
+            bob_gate.set()
+            await first  # Bob sent and committed; Alice's commit still held
+            store.hold_due = True
+            second = asyncio.create_task(delivery.run_once())
+            await store.due_read.wait()  # the read saw Alice pending
+            store.release_commit.set()
+            await store.committed.wait()  # her outcome is committed before the read returns
+            store.release_due.set()
+            await second
+        finally:
+            await email.close()
+    told = sorted(to for m in catcher.messages for to in m.rcpt_tos)
+    assert told == ["alice@example.com", "bob@example.com"]
+    await store.close()

@@ -74,6 +74,9 @@ class Delivery:
     # returns, which on a database server is a round trip during which the next round may ask
     # for what is due. Read back then, they would be sent again.
     _committing: set[str] = field(default_factory=set)
+    # One set per ``due`` read under way, of the keys whose outcome committed meanwhile: the
+    # read may have begun before that commit (a server's snapshot) and give them as pending.
+    _reading: list[set[str]] = field(default_factory=list)
     # Outcomes the store refused to record (sent, retry...), oldest first, by item key.
     _unsaved: dict[str, _Outcome] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -125,12 +128,19 @@ class Delivery:
         """
         await self._save_unsaved()
         now = self.clock.now()
-        due = [
-            item
-            for item in await self.store.due(
+        settled_meanwhile: set[str] = set()
+        self._reading.append(settled_meanwhile)
+        try:
+            read = await self.store.due(
                 now, limit=self.concurrency * 8 + len(self._inflight), shards=self.shards()
             )
+        finally:
+            self._reading = [r for r in self._reading if r is not settled_meanwhile]
+        due = [
+            item
+            for item in read
             if item.key not in self._inflight
+            and item.key not in settled_meanwhile
             and item.key not in self._unsaved
             and item.key not in self._marks
             and item.key not in self._committing
@@ -287,6 +297,8 @@ class Delivery:
             # the items would otherwise be sent again on the next round.
             self._unsaved.update((mark[0].key, mark) for mark in marks)
         else:
+            for reading in self._reading:
+                reading.update(committing)
             for item, outcome, channel in marks:
                 self._told(item, outcome, channel)
         finally:
@@ -311,6 +323,8 @@ class Delivery:
         for item, _, _ in kept:
             del self._unsaved[item.key]
             self._shard_of.pop(item.key, None)
+        for reading in self._reading:
+            reading.update(item.key for item, _, _ in kept)
         for item, outcome, channel in kept:
             self._told(item, outcome, channel)
 
