@@ -368,11 +368,12 @@ class Machine:
 
 
 class Target:
-    """The target server in its own process."""
+    """The target server in its own process (``script``: target.py, or one serving as it
+    does)."""
 
-    def __init__(self) -> None:
+    def __init__(self, script: str = "target.py") -> None:
         self.process = subprocess.Popen(
-            [sys.executable, str(HERE / "target.py"), "--until-stdin-closes"],
+            [sys.executable, str(HERE / script), "--until-stdin-closes"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

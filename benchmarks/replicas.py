@@ -55,7 +55,6 @@ import re
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -73,7 +72,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from fanout import backend_name, person  # noqa: E402
 from postgres import DURABLE_SETTINGS, Cluster, start_cluster  # noqa: E402
-from probes import write_checks  # noqa: E402
+from probes import Target, write_checks  # noqa: E402
 from process import free_port, monitor_env  # noqa: E402
 from soak import Lateness, Scrape, Sink, machine_busy, parse_metrics, proc_cpu, say  # noqa: E402
 
@@ -123,31 +122,12 @@ class Failure(Exception):
 # --- the parts -----------------------------------------------------------------------------------
 
 
-class Target:
-    """``replicas_target.py`` in a process of its own."""
-
-    def __init__(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, str(HERE / "replicas_target.py"), "--until-stdin-closes"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline().split()
-        if len(line) != 2 or line[0] != "PORT":
-            self.close()
-            raise Failure(f"the target did not start: {line}")
-        self.url = f"http://127.0.0.1:{line[1]}"
-
-    def close(self) -> None:
-        if self.process.stdin is not None:
-            self.process.stdin.close()  # the target stops when its stdin closes
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+def start_target() -> Target:
+    """``replicas_target.py`` in a process of its own (probes.py's ``Target``)."""
+    try:
+        return Target("replicas_target.py")
+    except RuntimeError as exc:
+        raise Failure(str(exc)) from None
 
 
 @dataclass
@@ -798,7 +778,7 @@ async def run_all(args: argparse.Namespace, work: Path) -> tuple[str, list[Run]]
         cluster = stack.enter_context(start_cluster(DURABLE_SETTINGS))
         backend = backend_name(cluster)
         postmaster = int((cluster.data / "postmaster.pid").read_text().split()[0])
-        target = Target()
+        target = start_target()
         stack.callback(target.close)
         systems = write_world(work, target.url, args)
         say(f"{backend}; target {target.url}; {len(systems):,} checks written")

@@ -24,12 +24,10 @@ import argparse
 import asyncio
 import json
 import math
-import signal
-import sys
-import threading
 import time
 
 from aiohttp import web
+from target import serve
 
 FAIL = "/-/fail"
 WATCH = "/-/watch"
@@ -67,27 +65,6 @@ class Stamps:
         return web.Response(body=b"ok", content_type="text/plain")
 
 
-async def serve(port: int, watch_stdin: bool) -> None:
-    # The low-level server, as target.py: as little work per request as aiohttp allows.
-    server = web.Server(Stamps().handle, access_log=None)
-    loop = asyncio.get_running_loop()
-    listener = await loop.create_server(server, "127.0.0.1", port, backlog=4096)
-    print(f"PORT {listener.sockets[0].getsockname()[1]}", flush=True)
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    if watch_stdin:
-        # A daemon thread, since epoll cannot watch every kind of stdin.
-        def wait_for_eof() -> None:
-            sys.stdin.buffer.read()
-            loop.call_soon_threadsafe(stop.set)
-
-        threading.Thread(target=wait_for_eof, daemon=True).start()
-    await stop.wait()
-    listener.close()
-    await server.shutdown(1.0)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
@@ -95,7 +72,8 @@ def main() -> None:
         "--until-stdin-closes", action="store_true", help="stop when stdin reaches its end"
     )
     args = parser.parse_args()
-    asyncio.run(serve(args.port, args.until_stdin_closes))
+    # target.py's low-level server, with this handler.
+    asyncio.run(serve("127.0.0.1", args.port, args.until_stdin_closes, Stamps().handle))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import asyncio
 import signal
 import sys
 import threading
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -34,10 +35,15 @@ async def _ok(request: web.BaseRequest) -> web.Response:
     return web.Response(body=b"ok", content_type="text/plain")
 
 
-async def serve(host: str, port: int, watch_stdin: bool) -> None:
+async def serve(
+    host: str,
+    port: int,
+    watch_stdin: bool,
+    handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]] = _ok,
+) -> None:
     # The low-level server skips routing and middlewares: the target should cost as little
     # per request as aiohttp allows, so that the client side is what gets measured.
-    server = web.Server(_ok, access_log=None)
+    server = web.Server(handler, access_log=None)
     loop = asyncio.get_running_loop()
     listener = await loop.create_server(server, host, port, backlog=4096)
     bound = listener.sockets[0].getsockname()[1]

@@ -36,7 +36,7 @@ from monitor.probing.probes import Prober, make_session
 from monitor.probing.runtime import Monitor
 from monitor.probing.scheduler import ProbeScheduler
 from monitor.replicas.identity import ReplicaNameError, check_name_free, replica_name
-from monitor.replicas.membership import SHARD_UNITS, Membership, Timing, shard_unit, shards_of
+from monitor.replicas.membership import SHARD_UNITS, Membership, Timing, split_units
 from monitor.store import OutboxItem, Store, StoreUnavailable
 from monitor.store.location import DatabaseLocation, database_location
 from monitor.store.opening import open_store
@@ -310,8 +310,7 @@ class App:
     async def _take_up(self, units: set[str]) -> None:
         """Probe the checks of ``units`` from now on, carrying on from their saved state, and
         send from its outbox shards."""
-        shards = shards_of(units)
-        systems = units - {shard_unit(n) for n in shards}
+        systems, shards = split_units(units)
         self.shards |= shards
         await self.monitor.take_up(systems)
         for name in systems:
@@ -323,8 +322,7 @@ class App:
     async def _let_go(self, units: set[str]) -> None:
         """Stop probing the checks of ``units`` (their state saved for the next holder) and
         sending from its shards (the messages under way settled first)."""
-        shards = shards_of(units)
-        systems = units - {shard_unit(n) for n in shards}
+        systems, shards = split_units(units)
         for name in systems if not self.stopping else ():  # stopping: the scheduler is down
             self.scheduler.remove(name)
         await self.monitor.let_go(systems)

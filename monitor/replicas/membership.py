@@ -41,13 +41,14 @@ LeadListener = Callable[[bool], Awaitable[None]]
 SHARD_UNITS = tuple(f"outbox:{n:02}" for n in range(OUTBOX_SHARDS))
 
 
-def shard_unit(shard: int) -> str:
-    return SHARD_UNITS[shard]
-
-
 def shards_of(units: Collection[str]) -> set[int]:
     """The outbox shards among ``units``."""
     return {int(unit[7:]) for unit in units if unit.startswith("outbox:")}
+
+
+def split_units(units: Collection[str]) -> tuple[set[str], set[int]]:
+    """``units`` as (the checks among them, the outbox shards among them)."""
+    return {u for u in units if not u.startswith("outbox:")}, shards_of(units)
 
 
 @dataclass(frozen=True)
