@@ -3,6 +3,7 @@
     python benchmarks/replicas.py                 # 1, 2, 3 replicas; 10,000 checks, 100,000 people
     python benchmarks/replicas.py --people 30000  # a shorter fan-out
     python benchmarks/replicas.py --replicas 1,3 --checks 2000 --people 5000 --window 10  # quick
+    python benchmarks/replicas.py --mail-delay 0.01  # a mail server taking 10 ms a message
 
 Everything talks to 127.0.0.1 only, each part a process of its own:
 
@@ -539,7 +540,7 @@ async def one_count(world: World, count: int) -> Run:
         await world.fail([])
         say(f"{count} replica(s): importing {args.people:,} people")
         imported = await import_people(world, env)
-        sink = Sink(here, 0.0)
+        sink = Sink(here, args.mail_delay)
         await sink.start()
         env["MONITOR_SMTP_URL"] = f"smtp://127.0.0.1:{sink.port}?starttls=never"
         fleet = Fleet.of(world, count, here)
@@ -807,7 +808,8 @@ def report(args: argparse.Namespace, backend: str, runs: Sequence[Run]) -> None:
         f"replicas on one database: {args.checks:,} checks every {args.every:g} s "
         f"({args.checks / args.every:,.0f} probes/s) + {SYSTEM} every 2 s; a fan-out to "
         f"{args.people:,} people; replicas.heartbeat {args.heartbeat:g} s, replicas.takeover "
-        f"{args.takeover:g} s (the default is 30 s)"
+        f"{args.takeover:g} s (the default is 30 s); the mail server takes "
+        f"{args.mail_delay * 1000:g} ms a message"
     )
     print(
         f"store {backend}; machine: {os.cpu_count()} cores ({platform.machine()}), Python "
@@ -930,9 +932,14 @@ def main() -> None:
     add("--takeover", type=float, default=10.0, help="replicas.takeover, seconds (default 10)")
     add("--kill", choices=["leader", "follower"], default="leader",
         help="which replica the takeover kills (default the leader)")  # fmt: skip
+    add("--mail-delay", type=float, default=0.0,
+        help="seconds the SMTP sink holds each reply, as a real mail server's round trip takes "
+        "(default 0: the fan-out is then bound by this machine's cores)")  # fmt: skip
     add("--keep", type=Path, help="work here (logs, check files) and keep it")
     add("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args()
+    if args.mail_delay < 0:
+        parser.error("--mail-delay cannot be negative")
     if args.people < 1 or args.checks < 1 or args.every <= 0 or args.window <= 0:
         parser.error("--people, --checks, --every and --window must be positive")
     if args.takeover < 3 * args.heartbeat:

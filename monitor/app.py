@@ -31,7 +31,7 @@ from monitor.metrics import Metrics, ReplicaFigures
 from monitor.model import Address, Clock, SystemClock, SystemInfo
 from monitor.notify.composer import Composer
 from monitor.notify.notifier import Notifier
-from monitor.notify.oncall import Notice, OnCall, describe
+from monitor.notify.oncall import Notice, OnCall, describe, reminder
 from monitor.probing.probes import Prober, make_session
 from monitor.probing.runtime import Monitor
 from monitor.probing.scheduler import ProbeScheduler
@@ -370,11 +370,19 @@ class App:
         self.notifier.on_incident.append(self._count_incident)
         self.delivery.on_outcome.append(self._count_message)
         self.notifier.on_incident.append(self._tell_oncall)
+        self.notifier.on_reminder.append(
+            lambda incident, promise, now: self.oncall.tell(
+                reminder(
+                    incident, promise, now, {n: s.title for n, s in self.config.systems.items()}
+                )
+            )
+        )
         self.metrics.observe_present(
             lambda: self.monitor.states,
             _unless_unavailable(self.store.open_incident_count),
             _unless_unavailable(self.store.pending_count),
             self._store_up,
+            open_promises=_unless_unavailable(self._open_promise_count),
         )
         self.metrics.observe_replica(
             lambda: ReplicaFigures(
@@ -387,6 +395,9 @@ class App:
         self.metrics.config_reloads.labels(result="success").inc()
         self.metrics.config_last_success.set(self.clock.now())
         self.metrics.config_last_reload_ok.set(1)
+
+    async def _open_promise_count(self) -> int:
+        return len(await self.store.open_promises())
 
     def _web_services(self) -> Services:
         """What the web may use of this process: reads, and the few operations on-call has."""
@@ -418,6 +429,10 @@ class App:
                 log.exception("pruning failed")
 
     async def _prune(self) -> None:
+        # The leader alone prunes: every replica deleting the same rows is the same work done
+        # N times over (10,000 checks' results cost each replica a sixth of its CPU).
+        if not self.membership.leads():
+            return
         await self.monitor.prune()
         settings = self.config.settings
         keep = max(settings.attempt_lookback, settings.retention.max_age)

@@ -39,6 +39,7 @@ class _Snapshot:
     open_incidents: int | None  # None: the store could not be read (the gauge is left out)
     outbox_pending: int | None
     store_up: bool
+    open_promises: int | None = None
 
 
 # Set by ``Metrics.page`` for the worker thread writing the page (asyncio.to_thread copies it).
@@ -52,11 +53,13 @@ class _Present(Collector):
         open_incidents: Callable[[], Awaitable[int | None]],
         outbox_pending: Callable[[], Awaitable[int | None]],
         store_up: Callable[[], Awaitable[bool]],
+        open_promises: Callable[[], Awaitable[int | None]],
     ) -> None:
         self.states = states
         self.open_incidents = open_incidents
         self.outbox_pending = outbox_pending
         self.store_up = store_up
+        self.open_promises = open_promises
 
     async def snapshot(self) -> _Snapshot:
         return _Snapshot(
@@ -64,6 +67,7 @@ class _Present(Collector):
             await self.open_incidents(),
             await self.outbox_pending(),
             await self.store_up(),
+            await self.open_promises(),
         )
 
     def collect(self) -> Iterator[Metric]:
@@ -91,12 +95,23 @@ class _Present(Collector):
                 "Customer messages decided but not yet sent.",
                 value=now.outbox_pending,
             )
+        if now.open_promises is not None:
+            yield GaugeMetricFamily(
+                "monitor_promises_open",
+                "Resolved incidents whose customers were promised an explanation not yet sent.",
+                value=now.open_promises,
+            )
         yield GaugeMetricFamily(
             "monitor_store_up",
             "Whether the store takes writes now (1) or not (0): while it does not, probing goes "
             "on in memory and what is decided waits for it.",
             value=1.0 if now.store_up else 0.0,
         )
+
+
+async def _none_open() -> int:
+    """Open promises where nothing keeps any (a registry without a store): none."""
+    return 0
 
 
 @dataclass(frozen=True)
@@ -261,11 +276,13 @@ class Metrics:
         open_incidents: Callable[[], Awaitable[int | None]],
         outbox_pending: Callable[[], Awaitable[int | None]],
         store_up: Callable[[], Awaitable[bool]],
+        open_promises: Callable[[], Awaitable[int | None]] = _none_open,
     ) -> None:
         """Where the page reads the present: the live states, and the store's counts (None
-        when it cannot be read) and whether it takes writes, awaited in the event loop before
-        each page is written."""
-        self._present = _Present(states, open_incidents, outbox_pending, store_up)
+        when it cannot be read: open incidents, messages pending, promises of an explanation
+        open) and whether it takes writes, awaited in the event loop before each page is
+        written."""
+        self._present = _Present(states, open_incidents, outbox_pending, store_up, open_promises)
         self.registry.register(self._present)
 
     def observe_replica(self, figures: Callable[[], ReplicaFigures]) -> None:

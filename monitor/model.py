@@ -71,17 +71,19 @@ class MessageKind(StrEnum):
     ACKNOWLEDGE = "acknowledge"
     UPDATE = "update"
     RESOLVED = "resolved"
+    EXPLANATION = "explanation"
 
 
 class Reason(StrEnum):
     """Why a message is sent: the first word, a grown outage, on-call's note, a periodic
-    re-assurance, or the fix."""
+    re-assurance, the fix, or the explanation promised with it."""
 
     FIRST = "first"
     GREW = "grew"
     NOTE = "note"
     PERIODIC = "periodic"
     RESOLVED = "resolved"
+    EXPLANATION = "explanation"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,10 @@ class Person:
     phone: str | None = None
     webhook: str | None = None
     systems: tuple[str, ...] = ()
+    # Where they are and what they read: an IANA zone and a BCP 47 tag, checked on the way
+    # in; None means monitor.yaml's default_timezone / default_language.
+    timezone: str | None = None
+    language: str | None = None
 
     @property
     def first_name(self) -> str:
@@ -147,6 +153,31 @@ class IncidentView:
     systems: tuple[SystemInfo, ...]
     note: str
     status: str  # "open" or "resolved"
+    explanation: str = ""  # what happened and what changes, once on-call has written it
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """On-call's explanation of an incident (what happened, and what changes so it does not
+    happen again), and the promise to give one that a resolved message made without it.
+
+    The promise is open from ``promised_at`` until ``kept_at``, when every explanation message
+    has been decided. ``told_at`` is when messages carrying the text began to be decided (the
+    explanation messages, or resolved messages when it came before the fix): from then on the
+    text is final, as customers read it.
+    """
+
+    incident_id: int
+    text: str = ""
+    explained_at: float | None = None
+    told_at: float | None = None
+    promised_at: float | None = None
+    kept_at: float | None = None
+    reminded_at: float | None = None  # on-call's last reminder of the open promise
+
+    @property
+    def promise_open(self) -> bool:
+        return self.promised_at is not None and self.kept_at is None
 
 
 @dataclass(frozen=True, slots=True)

@@ -515,6 +515,41 @@ async def test_users_upsert_by_id(tmp_path: Path) -> None:
         )
 
 
+async def test_users_and_attempts_carry_a_timezone_and_language_and_refuse_unknown_ones(
+    tmp_path: Path,
+) -> None:
+    """A user's (or an attempt's person's) timezone and language are kept, the tag in its usual
+    form; an unknown zone or tag is 400 naming the field, and nobody is saved."""
+    async with running(tmp_path) as w:
+        users = [{"id": "h", "email": "h@x.com", "systems": ["payment"]}]
+        users[0].update({"timezone": "America/New_York", "language": "de-de"})
+        assert (await w.post("/api/v1/users", users)).status == 200
+        person = await w.app.store.person("h")
+        assert person is not None
+        assert (person.timezone, person.language) == ("America/New_York", "de-DE")
+        user = {"id": "k", "email": "k@x.com", "timezone": "Europe/Paris", "language": "fr"}
+        attempt = {"system": "payment", "user": user, "action": "pay"}
+        assert (await w.post("/api/v1/attempts", attempt)).status == 202
+        person = await w.app.store.person("k")
+        assert person is not None
+        assert (person.timezone, person.language) == ("Europe/Paris", "fr")
+        bad = [{"id": "x", "email": "x@x.com", "timezone": "Europe/Berln"}]
+        response = await w.post("/api/v1/users", {"users": bad})
+        assert response.status == 400
+        answer = await response.json()
+        assert answer["field"] == "users.0.timezone"
+        assert (
+            "no time zone is named 'Europe/Berln' (did you mean 'Europe/Berlin'?)"
+            in (answer["error"])
+        )
+        user = {"id": "y", "email": "y@x.com", "language": "xx_YY"}
+        response = await w.post("/api/v1/attempts", {**attempt, "user": user})
+        assert response.status == 400
+        assert (await response.json())["field"] == "user.language"
+        assert await w.app.store.person("x") is None
+        assert await w.app.store.person("y") is None
+
+
 async def test_a_user_naming_an_unknown_system_is_400_and_nobody_is_saved(
     tmp_path: Path,
 ) -> None:

@@ -9,6 +9,7 @@ from clock import FakeClock
 from world import MESSAGES, write_config
 
 from monitor.app import App, Options
+from monitor.model import ProbeResult
 
 
 async def test_every_part_a_started_app_holds_is_a_declared_field(tmp_path: Path) -> None:
@@ -32,3 +33,39 @@ async def test_every_part_a_started_app_holds_is_a_declared_field(tmp_path: Path
     assert held - declared == set()
     parts = {"config", "store", "metrics", "monitor", "notifier", "delivery", "oncall"}
     assert parts | {"scheduler", "runner", "web_services"} <= declared
+
+
+async def test_only_the_leading_replica_prunes_the_shared_history(tmp_path: Path) -> None:
+    """Two replicas on one database: the one that does not lead leaves old probe results
+    alone, the leader deletes them (one replica's work, not the same rows deleted twice)."""
+    checks = tmp_path / "checks"
+    write_config(checks)
+    clock = FakeClock()
+    options = Options(config=checks, messages=MESSAGES, db=tmp_path / "monitor.db", listen="-")
+    apps = [
+        App(
+            options,
+            clock=clock,
+            environ={"MONITOR_REPLICA": name},
+            serve_http=False,
+            watch_files=False,
+        )
+        for name in ("r1", "r2")
+    ]
+    for app in apps:
+        await app.start()
+    try:
+        leader, follower = sorted(apps, key=lambda app: not app.membership.leads())
+        assert leader.membership.leads()
+        assert not follower.membership.leads()
+        old = clock.now() - 30 * 86400.0
+        await leader.store.record_results(
+            [ProbeResult("payment", False, "timeout", old + i, 0.1) for i in range(5)]
+        )
+        await follower._prune()
+        assert len(await leader.store.recent_results("payment", limit=100)) == 5
+        await leader._prune()
+        assert await leader.store.recent_results("payment", limit=100) == []
+    finally:
+        for app in apps:
+            await app.stop()

@@ -172,7 +172,7 @@ async def test_users_import_refuses_a_file_whose_columns_are_wrong(tmp_path: Pat
     assert err.splitlines() == [
         f"{people}:1: emial: no column is named 'emial' (did you mean 'email'?)",
         f"{people}:1: team: no column is named 'team'"
-        " (there are: email, id, name, phone, systems, webhook)",
+        " (there are: email, id, language, name, phone, systems, timezone, webhook)",
         f"{people}:1: missing column(s): email",
         "3 problems",
         "nothing imported",

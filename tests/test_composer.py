@@ -172,7 +172,7 @@ def test_person_without_a_name_is_greeted_plainly(composer: Composer) -> None:
 def test_subscriber_without_attempts_is_told_what_stopped(composer: Composer) -> None:
     """A subscriber who tried nothing is told which system stopped, not what they "couldn't" do."""
     message = render(composer, who=recipient(action=None))
-    assert message.text.startswith("Alice, I'm sorry — Online payments stopped working at 14:00")
+    assert message.text.startswith("Alice, I'm sorry — Online payments stopped working at 2:00 PM")
     assert "couldn't" not in message.text
     assert "Online payments" in message.subject
 
@@ -669,7 +669,8 @@ def test_sample_context_is_alice_trying_what_the_system_is_for() -> None:
 
 
 def test_times_are_said_relative_to_now(composer: Composer) -> None:
-    """Times read "today", "yesterday", or give the day and date."""
+    """Times read "today", "yesterday", or give the day and date; with no zone of the person's
+    own, the default zone (UTC) is named."""
 
     def started_at(now: float) -> str:
         context = composer.context(
@@ -679,9 +680,9 @@ def test_times_are_said_relative_to_now(composer: Composer) -> None:
         assert isinstance(facts, IncidentFacts)
         return facts.started_at
 
-    assert started_at(START + 5 * MINUTE) == "14:00 UTC today"
-    assert started_at(START + 26 * 3600) == "14:00 UTC yesterday"
-    assert started_at(START + 5 * 86400) == "14:00 UTC on Tuesday 4 March"
+    assert started_at(START + 5 * MINUTE) == "2:00 PM UTC today"
+    assert started_at(START + 26 * 3600) == "2:00 PM UTC yesterday"
+    assert started_at(START + 5 * 86400) == "2:00 PM UTC on Tuesday, March 4"
 
 
 @pytest.mark.parametrize(
@@ -751,5 +752,5 @@ def test_an_html_block_written_another_way_renders_the_same_html(
     assert rewritten.html == shipped.html
     assert shipped.html is not None
     assert "&lt;b&gt;Bo&lt;/b&gt;" in shipped.html
-    assert shipped.html.startswith("<!DOCTYPE html>\n<html>\n<body")
+    assert shipped.html.startswith('<!DOCTYPE html>\n<html lang="en">\n<body')
     assert shipped.html.endswith("</p>\n</body>\n</html>")

@@ -25,17 +25,19 @@ def write(path: Path, text: str | bytes) -> None:
 
 
 def test_reading_keeps_each_template_by_its_name_under_the_folder(tmp_path: Path) -> None:
-    """Defaults, per-system overrides and shared parts are read by their relative names; other
-    files and deeper folders are not templates."""
+    """Defaults, per-system overrides, a language's (and its systems') and shared parts are read
+    by their relative names; other files and deeper folders are not templates."""
     write(tmp_path / "acknowledge.j2", "ack")
     write(tmp_path / "_parts.j2", "parts")
     write(tmp_path / "payment" / "update.j2", "override")
+    write(tmp_path / "de" / "payment" / "update.j2", "German override")
     write(tmp_path / "notes.txt", "not a template")
-    write(tmp_path / "a" / "b" / "update.j2", "too deep")
+    write(tmp_path / "a" / "b" / "c" / "update.j2", "too deep")
     templates = read_templates(tmp_path)
     assert dict(templates.sources) == {
         "_parts.j2": "parts",
         "acknowledge.j2": "ack",
+        "de/payment/update.j2": "German override",
         "payment/update.j2": "override",
     }
     assert templates.unreadable == ()
@@ -109,12 +111,13 @@ def test_only_an_html_block_of_text_as_paragraphs_in_fixed_markup_is_written_dir
 
 
 def test_the_shipped_html_is_written_directly_for_base_alone() -> None:
-    """Of the shipped templates only _base.j2 has an html block, so only its html is written
-    straight from the text."""
+    """Of the shipped templates only _base.j2 and de/_base.j2 have an html block, so only
+    their html is written straight from the text (the German one's with lang="de")."""
     templates = read_templates(MESSAGES)
     env = sandbox(templates.loader(), autoescape=True)
     frames = html_frames(env, templates)
-    assert list(frames) == [templates.path("_base.j2")]
+    assert sorted(frames) == [templates.path("_base.j2"), templates.path("de/_base.j2")]
     before, after = frames[templates.path("_base.j2")]
-    assert before.startswith("<!DOCTYPE html>\n<html>\n<body")
+    assert before.startswith('<!DOCTYPE html>\n<html lang="en">\n<body')
     assert after == "\n</body>\n</html>\n"
+    assert frames[templates.path("de/_base.j2")][0].startswith('<!DOCTYPE html>\n<html lang="de">')

@@ -29,6 +29,7 @@ from monitor.web.server import PAGE_HEADERS
 
 SPEED = "10"
 DEMO_PEOPLE = {p.email: p.name for p in (*PEOPLE, ALICE)}
+JONAS = "jonas.weber@example.com"  # the demo's person in New York who reads German
 MAIL_TO = re.compile(r"^\[ *[\d.]+s\] Mail to (?P<name>.+) <(?P<email>[^>]+)>$")
 URLS = re.compile(r"^Status page: (?P<status>\S+)  Messages: (?P<messages>\S+)  \(")
 SERVING = "Still serving until Ctrl-C"
@@ -148,11 +149,17 @@ async def test_demo_scripts_an_outage_from_failure_to_the_resolved_messages() ->
     for still in re.findall(r"still down: ([^\n]*)", out):
         assert re.fullmatch(r"\w+(, \w+)*\.", still), out
     sent = mails(out)
-    acknowledged = {to for to, subject in sent if subject.startswith("Sorry")}
-    updated = {to for to, subject in sent if subject.startswith("Update on")}
-    resolved = {to for to, subject in sent if subject.startswith("It's fixed")}
-    assert acknowledged == updated == resolved == set(DEMO_PEOPLE)
-    assert len(sent) == 3 * len(DEMO_PEOPLE)
+    acknowledged = {to for to, subject in sent if subject.startswith(("Sorry", "Entschuldigung"))}
+    updated = {to for to, subject in sent if subject.startswith(("Update on", "Neuigkeiten"))}
+    resolved = {to for to, subject in sent if subject.startswith(("It's fixed", "Behoben"))}
+    explained = {to for to, subject in sent if subject.startswith(("Why", "Warum"))}
+    assert acknowledged == updated == resolved == explained == set(DEMO_PEOPLE)
+    assert len(sent) == 4 * len(DEMO_PEOPLE)
+    # Jonas reads German and lives in New York: every subject of his is German.
+    jonas = [subject for to, subject in sent if to == JONAS]
+    assert [s.split()[0] for s in jonas] == ["Entschuldigung:", "Neuigkeiten", "Behoben:", "Warum"]
+    assert "Subscribers:" in out
+    assert "Jonas Weber (login; de, America/New_York)" in out
     assert (ALICE.email, f"Sorry — you couldn't {ACTION}, and we're on it") in sent
     assert (ALICE.email, "Update on the problem with Online payments") in sent
     assert (ALICE.email, f"It's fixed: you can {ACTION} again") in sent
@@ -209,9 +216,10 @@ async def test_demo_serves_every_caught_message_escaped_until_ctrl_c(tmp_path: P
     shutil.copytree(REPO / "messages", messages)
     settings = checks / "monitor.yaml"
     settings.write_text(settings.read_text().replace("name: Example Ltd", f'name: "{HOSTILE_ORG}"'))
-    base = messages / "_base.j2"
     body = "{{ self.text()|paragraphs }}"
-    base.write_text(base.read_text().replace(body, f"{HOSTILE_HTML}\n{body}"))
+    for base in (messages / "_base.j2", messages / "de" / "_base.j2"):  # every language's
+        assert body in base.read_text()
+        base.write_text(base.read_text().replace(body, f"{HOSTILE_HTML}\n{body}"))
     env = {"MONITOR_CONFIG": str(checks), "MONITOR_MESSAGES": str(messages)}
     async with demo_process("--speed", SPEED, "--listen", "127.0.0.1:0", env=env) as process:
         seen: list[str] = []
@@ -242,7 +250,7 @@ async def test_demo_serves_every_caught_message_escaped_until_ctrl_c(tmp_path: P
     assert "script" not in parsed.tags
     assert "img" not in parsed.tags
     sent = mails(out)
-    assert len(parsed.messages) == len(sent) == 3 * len(DEMO_PEOPLE)
+    assert len(parsed.messages) == len(sent) == 4 * len(DEMO_PEOPLE)
     for number, ((email, subject), shown) in enumerate(zip(sent, parsed.messages, strict=True)):
         assert shown.title == f"{number + 1}. {subject}"
         assert f"{DEMO_PEOPLE[email]} <{email}>" in shown.meta
@@ -255,7 +263,7 @@ async def test_demo_serves_every_caught_message_escaped_until_ctrl_c(tmp_path: P
         assert shown.sms.startswith(f"{HOSTILE_ORG}: ")
         assert len(shown.sms) <= 320
     kinds = [shown.meta.split()[-1] for shown in parsed.messages]
-    assert sorted(set(kinds)) == ["acknowledge", "resolved", "update"]
+    assert sorted(set(kinds)) == ["acknowledge", "explanation", "resolved", "update"]
     assert kinds.count("update") == len(DEMO_PEOPLE)
     assert "rolled it back" in parsed.messages[kinds.index("update")].sms
     assert "Shop&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co" in page

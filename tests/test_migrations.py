@@ -107,6 +107,9 @@ async def test_a_file_of_release_0_1_0_is_upgraded_in_place_keeping_every_row(
     # Version 5 gives each message its outbox shard, 0 for what was decided before.
     assert [row[-1] for row in after["outbox"]] == [0] * len(before["outbox"])
     after["outbox"] = [row[:-1] for row in after["outbox"]]
+    # Version 6 gives each person a timezone and a language, none for those there before.
+    assert [row[-2:] for row in after["people"]] == [(None, None)] * len(before["people"])
+    after["people"] = [row[:-2] for row in after["people"]]
     assert after == before
     version, made, auto_vacuum = schema_of(db)
     assert (version, auto_vacuum) == (KNOWN, 2)

@@ -206,7 +206,7 @@ async def test_incident_shows_systems_cause_note_hold_counts_and_timeline(
     assert code == 0, err
     assert shown == out
     lines = out.splitlines()
-    assert lines[:9] == [
+    assert lines[:11] == [
         f"Incident {number}: open",
         "Started:   2027-01-15 08:00:30 UTC, open for 1 minute",
         "Cause:     payment (Online payments)",
@@ -215,11 +215,13 @@ async def test_incident_shows_systems_cause_note_hold_counts_and_timeline(
         f"Held:      no (`monitor incident hold {number}` keeps customer messages back)",
         "Told:      from 2027-01-15 08:01:45 UTC",
         "Messages:  2 acknowledged, 0 updated, 0 resolved, 0 pending, 0 undeliverable",
+        "Explained: (none)",
+        "Promise:   none",
         "",
     ]
-    assert lines[9] == "Timeline (UTC):"
-    assert lines[10].startswith("  2027-01-15 08:00:30  ")
-    assert "payment" in lines[10]
+    assert lines[11] == "Timeline (UTC):"
+    assert lines[12].startswith("  2027-01-15 08:00:30  ")
+    assert "payment" in lines[12]
 
 
 async def test_an_unknown_incident_is_the_apis_404_and_exit_1(

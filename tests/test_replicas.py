@@ -25,7 +25,7 @@ from test_store_contract import BACKENDS, Backend
 from monitor.incidents.correlation import Incident, Member
 from monitor.model import Attempt, Health, Person, SystemState, Transition
 from monitor.replicas.identity import ReplicaNameError, check_name_free, replica_name
-from monitor.replicas.membership import Membership, Timing
+from monitor.replicas.membership import SHARD_UNITS, Membership, Timing, is_shard
 from monitor.replicas.sharing import assign, owner, share
 from monitor.store import Store
 from monitor.store.postgres import open_postgres
@@ -115,6 +115,20 @@ def test_each_check_goes_to_one_replica_and_a_new_replica_moves_only_its_share()
     assert all(four[c] == "d" for c in moved)
     assert 600 <= len(moved) <= 900
     assert owner("c1", []) is None
+
+
+def test_outbox_shards_are_dealt_evenly_and_a_join_moves_a_fair_share() -> None:
+    """The 64 outbox shards over 3 replicas are 22/21/21 (hashing alone gave one replica 26,
+    40% of every fan-out); a fourth replica gets 16, and most shards stay where they were."""
+    units = [*SHARD_UNITS, "payment"]
+    three = assign({name: units for name in ("r1", "r2", "r3")}, evenly=is_shard)
+    loads = Counter(holder for unit, holder in three.items() if is_shard(unit))
+    assert sorted(loads.values()) == [21, 21, 22]
+    assert three["payment"] == owner("payment", ["r1", "r2", "r3"])
+    four = assign({name: units for name in ("r1", "r2", "r3", "r4")}, evenly=is_shard)
+    assert Counter(holder for unit, holder in four.items() if is_shard(unit))["r4"] == 16
+    moved = [unit for unit in SHARD_UNITS if three[unit] != four[unit]]
+    assert 16 <= len(moved) <= 24
 
 
 def test_a_check_only_some_replicas_declare_goes_to_one_of_them() -> None:

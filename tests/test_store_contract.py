@@ -324,6 +324,42 @@ async def test_each_system_keeps_at_most_max_results(store: Store) -> None:
     assert len(await store.recent_results("login")) == 2
 
 
+async def test_states_changed_since_a_read_come_back_and_none_is_missed(
+    database: Backend, store: Store
+) -> None:
+    """A replica reading what changed since its last read gets every state written since,
+    even one whose transaction began before a later one and committed after it (PostgreSQL
+    gives only what changed; SQLite, on one machine, everything each time)."""
+
+    def up(system: str, at: float) -> SystemState:
+        return SystemState(system, Health.UP, since=at, pass_streak=1, last_checked=at)
+
+    await store.save_states([up("payment", 1.0), up("login", 1.0)])
+    first, mark = await store.states_changed(None)
+    assert first == {"payment": up("payment", 1.0), "login": up("login", 1.0)}
+    if database.postgres is None:
+        assert mark is None
+        await store.save_states([up("crm", 2.0)])
+        assert set((await store.states_changed(mark))[0]) == {"payment", "login", "crm"}
+        return
+    assert mark is not None
+    # A write that began first and is still open while a later one commits and is read.
+    with psycopg.connect(database.location) as slow:
+        slow.execute(
+            "INSERT INTO states (system, health, since, fail_streak, pass_streak, "
+            "last_reason, last_checked, written) VALUES ('crm', 'UP', 3, 0, 1, '', 3, "
+            "pg_current_xact_id())"
+        )
+        await store.save_states([up("login", 4.0)])
+        changed, mark = await store.states_changed(mark)
+        assert changed == {"login": up("login", 4.0)}
+        slow.commit()
+    changed, mark = await store.states_changed(mark)
+    assert "crm" in changed
+    assert "payment" not in changed
+    assert (await store.states_changed(mark))[0].keys() <= {"crm", "login"}
+
+
 async def test_results_are_pruned_by_age_in_batches_and_per_system_keeping_the_newest(
     store: Store,
 ) -> None:
@@ -332,10 +368,21 @@ async def test_results_are_pruned_by_age_in_batches_and_per_system_keeping_the_n
     await store.record_results(results("payment", 1000.0, 10) + results("login", 1000.0, 4))
     assert [await store.prune_aged(1003.0, batch=4) for _ in range(3)] == [4, 2, 0]
     assert sorted(await store.result_systems()) == ["login", "payment"]
-    assert await store.prune_system("payment", keep=3) == 4
-    assert await store.prune_system("payment", keep=3) == 0
+    assert await store.prune_systems(["payment"], keep=3) == 4
+    assert await store.prune_systems(["payment"], keep=3) == 0
     assert [r.started_at for r in await store.recent_results("payment")] == [1009.0, 1008.0, 1007.0]
     assert [r.started_at for r in await store.recent_results("login")] == [1003.0]
+
+
+async def test_one_prune_of_several_systems_keeps_each_ones_newest(store: Store) -> None:
+    """Pruning a batch of systems keeps each system's own newest results (not the batch's)."""
+    await store.record_results(
+        results("payment", 1000.0, 6) + results("login", 2000.0, 5) + results("crm", 3000.0, 1)
+    )
+    assert await store.prune_systems(["payment", "login", "crm", "gone"], keep=2) == 7
+    assert [r.started_at for r in await store.recent_results("payment")] == [1005.0, 1004.0]
+    assert [r.started_at for r in await store.recent_results("login")] == [2004.0, 2003.0]
+    assert [r.started_at for r in await store.recent_results("crm")] == [3000.0]
 
 
 async def test_old_transitions_are_pruned_keeping_each_systems_newest_older_one(
@@ -358,13 +405,20 @@ async def test_old_transitions_are_pruned_keeping_each_systems_newest_older_one(
     )
     await apply_all(store)
     assert sorted(await store.transition_systems()) == ["login", "payment"]
-    assert await store.prune_transitions("payment", older_than=350.0) == 2
+    assert await store.prune_transitions(["payment"], older_than=350.0) == 2
     assert await store.transitions("payment") == payment[2:]
-    assert await store.prune_transitions("payment", older_than=350.0) == 0
-    assert await store.prune_transitions("login", older_than=100.0) == 0
+    assert await store.prune_transitions(["payment"], older_than=350.0) == 0
+    assert await store.prune_transitions(["login"], older_than=100.0) == 0
     assert await store.transitions("login") == login
-    assert await store.prune_transitions("login", older_than=1000.0) == 1
+    assert await store.prune_transitions(["login"], older_than=1000.0) == 1
     assert await store.transitions("login") == login[1:]
+    await store.save_transitions(
+        [(t, state_after(t)) for t in [transition("login", 1100, Health.DOWN)]]
+    )
+    await apply_all(store)
+    assert await store.prune_transitions(["login", "payment"], older_than=2000.0) == 2
+    assert await store.transitions("login") == [transition("login", 1100, Health.DOWN)]
+    assert await store.transitions("payment") == payment[3:]
 
 
 async def test_an_unapplied_transition_is_never_pruned(store: Store) -> None:
@@ -376,10 +430,10 @@ async def test_an_unapplied_transition_is_never_pruned(store: Store) -> None:
         transition("payment", 300, Health.DOWN),
     ]
     await store.save_transitions([(t, state_after(t)) for t in payment])
-    assert await store.prune_transitions("payment", older_than=1000.0) == 0
+    assert await store.prune_transitions(["payment"], older_than=1000.0) == 0
     assert await store.transitions("payment") == payment
     await apply_all(store)
-    assert await store.prune_transitions("payment", older_than=1000.0) == 2
+    assert await store.prune_transitions(["payment"], older_than=1000.0) == 2
     assert await store.transitions("payment") == payment[2:]
 
 

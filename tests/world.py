@@ -114,7 +114,7 @@ class World:
         await self.monitor.restore()
         self.notifier = Notifier(
             store=self.store,
-            composer=Composer(MESSAGES, settings.org, info, update_every=settings.update_every),
+            composer=Composer.from_settings(MESSAGES, settings, info),
             settings=settings,
             systems=info,
             correlator=Correlator(

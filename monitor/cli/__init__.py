@@ -21,6 +21,7 @@ from monitor.cli.database import on_database
 from monitor.cli.parser import build_parser, show_by_default
 from monitor.cli.remote import on_monitor
 from monitor.config import Config, ConfigError, MonitorSettings, Problem, load_config
+from monitor.locales import check_language
 from monitor.logs import configure
 from monitor.model import MessageKind, Person, SystemInfo
 from monitor.notify.composer import Composer, TemplateError, sample_context
@@ -149,9 +150,7 @@ def _validate(args: argparse.Namespace, options: Options, env: dict[str, str]) -
         note = _templates_checked_with(len(config.systems), by_name)
     else:
         systems = systems_info(config)
-    composer = Composer(
-        options.messages, config.settings.org, systems, update_every=config.settings.update_every
-    )
+    composer = Composer.from_settings(options.messages, config.settings, systems)
     problems.extend(composer.validate())
     if problems:
         for problem in problems:
@@ -237,11 +236,14 @@ def _preview(args: argparse.Namespace, options: Options, env: dict[str, str]) ->
     if args.system not in config.systems:
         print(unknown_name("system", args.system, config.systems), file=sys.stderr)
         return 1
+    try:
+        language = check_language(args.language) if args.language else None
+    except ValueError as exc:
+        print(f"--language: {exc}", file=sys.stderr)
+        return 1
     info = systems_info(config)
-    composer = Composer(
-        options.messages, config.settings.org, info, update_every=config.settings.update_every
-    )
-    sample = sample_context(info, args.system, MessageKind(args.kind))
+    composer = Composer.from_settings(options.messages, config.settings, info)
+    sample = sample_context(info, args.system, MessageKind(args.kind), language=language)
     try:
         message = composer.render(
             sample.kind, sample.reason, sample.recipient, sample.incident, sample.now

@@ -120,6 +120,11 @@ class MonitorClient:
         path = f"api/v1/incidents/{number}/note"
         return await self._call("POST", path, IncidentDetail, {"text": text, "send": send})
 
+    async def explain(self, number: int, text: str) -> IncidentDetail:
+        """Publish the incident's explanation (what happened, what changes)."""
+        path = f"api/v1/incidents/{number}/explanation"
+        return await self._call("POST", path, IncidentDetail, {"text": text})
+
     async def hold(self, number: int) -> IncidentDetail:
         return await self._call("POST", f"api/v1/incidents/{number}/hold", IncidentDetail)
 

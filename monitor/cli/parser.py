@@ -12,7 +12,7 @@ from pathlib import Path
 from monitor.model import MessageKind
 
 DISTRIBUTION = "customer-uptime-monitor"
-INCIDENT_COMMANDS = ("show", "note", "hold", "release")
+INCIDENT_COMMANDS = ("show", "note", "hold", "release", "explain")
 
 
 def show_by_default(argv: Sequence[str]) -> list[str]:
@@ -77,7 +77,8 @@ def _add_incident_commands(sub: argparse._SubParsersAction[argparse.ArgumentPars
         "--limit", type=_limit, default=50, help="show at most this many (1-500, default 50)"
     )
     incident = sub.add_parser(
-        "incident", help="one incident of a running monitor: show it, note, hold, release"
+        "incident",
+        help="one incident of a running monitor: show it, note, hold, release, explain",
     )
     actions = incident.add_subparsers(dest="incident_command", required=True, metavar="COMMAND")
     what = {
@@ -85,6 +86,8 @@ def _add_incident_commands(sub: argparse._SubParsersAction[argparse.ArgumentPars
         "note": f"set the public note shown on the status page ({token})",
         "hold": f"keep customer messages back until released ({token})",
         "release": f"let customer messages go out ({token})",
+        "explain": "publish what happened and what changes so it does not happen again: "
+        f"everyone told gets it once ({token})",
     }
     for name in INCIDENT_COMMANDS:
         action = actions.add_parser(name, parents=[remote], help=what[name])
@@ -95,6 +98,13 @@ def _add_incident_commands(sub: argparse._SubParsersAction[argparse.ArgumentPars
             )
             action.add_argument(
                 "--send", action="store_true", help="also send it as an update to everyone told"
+            )
+        if name == "explain":
+            action.add_argument(
+                "file",
+                metavar="FILE",
+                help="the explanation as customers will read it, a UTF-8 text file (- reads "
+                "standard input)",
             )
 
 
@@ -172,6 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     preview.add_argument(
         "--channel", choices=["email", "sms"], default="email", help="as sent by (default email)"
+    )
+    preview.add_argument(
+        "--language",
+        help="as a person of this language reads it, like de or en-US (default: default_language)",
     )
     send = sub.add_parser(
         "send-test", parents=[common], help="send a sample acknowledgement through MONITOR_SMTP_URL"

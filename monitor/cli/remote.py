@@ -7,10 +7,18 @@ import argparse
 import asyncio
 import json
 import sys
+from pathlib import Path
 
 from monitor.app import Options
 from monitor.cli.client import ClientError, MonitorClient, monitor_url
-from monitor.cli.terminal import held, incident_text, incidents_table, noted, released
+from monitor.cli.terminal import (
+    explained,
+    held,
+    incident_text,
+    incidents_table,
+    noted,
+    released,
+)
 from monitor.web.plumbing import TOKEN_VARIABLE
 
 
@@ -22,6 +30,12 @@ def on_monitor(args: argparse.Namespace, options: Options, env: dict[str, str]) 
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
+    if getattr(args, "incident_command", None) == "explain":
+        try:
+            args.text = _read_text(args.file)
+        except ValueError as exc:
+            print(f"monitor incident explain: {exc}", file=sys.stderr)
+            return 2
 
     async def ask() -> str:
         async with MonitorClient(url, env.get(TOKEN_VARIABLE)) as client:
@@ -47,6 +61,9 @@ async def _ask(client: MonitorClient, args: argparse.Namespace) -> str:
     if command == "note":
         incident = await client.note(number, args.text, args.send)
         said = noted(incident, args.send)
+    elif command == "explain":
+        incident = await client.explain(number, args.text)
+        said = explained(incident)
     elif command == "hold":
         incident = await client.hold(number)
         said = held(incident)
@@ -57,6 +74,23 @@ async def _ask(client: MonitorClient, args: argparse.Namespace) -> str:
         incident = await client.incident(number)
         said = incident_text(incident)
     return _json(incident.model_dump(mode="json")) if args.output == "json" else said
+
+
+def _read_text(file: str) -> str:
+    """The text of ``file`` (``-``: standard input), or ValueError naming it and why not."""
+    where = "standard input" if file == "-" else file
+    try:
+        raw = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+        text = raw.decode("utf-8")
+    except OSError as exc:
+        raise ValueError(f"cannot read {where}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{where} is not UTF-8 text (byte {exc.start + 1})") from None
+    if not text.strip():
+        raise ValueError(
+            f"{where} is empty: write what happened, and what changes so it does not happen again"
+        )
+    return text
 
 
 def _json(data: object) -> str:

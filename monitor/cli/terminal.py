@@ -84,6 +84,8 @@ def incident_text(incident: IncidentDetail) -> str:
         f"Messages:  {counts.acknowledged:,} acknowledged, {counts.updated:,} updated, "
         f"{counts.resolved:,} resolved, {counts.pending:,} pending, "
         f"{counts.undeliverable:,} undeliverable",
+        f"Explained: {_explanation(incident)}",
+        f"Promise:   {_promise(incident)}",
     ]
     if incident.timeline:
         lines += ["", "Timeline (UTC):"]
@@ -107,6 +109,49 @@ def noted(incident: IncidentDetail, send: bool) -> str:
     if incident.held:
         return said + " Everyone told gets it as an update once the incident is released."
     return said + " Everyone told about the incident gets it as an update."
+
+
+def explained(incident: IncidentDetail) -> str:
+    """What ``monitor incident explain`` did, in a sentence or two."""
+    said = f"Incident {incident.id}: explanation saved; the status page shows it."
+    promise = incident.explanation.promise
+    if promise == "open":
+        return said + " Everyone told gets it once, as promised in the resolved message."
+    if incident.status == "open":
+        return (
+            said + " It goes into the resolved message, so no explanation has to be promised "
+            "(it may be replaced until then)."
+        )
+    return said + " Nobody was promised one, so no message goes out."
+
+
+def _explanation(incident: IncidentOut) -> str:
+    given = incident.explanation
+    if given.explained_at is None:
+        return "(none)"
+    final = "final: it has gone to customers" if given.final else "may be replaced"
+    sent = incident.messages.get("explanation", {}).get("sent", 0)
+    return (
+        f"{_when(given.explained_at)} UTC ({final}; {sent:,} explanation messages sent)"
+        f"\n           {given.text}"
+    )
+
+
+def _promise(incident: IncidentOut) -> str:
+    given = incident.explanation
+    if given.promise == "kept" and given.kept_at is not None:
+        return f"kept {_when(given.kept_at)} UTC: everyone told got the explanation"
+    if given.promise == "open" and given.promised_at is not None:
+        reminded = (
+            f"; on-call last reminded {_when(given.reminded_at)} UTC"
+            if given.reminded_at is not None
+            else ""
+        )
+        return (
+            f"open since {_when(given.promised_at)} UTC: the resolved message promised an "
+            f"explanation (`monitor incident explain {incident.id} FILE`){reminded}"
+        )
+    return "none"
 
 
 def held(incident: IncidentDetail) -> str:

@@ -12,10 +12,19 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypeAlias
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from monitor.durations import parse_duration, short_duration
+from monitor.locales import check_language, check_timezone
 
 SETTINGS_FILE = "monitor.yaml"
 DEFAULT_TIMEOUT = 5.0  # a probe's, when its check file does not say (and every is longer)
@@ -264,10 +273,16 @@ class MonitorSettings(_Strict):
     attempt_lookback: Duration = 7200.0
     customer_messages: Literal["auto", "confirm"] = "auto"
     max_messages_per_person_per_day: Whole = Field(default=6, ge=1)
+    # After a resolved message promised an explanation: when on-call is first reminded of it.
+    explain_within: Duration = 3 * 86400.0
     oncall: list[str] = []
     retention: Retention = Retention()
     http: HttpClient = HttpClient()
     replicas: Replicas = Replicas()
+    # For people without a zone or language of their own; the top-level messages/*.j2 are
+    # written in default_language.
+    default_timezone: Annotated[str, AfterValidator(check_timezone)] = "UTC"
+    default_language: Annotated[str, AfterValidator(check_language)] = "en"
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,13 @@ class CaughtMessage:
     raw: bytes
 
     @property
+    def subject(self) -> str:
+        """The Subject as a mail client shows it. A subject that fits a line of its own but
+        not beside "Subject: " is folded onto the next line by Python's email package, and
+        unfolds with a leading space, which clients do not show."""
+        return str(self.message.get("Subject", "")).strip()
+
+    @property
     def text(self) -> str:
         """The text/plain body, decoded ("" if there is none)."""
         return _body(self.message, "plain") or ""

@@ -68,7 +68,7 @@ def shown_messages(
             ShownMessage(
                 number=number,
                 to=to,
-                subject=str(message.message.get("Subject", "")),
+                subject=message.subject,
                 kind=item.kind if item is not None else "",
                 html=message.html,
                 text=message.text,

@@ -4,7 +4,8 @@
 It is a real run of the product, not a recording: simulated payment, login and CRM systems
 (``monitor.demo.simulated``), a local mail catcher, and the real ``App`` with the shipped checks and
 messages, on a temporary database. Payment and login fail together, the people affected are
-told, on-call sends them a note, the systems recover, and the same people hear that it is fixed.
+told, on-call sends them a note, the systems recover, the same people hear that it is fixed (and
+are promised an explanation), and on-call publishes the explanation, which each of them gets.
 Every transition, incident change and caught message is printed as it happens. Then it keeps
 serving the status page and a page of every caught message (``monitor.demo.pages``) until
 SIGINT or SIGTERM; ``exit_after`` ends it after the script instead.
@@ -56,7 +57,15 @@ PEOPLE = (
     Person("u-101", "Priya Shah", "priya.shah@example.com", systems=("payment",)),
     Person("u-102", "Tom Becker", "tom.becker@example.com", systems=("payment",)),
     Person("u-103", "Mei Lin", "mei.lin@example.com", systems=("login",)),
-    Person("u-104", "Jonas Weber", "jonas.weber@example.com", systems=("login",)),
+    # Reads German and lives in New York: his messages are in German, with New York times.
+    Person(
+        "u-104",
+        "Jonas Weber",
+        "jonas.weber@example.com",
+        systems=("login",),
+        timezone="America/New_York",
+        language="de",
+    ),
     Person("u-105", "Sara Costa", "sara.costa@example.com", systems=("payment", "login")),
 )
 # Not a subscriber: the shop reports that she just failed to pay.
@@ -64,6 +73,12 @@ ALICE = Person("u-1042", "Alice Martin", "alice.martin@example.com")
 ACTION = "buy the LinkedIn course"
 BODY_LINES = 3  # of each caught message, printed under its subject
 NOTE = "The card processor's update did not apply properly; we rolled it back."
+EXPLANATION = (
+    "An update to our card processor's settings pointed payments and sign-ins at a server we "
+    "had switched off the day before. We have put the settings back, and from now on every "
+    "change to them is tried on a test copy first, with an alarm that tells us within a minute "
+    "when payments stop going through."
+)
 
 
 @dataclass(frozen=True)
@@ -294,6 +309,18 @@ class _Demo:
             )
 
         await self._until("the resolved messages did not all go out", resolved_told)
+        await asyncio.sleep(pace.hold / 2)  # a pause for the reader
+
+        await app.notifier.explain(incident.id, EXPLANATION)
+        self._say(
+            "The resolved messages promised an explanation. On-call publishes it (monitor "
+            f'incident explain {incident.id} FILE): "{EXPLANATION}"'
+        )
+
+        async def explanation_told() -> bool:
+            return await self._told(app, MessageKind.EXPLANATION) >= acknowledged
+
+        await self._until("the explanation did not reach everyone told", explanation_told)
         await self._summary(app)
 
     # starting -------------------------------------------------------------------------------
@@ -401,7 +428,7 @@ class _Demo:
         self._line(
             f"Mail:        a local mail catcher at {self.catcher.url}; nothing leaves this machine"
         )
-        people = ", ".join(f"{p.name} ({', '.join(p.systems)})" for p in PEOPLE)
+        people = ", ".join(f"{p.name} ({', '.join(p.systems)}{_locale(p)})" for p in PEOPLE)
         self._line(f"Subscribers: {people}")
         served = "served while the demo runs" if self.exit_after else "served until Ctrl-C"
         self._line(f"Status page: {self.status_url}  Messages: {self.messages_url}  ({served})")
@@ -473,7 +500,7 @@ class _Demo:
         to = ", ".join(caught.rcpt_tos)
         name = self.names.get(to)
         self._say(f"Mail to {name} <{to}>" if name else f"Mail to {to}")
-        self._line(f"{'':9}Subject: {caught.message['Subject']}")
+        self._line(f"{'':9}Subject: {caught.subject}")
         for line in _first_lines(caught.text, BODY_LINES, 88):
             self._line(f"{'':9}| {line}")
         self._poke()
@@ -504,6 +531,7 @@ class _Demo:
             f"  People acknowledged: {count(MessageKind.ACKNOWLEDGE, SENT)};"
             f" sent the note: {count(MessageKind.UPDATE, SENT)};"
             f" told it is resolved: {count(MessageKind.RESOLVED, SENT)};"
+            f" sent the explanation: {count(MessageKind.EXPLANATION, SENT)};"
             f" undeliverable: {undeliverable}."
         )
         self._line(
@@ -637,9 +665,7 @@ def _template_problems(messages: Path, config: Config) -> str | None:
     if not (messages / "acknowledge.j2").is_file():
         return "no acknowledge.j2 there"
     settings = config.settings
-    composer = Composer(
-        messages, settings.org, systems_info(config), update_every=settings.update_every
-    )
+    composer = Composer.from_settings(messages, settings, systems_info(config))
     problems = composer.validate()
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
@@ -686,3 +712,9 @@ def _given_or_local(variable: str, local: str) -> Source | None:
     if given:
         return Source(variable, Path(given))
     return Source(f"./{local}", Path(local)) if Path(local).is_dir() else None
+
+
+def _locale(person: Person) -> str:
+    """``; de, America/New_York`` for a person with a language or zone of their own."""
+    own = [value for value in (person.language, person.timezone) if value]
+    return f"; {', '.join(own)}" if own else ""

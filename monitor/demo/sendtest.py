@@ -53,7 +53,7 @@ async def send_test(
         return 1
     settings = config.settings
     info = systems_info(config)
-    composer = Composer(options.messages, settings.org, info, update_every=settings.update_every)
+    composer = Composer.from_settings(options.messages, settings, info)
     sample = sample_context(info, system, MessageKind.ACKNOWLEDGE)
     try:
         message = composer.render(

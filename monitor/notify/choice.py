@@ -38,6 +38,17 @@ Which message a person gets now (``choose``, once a person looked at):
    which it was: an outage that grew takes a new update number even when the person it grew
    for is over the limit.
 
+The promise to explain (``makes_promise``, ``explanation_due``, ``reminder_due``):
+
+1. The resolved messages carry on-call's explanation when it was given before they were first
+   decided; then no promise is made. Without one, they promise it, and the promise is open until
+   every explanation message is decided.
+2. An open promise whose explanation has been given, on an incident resolved and its fix told,
+   is kept: everyone told about the incident (so acknowledged) gets one explanation message,
+   whatever their count for the day (as for the fix).
+3. On-call is reminded of an open promise without its explanation ``explain_within`` after it
+   was made, then again each day while it is open.
+
 ``choose`` runs once per person of a fan-out (100,000 people in the benchmarks): it returns
 constants made once, never a new object.
 """
@@ -48,7 +59,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from monitor.incidents.correlation import Incident
-from monitor.model import MessageKind, Reason
+from monitor.model import Explanation, MessageKind, Reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +90,8 @@ GREW = Message(MessageKind.UPDATE, Reason.GREW)
 NOTE = Message(MessageKind.UPDATE, Reason.NOTE)
 PERIODIC = Message(MessageKind.UPDATE, Reason.PERIODIC)
 RESOLVED = Message(MessageKind.RESOLVED, Reason.RESOLVED)
+EXPLANATION = Message(MessageKind.EXPLANATION, Reason.EXPLANATION)
+REMIND_EVERY = 86400.0  # after the first reminder of an open promise
 
 
 def _owed(message: Message) -> tuple[Message, Withheld]:
@@ -173,6 +186,39 @@ def choose(
     else:
         return NoMessage.TOLD_ALREADY
     return owed[1] if sent_today >= daily_limit else owed[0]
+
+
+def resolved_carries(explanation: Explanation) -> str:
+    """The explanation the resolved messages carry (rule 1 of the promise): its text when it
+    was settled into them, else "" (they promise it)."""
+    return explanation.text if explanation.promised_at is None else ""
+
+
+def explanation_due(incident: Incident, explanation: Explanation) -> bool:
+    """Whether the explanation messages are owed now (rule 2 of the promise)."""
+    return (
+        explanation.promise_open
+        and explanation.text != ""
+        and not incident.is_open
+        and incident.resolution_told_at is not None
+        and incident.resolved_at is not None
+        and incident.resolution_told_at >= incident.resolved_at
+    )
+
+
+def reminder_due(explanation: Explanation, now: float, explain_within: float) -> float | None:
+    """When on-call's last reminder must have been for one to be due now (rule 3 of the
+    promise), or None when none is: the moment is what makes two replicas take one reminder
+    between them (``IncidentLog.take_reminder``)."""
+    made = explanation.promised_at
+    if not explanation.promise_open or explanation.text or made is None:
+        return None
+    if now - made < explain_within:
+        return None
+    last = explanation.reminded_at
+    if last is not None and now - last < REMIND_EVERY:
+        return None
+    return now - REMIND_EVERY
 
 
 def told_after(told: frozenset[str] | None, affected: frozenset[str]) -> frozenset[str]:

@@ -1,4 +1,5 @@
-"""On-call's hand on an incident: a note (sent to people as an update, or only kept), hold, release.
+"""On-call's hand on an incident: a note (sent to people as an update, or only kept), hold,
+release, and the explanation (kept for the resolved or explanation messages the rules send).
 
 Each returns the incident as saved, with its timeline entry; the notifier runs them under its
 lock, so none lands in the middle of a fan-out. An unknown incident id raises ``KeyError``.
@@ -9,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from monitor.incidents.correlation import Incident
-from monitor.model import Reason
+from monitor.model import Explanation, Reason
 from monitor.notify.choice import note_is_sent, start_round
 from monitor.store import IncidentLog
 
@@ -41,6 +42,16 @@ async def release(store: IncidentLog, incident_id: int, now: float) -> Incident:
     await store.save_incident(incident)
     await store.add_timeline(incident.id, now, "released", "customer messages released")
     return incident
+
+
+async def explain(store: IncidentLog, incident_id: int, text: str, now: float) -> Explanation:
+    """Keep ``text`` as the incident's explanation (replacing one given before), unless it has
+    gone to customers: then ``ExplanationFinal``. The leader's next tick sends it as the rules
+    of the promise say (``choice``)."""
+    incident = await _incident(store, incident_id)
+    explanation = await store.explain(incident.id, text, now)
+    await store.add_timeline(incident.id, now, "explanation", text)
+    return explanation
 
 
 async def _incident(store: IncidentLog, incident_id: int) -> Incident:

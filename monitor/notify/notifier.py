@@ -2,14 +2,15 @@
 
 ``tick()`` applies the transitions the store holds unapplied (whichever process on the database
 saved them) to the incidents, then does the timed work (``notify_after``, ``update_every``) and
-the fan-outs. Every decision is committed to the store, with what each
-person has now been told, before delivery sees it; a restart re-runs the fan-out, and the
-outbox's unique keys and the ``told`` record make it send nothing twice.
+the fan-outs, and keeps the promises of an explanation (or reminds on-call of them). Every
+decision is committed to the store, with what each person has now been told, before delivery
+sees it; a restart re-runs the fan-out, and the outbox's unique keys and the ``told`` record
+make it send nothing twice.
 
 The rules of who is told what, and when, are ``choice`` (pure); this module is the I/O around
 them: reading the store, rendering through the composer, committing decisions to the outbox.
-Folding transitions into incidents is ``correlating``, on-call's note, hold and release are
-``handling``, and what a crash cut off is found by ``resume``.
+Folding transitions into incidents is ``correlating``, on-call's note, hold, release and
+explanation are ``handling``, and what a crash cut off is found by ``resume``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from itertools import islice
 
@@ -29,6 +30,7 @@ from monitor.model import (
     Address,
     Attempt,
     Clock,
+    Explanation,
     IncidentView,
     MessageKind,
     Person,
@@ -39,7 +41,9 @@ from monitor.model import (
 )
 from monitor.notify import handling
 from monitor.notify.choice import (
+    EXPLANATION,
     FAN_OUT,
+    RESOLVED,
     Due,
     Message,
     NoMessage,
@@ -47,6 +51,9 @@ from monitor.notify.choice import (
     begin_telling,
     choose,
     due,
+    explanation_due,
+    reminder_due,
+    resolved_carries,
     start_round,
     told_after,
 )
@@ -101,6 +108,8 @@ class Notifier:
     batch_size: int = 64
     on_incident: list[IncidentListener] = field(default_factory=list)
     on_decided: list[Callable[[list[OutboxItem]], None]] = field(default_factory=list)
+    # On-call is to be reminded of an open promise (the incident, the promise, now).
+    on_reminder: list[Callable[[Incident, Explanation, float], None]] = field(default_factory=list)
     # After a restart (``resume``): whether the saved states are still to be compared with the
     # incidents; then the transitions that gave, until applied.
     _resuming: bool = False
@@ -195,6 +204,15 @@ class Notifier:
             self._mark(incident.id)
             return incident
 
+    async def explain(self, incident_id: int, text: str) -> Incident:
+        """On-call's explanation of an incident: kept, and sent as the rules of the promise say
+        (raises ``ExplanationFinal`` once it has gone to customers)."""
+        async with self._lock:
+            await handling.explain(self.store, incident_id, text, self.clock.now())
+            incident = await self.store.incident(incident_id)
+            assert incident is not None
+            return incident
+
     def _mark(self, incident_id: int) -> None:
         """Someone may be newly affected by the incident: look through its people again."""
         if self._dirty is not None:
@@ -218,6 +236,27 @@ class Notifier:
                 elif owed is Due.FIRST_WORD or owed in FAN_OUT:
                     await self._tell_open(incident, owed, now)
                 self._dirty.discard(incident.id)
+            await self._keep_promises(now)
+
+    async def _keep_promises(self, now: float) -> None:
+        """Send the explanations promised and now given; remind on-call of those still owed.
+        One read a tick: the open promises are few (an index holds only them)."""
+        for promise in await self.store.open_promises():
+            if promise.text:
+                incident = await self.store.incident(promise.incident_id)
+                if incident is not None and explanation_due(incident, promise):
+                    await self._tell_explanation(incident, now)
+                continue
+            last_before = reminder_due(promise, now, self.settings.explain_within)
+            if last_before is None:
+                continue
+            # The database decides which of two replicas leading for a moment reminds.
+            if await self.store.take_reminder(promise.incident_id, now, last_before):
+                incident = await self.store.incident(promise.incident_id)
+                if incident is not None:
+                    event(log, "explanation owed: on-call reminded", incident=incident.id)
+                    for listen in self.on_reminder:
+                        listen(incident, promise, now)
 
     async def _notice_attempts(self, known: list[Incident]) -> None:
         """Mark the open incidents for which attempts came in since the last tick, whichever
@@ -338,27 +377,65 @@ class Notifier:
         return incident
 
     async def _tell_resolved(self, incident: Incident, now: float) -> None:
+        """The fix to everyone told; the explanation with it when on-call gave it first, else
+        the promise of one (settled as the first of them is decided: nobody told, no promise)."""
         view = self._view(incident)
+
+        async def settled() -> IncidentView:
+            explanation = await self.store.settle_for_resolution(incident.id, now)
+            return replace(view, explanation=resolved_carries(explanation))
+
+        sent = await self._tell_everyone_told(incident, RESOLVED, settled, now)
+        await self.store.save_incident(replace(incident, resolution_told_at=now))
+        if sent:
+            await self.store.add_timeline(incident.id, now, "messages", f"resolved: {sent} people")
+
+    async def _tell_explanation(self, incident: Incident, now: float) -> None:
+        """Keep the promise: the explanation, final from now, to everyone told."""
+        explanation = await self.store.start_explaining(incident.id, now)
+        view = replace(self._view(incident), explanation=explanation.text)
+
+        async def as_given() -> IncidentView:
+            return view
+
+        sent = await self._tell_everyone_told(incident, EXPLANATION, as_given, now)
+        await self.store.keep_promise(incident.id, now)
+        event(log, "explanation decided", incident=incident.id, people=sent)
+        if sent:
+            await self.store.add_timeline(
+                incident.id, now, "messages", f"explanation: {sent} people"
+            )
+
+    async def _tell_everyone_told(
+        self,
+        incident: Incident,
+        message: Message,
+        view_for: Callable[[], Awaitable[IncidentView]],
+        now: float,
+    ) -> int:
+        """Decide ``message`` for everyone told about ``incident``, as the incident
+        ``view_for`` gives (asked once, when the first of them is found); how many are new.
+
+        Everyone told was acknowledged, so each gets it (``choose``'s rule 1 for the fix, the
+        promise's rule 2 for the explanation), whatever their count for the day."""
         lookback = self.settings.attempt_lookback
-        limit = self.settings.max_messages_per_person_per_day
         attempts = await self.store.attempts(incident.systems, attempts_window(incident, lookback))
         attempts_of: dict[str, list[Attempt]] = {}
         for attempt in attempts:
             attempts_of.setdefault(attempt.person_id, []).append(attempt)
         down_at = {m.name: m.down_at for m in incident.members}
+        label = message.kind.value
+        view: IncidentView | None = None
         sent = 0
         batch: list[OutboxItem] = []
         # A page of people at a time: the whole record of who was told, for 100,000 people,
         # is ~30 MB held for the length of the fan-out.
         async for told in self.store.told_pages(incident.id):
+            if view is None:
+                view = await view_for()
             people = await self.store.people_by_ids(list(told))
             for person_id, systems_told in told.items():
                 await asyncio.sleep(0)
-                # Everyone here was told (so acknowledged); the fix does not count against the
-                # day, so their count is not read.
-                choice = choose(True, None, systems_told, systems_told, 0, limit)
-                if not isinstance(choice, Message):
-                    continue
                 systems = sorted(systems_told, key=lambda n: (down_at.get(n, now), n))
                 recipient = Recipient(
                     person=people.get(person_id, Person(id=person_id)),
@@ -366,14 +443,12 @@ class Notifier:
                     attempts=tuple(attempts_of.get(person_id, ())),
                     affected_since=min((down_at.get(n, now) for n in systems), default=now),
                 )
-                batch.append(self._item(incident, view, recipient, choice, "resolved", now))
+                batch.append(self._item(incident, view, recipient, message, label, now))
                 if len(batch) >= self.batch_size:
                     sent += await self._decide(batch, {}, incident.id)
                     batch = []
         sent += await self._decide(batch, {}, incident.id)
-        await self.store.save_incident(replace(incident, resolution_told_at=now))
-        if sent:
-            await self.store.add_timeline(incident.id, now, "messages", f"resolved: {sent} people")
+        return sent
 
     async def _decide(
         self, batch: list[OutboxItem], told: dict[str, frozenset[str]], incident_id: int

@@ -1,7 +1,8 @@
 """Notices to the team (Slack, Teams, Telegram, email, ...) through apprise URLs from ``oncall:``.
 
 On-call hears when an incident opens (cause, systems, how many people will be told and when, how
-to hold), when it grows, when it resolves, and when customer deliveries fail. Notices go out
+to hold), when it grows, when it resolves, when customer deliveries fail, and when an explanation
+promised to customers is still owed. Notices go out
 from a queue in the background: a slow chat service never holds up probing or customer mail.
 Failed delivery failure notices are batched: one notice a minute at most, with the counts.
 """
@@ -19,6 +20,7 @@ import apprise
 from monitor.durations import format_duration
 from monitor.incidents.correlation import Change, Incident
 from monitor.logs import event
+from monitor.model import Explanation
 
 log = logging.getLogger("monitor.oncall")
 
@@ -78,6 +80,24 @@ def describe(
             "success",
         )
     return None
+
+
+def reminder(
+    incident: Incident, promise: Explanation, now: float, titles: dict[str, str]
+) -> Notice:
+    """The reminder that the explanation the resolved messages promised is still owed."""
+    cause = titles.get(incident.cause, incident.cause)
+    made = promise.promised_at if promise.promised_at is not None else now
+    return Notice(
+        f"Incident {incident.id}: the explanation promised {format_duration(now - made)} ago "
+        "is still owed",
+        f"When {cause} was fixed, everyone told was promised an explanation: what happened, "
+        "and what changes so it does not happen again. Write it and publish it with "
+        f"`monitor incident explain {incident.id} FILE` (or POST "
+        f"/api/v1/incidents/{incident.id}/explanation): each of them gets it once. "
+        "Until then this reminder comes daily.",
+        "warning",
+    )
 
 
 def _named(titles: Sequence[str]) -> str:

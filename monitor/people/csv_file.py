@@ -2,9 +2,9 @@
 named with its line.
 
 Columns ``id,name,email,phone,systems`` (``systems`` is ``;``-separated) and optionally
-``webhook``. Each row is checked by ``monitor.people.Subscriber``, the rules of
-``POST /api/v1/users``; an id given twice in the file is refused too. Cells are trimmed, and an
-empty cell is a value not given.
+``webhook``, ``timezone`` (IANA) and ``language`` (BCP 47). Each row is checked by
+``monitor.people.Subscriber``, the rules of ``POST /api/v1/users``; an id given twice in the
+file is refused too. Cells are trimmed, and an empty cell is a value not given.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from monitor.people.rules import CONTACTS, Subscriber, known_systems, refusals
 from monitor.text import unknown_name
 
 REQUIRED_COLUMNS = ("id", "name", "email", "phone", "systems")
-COLUMNS = (*REQUIRED_COLUMNS, "webhook")
+OPTIONAL_COLUMNS = ("webhook", "timezone", "language")
+COLUMNS = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)
 
 
 class UnreadableFile(Exception):
@@ -115,7 +116,7 @@ def _check_row(
         "name": row["name"],
         "systems": [name.strip() for name in row["systems"].split(";") if name.strip()],
     }
-    data.update({contact: row[contact] for contact in CONTACTS if row.get(contact)})
+    data.update({name: row[name] for name in (*CONTACTS, *OPTIONAL_COLUMNS) if row.get(name)})
     try:
         subscriber = Subscriber.model_validate(data, context=context)
     except ValidationError as exc:

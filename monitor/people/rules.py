@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from monitor.locales import check_language, check_timezone
 from monitor.model import Person
 from monitor.text import unknown_name
 
@@ -74,6 +75,32 @@ Phone = Annotated[
 WebhookUrl = Annotated[str, Field(pattern=WEBHOOK, max_length=2000)]
 
 
+def _zone(name: str) -> str:
+    try:
+        return check_timezone(name)
+    except ValueError as exc:
+        raise PydanticCustomError("unknown_timezone", str(exc)) from None
+
+
+def _language(tag: str) -> str:
+    try:
+        return check_language(tag)
+    except ValueError as exc:
+        raise PydanticCustomError("unknown_language", str(exc)) from None
+
+
+Timezone = Annotated[
+    str,
+    Field(max_length=64, description="IANA time zone, like America/New_York."),
+    AfterValidator(_zone),
+]
+Language = Annotated[
+    str,
+    Field(max_length=35, description="BCP 47 language tag, like de, en-US or pt-BR."),
+    AfterValidator(_language),
+]
+
+
 class User(Strict):
     """A person as an app knows them; contacts are optional (null or absent when unknown)."""
 
@@ -82,9 +109,20 @@ class User(Strict):
     email: Email | None = None
     phone: Phone | None = None
     webhook: WebhookUrl | None = None
+    timezone: Timezone | None = None
+    language: Language | None = None
 
     def person(self, systems: Sequence[str] = ()) -> Person:
-        return Person(self.id, self.name, self.email, self.phone, self.webhook, tuple(systems))
+        return Person(
+            self.id,
+            self.name,
+            self.email,
+            self.phone,
+            self.webhook,
+            tuple(systems),
+            self.timezone,
+            self.language,
+        )
 
 
 class Subscriber(User):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from monitor.config import Config, SystemConfig
@@ -26,6 +26,7 @@ TransitionListener = Callable[[Transition], None]
 ResultListener = Callable[[ProbeResult, float], None]  # result, lateness
 DAY = 86400.0
 PRUNE_BATCH = 2000  # rows deleted per commit when pruning incidents
+PRUNE_SYSTEMS = 200  # systems whose results (or transitions) one statement prunes
 
 
 @dataclass
@@ -51,6 +52,7 @@ class Monitor:
     _unsaved: list[tuple[Transition, SystemState]] = field(default_factory=list)
     _write_soon: asyncio.Task[bool] | None = None
     _writing: asyncio.Lock = field(default_factory=asyncio.Lock)  # one write of them at a time
+    _states_mark: int | None = None  # where the last ``refresh_others`` read up to
 
     def __post_init__(self) -> None:
         self.states = {name: SystemState(system=name) for name in self.config.systems}
@@ -88,7 +90,7 @@ class Monitor:
         API, status page and /metrics show every system."""
         if self.owned is None:
             return
-        saved = await self.store.load_states()
+        saved, self._states_mark = await self.store.states_changed(self._states_mark)
         for name, state in saved.items():
             if name in self.states and name not in self.owned:
                 self.states[name] = state
@@ -209,12 +211,13 @@ class Monitor:
             while batch := await self.store.prune_aged(now - retention.max_age):
                 deleted += batch
                 await asyncio.sleep(0)
-            for system in await self.store.result_systems():
-                deleted += await self.store.prune_system(system, retention.max_results_per_system)
+            systems = await self.store.result_systems()
+            for chunk in _batches(systems, PRUNE_SYSTEMS):
+                deleted += await self.store.prune_systems(chunk, retention.max_results_per_system)
                 await asyncio.sleep(0)
             history_from = now - max(retention.max_age, UPTIME_WINDOW)
-            for system in await self.store.transition_systems():
-                deleted += await self.store.prune_transitions(system, history_from)
+            for chunk in _batches(await self.store.transition_systems(), PRUNE_SYSTEMS):
+                deleted += await self.store.prune_transitions(chunk, history_from)
                 await asyncio.sleep(0)
             deleted += await self.prune_incidents()
         except StoreUnavailable as exc:
@@ -270,3 +273,8 @@ class Monitor:
         for name in removed:
             self.states.pop(name, None)
         return added, changed, removed
+
+
+def _batches(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -41,14 +41,19 @@ LeadListener = Callable[[bool], Awaitable[None]]
 SHARD_UNITS = tuple(f"outbox:{n:02}" for n in range(OUTBOX_SHARDS))
 
 
+def is_shard(unit: str) -> bool:
+    """Whether ``unit`` is an outbox shard (else a check)."""
+    return unit.startswith("outbox:")
+
+
 def shards_of(units: Collection[str]) -> set[int]:
     """The outbox shards among ``units``."""
-    return {int(unit[7:]) for unit in units if unit.startswith("outbox:")}
+    return {int(unit[7:]) for unit in units if is_shard(unit)}
 
 
 def split_units(units: Collection[str]) -> tuple[set[str], set[int]]:
     """``units`` as (the checks among them, the outbox shards among them)."""
-    return {u for u in units if not u.startswith("outbox:")}, shards_of(units)
+    return {u for u in units if not is_shard(u)}, shards_of(units)
 
 
 @dataclass(frozen=True)
@@ -196,7 +201,8 @@ class Membership:
         that changes (10,000 checks over 3 replicas are 30,000 hashes)."""
         facts = frozenset((name, digest) for name, (digest, _) in known.items())
         if facts != self._assigned_from:
-            self._assignment = assign({name: systems for name, (_, systems) in known.items()})
+            declared = {name: systems for name, (_, systems) in known.items()}
+            self._assignment = assign(declared, evenly=is_shard)
             self._assigned_from = facts
         return self._assignment
 
@@ -219,7 +225,7 @@ class Membership:
     async def _leave(self) -> None:
         now = self.clock.now()
         others = {name: systems for name, (_, systems) in self._known.items() if name != self.name}
-        assignment = assign(others)
+        assignment = assign(others, evenly=is_shard)
         plan = share(self.name, assignment, self.held)
         try:
             if self.held:

@@ -38,7 +38,7 @@ def channels_text(addresses: Sequence[Address]) -> str:
     return "[" + ", ".join([_json_string(f"{a.kind}:{a.to}") for a in addresses]) + "]"
 
 
-PEOPLE_COLUMNS = "id, name, email, phone, webhook, systems"
+PEOPLE_COLUMNS = "id, name, email, phone, webhook, systems, timezone, language"
 # OutboxItem's fields, in order: a row of them is the item's arguments.
 OUTBOX_FIELDS = [f.name for f in fields(OutboxItem)]
 OUTBOX_COLUMNS = ", ".join(OUTBOX_FIELDS)
@@ -57,13 +57,17 @@ def person_row(person: Person) -> tuple[Any, ...]:
         person.phone,
         person.webhook,
         json.dumps(person.systems),
+        person.timezone,
+        person.language,
     )
 
 
 def person(row: Sequence[Any]) -> Person:
     """A person from a row of ``PEOPLE_COLUMNS``."""
-    person_id, name, email, phone, webhook, systems = row
-    return Person(person_id, name, email, phone, webhook, tuple(json.loads(systems)))
+    person_id, name, email, phone, webhook, systems, timezone, language = row
+    return Person(
+        person_id, name, email, phone, webhook, tuple(json.loads(systems)), timezone, language
+    )
 
 
 def members_text(incident: Incident) -> str:

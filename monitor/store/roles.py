@@ -16,7 +16,15 @@ from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequen
 from typing import Protocol
 
 from monitor.incidents.correlation import Incident
-from monitor.model import Attempt, Health, Person, ProbeResult, SystemState, Transition
+from monitor.model import (
+    Attempt,
+    Explanation,
+    Health,
+    Person,
+    ProbeResult,
+    SystemState,
+    Transition,
+)
 from monitor.store.types import OutboxItem, ReplicaRecord, TimelineEntry
 
 
@@ -26,6 +34,11 @@ class StateLog(Protocol):
     results, and the pruning of all three."""
 
     async def load_states(self) -> dict[str, SystemState]: ...
+    async def states_changed(self, since: int | None) -> tuple[dict[str, SystemState], int | None]:
+        """The states written since the read that gave the mark ``since`` (every state when
+        it is None), and the mark for the next read. A backend that cannot tell gives every
+        state and None. A state may come again in the next read; none written is missed."""
+
     async def save_transition(self, transition: Transition, state: SystemState) -> None: ...
     async def save_transitions(
         self, saved: Sequence[tuple[Transition, SystemState]], holder: str | None = None
@@ -61,19 +74,19 @@ class StateLog(Protocol):
         """Delete up to ``batch`` results older than ``older_than``; how many went."""
 
     async def result_systems(self) -> list[str]: ...
-    async def prune_system(self, system: str, keep: int) -> int:
-        """Keep the newest ``keep`` results of ``system``: one quick delete, so a caller can
-        prune thousands of systems yielding between them."""
+    async def prune_systems(self, systems: Sequence[str], keep: int) -> int:
+        """Keep the newest ``keep`` results of each of ``systems``: a quick delete, so a
+        caller can prune thousands of systems a batch at a time, yielding between them."""
 
     async def transition_systems(self) -> list[str]: ...
-    async def prune_transitions(self, system: str, older_than: float) -> int:
-        """Delete ``system``'s transitions older than ``older_than`` but the newest of them,
+    async def prune_transitions(self, systems: Sequence[str], older_than: float) -> int:
+        """Delete each of ``systems``' transitions older than ``older_than`` but the newest of them,
         which says what its health was at that moment. An unapplied one is never deleted."""
 
 
 class IncidentLog(Protocol):
-    """The incidents: their ids, their state as the notifier leaves it, their timeline, and the
-    pruning of resolved ones."""
+    """The incidents: their ids, their state as the notifier leaves it, their timeline, their
+    explanation and the promise to give one, and the pruning of resolved ones."""
 
     async def new_incident_id(self) -> int:
         """Reserve the next incident id in the database itself, so that two processes never
@@ -103,9 +116,37 @@ class IncidentLog(Protocol):
     async def open_incident_count(self) -> int: ...
     async def add_timeline(self, incident_id: int, at: float, kind: str, text: str) -> None: ...
     async def timeline(self, incident_id: int) -> list[TimelineEntry]: ...
+    async def explanation(self, incident_id: int) -> Explanation | None:
+        """The incident's explanation and promise; None when it has neither."""
+
+    async def explain(self, incident_id: int, text: str, now: float) -> Explanation:
+        """Set the incident's explanation to ``text``, replacing one given before, unless
+        messages carrying it have been decided: then ``ExplanationFinal``, and nothing changes
+        (one statement: of a replacement and a fan-out starting together, one wins)."""
+
+    async def settle_for_resolution(self, incident_id: int, now: float) -> Explanation:
+        """As the resolved messages are decided: an explanation given before any promise is
+        final from now, the messages carrying it; without one a promise is made (kept if made
+        before: a re-run after a crash, or a flap resolving again, promises nothing new)."""
+
+    async def start_explaining(self, incident_id: int, now: float) -> Explanation:
+        """As the explanation messages are decided: the text is final from now (once)."""
+
+    async def keep_promise(self, incident_id: int, now: float) -> None:
+        """Every explanation message is decided: the promise is kept."""
+
+    async def open_promises(self) -> list[Explanation]:
+        """The promises made and not yet kept, by incident id."""
+
+    async def take_reminder(self, incident_id: int, now: float, last_before: float) -> bool:
+        """Record a reminder of the incident's open promise at ``now``, only if the last one
+        was at or before ``last_before`` (or none was): whether this caller took it. Of two
+        replicas taking one at once, one does."""
+
     async def prunable_incidents(self, resolved_before: float, limit: int = 100) -> list[int]:
         """Incidents resolved, and their resolution decided, before ``resolved_before``, with
-        no message still pending: oldest first."""
+        no message still pending: oldest first. (A promise still open goes with its incident:
+        retention bounds the database, and on-call was reminded daily until then.)"""
 
     async def prune_incident(
         self, incident_id: int, resolved_before: float, batch: int = 2000

@@ -8,6 +8,7 @@ import asyncio
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import sqlite_utils
 from monitor.incidents.correlation import Incident
 from monitor.model import (
     Attempt,
+    Explanation,
     Health,
     Person,
     ProbeResult,
@@ -23,6 +25,15 @@ from monitor.model import (
     Transition,
 )
 from monitor.store import sqlite_schema
+from monitor.store.explaining import (
+    EXPLAIN,
+    EXPLANATION_COLUMNS,
+    KEEP_PROMISE,
+    PROMISE_OPEN,
+    SETTLE_FOR_RESOLUTION,
+    START_EXPLAINING,
+    TAKE_REMINDER,
+)
 from monitor.store.migrations import SchemaChange, migrations
 from monitor.store.records import (
     DECIDED_COLUMNS,
@@ -42,6 +53,7 @@ from monitor.store.types import (
     PENDING,
     UNDELIVERABLE,
     AlreadyApplied,
+    ExplanationFinal,
     OutboxItem,
     StoreUnavailable,
     TimelineEntry,
@@ -148,6 +160,10 @@ class SQLiteStore(SQLiteReplicas):
             for row in self.db.query("SELECT * FROM states")
         }
 
+    async def states_changed(self, since: int | None) -> tuple[dict[str, SystemState], int | None]:
+        # A file on one machine: read in-process, every state costs little.
+        return await self.load_states(), None
+
     async def save_transition(self, transition: Transition, state: SystemState) -> None:
         await self.save_transitions([(transition, state)])
 
@@ -228,8 +244,7 @@ class SQLiteStore(SQLiteReplicas):
         deleted = 0
         while batch := await self.prune_aged(older_than):
             deleted += batch
-        for system in await self.result_systems():
-            deleted += await self.prune_system(system, keep_per_system)
+        deleted += await self.prune_systems(await self.result_systems(), keep_per_system)
         return deleted
 
     async def prune_aged(self, older_than: float, batch: int = 5000) -> int:
@@ -244,15 +259,19 @@ class SQLiteStore(SQLiteReplicas):
     async def result_systems(self) -> list[str]:
         return [r["system"] for r in self.db.query("SELECT DISTINCT system FROM results")]
 
-    async def prune_system(self, system: str, keep: int) -> int:
-        """Keep the newest ``keep`` results of ``system``; a quick indexed delete per system,
-        so a caller can prune thousands of systems without holding the loop for long."""
-        cursor = self._write(
-            "DELETE FROM results WHERE system = ? AND id <= (SELECT id FROM results "
-            "WHERE system = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
-            (system, system, keep),
-        )
-        return int(cursor.rowcount)
+    async def prune_systems(self, systems: Sequence[str], keep: int) -> int:
+        """Keep the newest ``keep`` results of each of ``systems``: a quick indexed delete per
+        system, so a caller can prune thousands of systems a batch at a time without holding
+        the loop for long."""
+        deleted = 0
+        for system in systems:
+            cursor = self._write(
+                "DELETE FROM results WHERE system = ? AND id <= (SELECT id FROM results "
+                "WHERE system = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (system, system, keep),
+            )
+            deleted += int(cursor.rowcount)
+        return deleted
 
     async def prune_attempts(self, older_than: float) -> int:
         """Forget reported attempts older than ``older_than``: they can no longer count."""
@@ -261,16 +280,19 @@ class SQLiteStore(SQLiteReplicas):
     async def transition_systems(self) -> list[str]:
         return [r["system"] for r in self.db.query("SELECT DISTINCT system FROM transitions")]
 
-    async def prune_transitions(self, system: str, older_than: float) -> int:
+    async def prune_transitions(self, systems: Sequence[str], older_than: float) -> int:
         # One system at a time, by its index: a single statement over every system held the
         # loop ~70 ms at 10,000 systems even with nothing to delete.
         # An unapplied one stays: the incidents have not seen it yet.
-        cursor = self._write(
-            "DELETE FROM transitions WHERE system = ? AND id < (SELECT MAX(id) FROM transitions "
-            "WHERE system = ? AND at < ?) AND applied",
-            (system, system, older_than),
-        )
-        return int(cursor.rowcount)
+        deleted = 0
+        for system in systems:
+            cursor = self._write(
+                "DELETE FROM transitions WHERE system = ? AND id < (SELECT MAX(id) FROM "
+                "transitions WHERE system = ? AND at < ?) AND applied",
+                (system, system, older_than),
+            )
+            deleted += int(cursor.rowcount)
+        return deleted
 
     async def unapplied_transitions(self, limit: int) -> list[tuple[int, Transition]]:
         rows = self.db.conn.execute(
@@ -453,6 +475,7 @@ class SQLiteStore(SQLiteReplicas):
                     f"person_id FROM told WHERE incident_id = :id LIMIT :n) AND {resolved}",
                     "DELETE FROM timeline WHERE id IN (SELECT id FROM timeline "
                     f"WHERE incident_id = :id LIMIT :n) AND {resolved}",
+                    f"DELETE FROM explanations WHERE incident_id = :id AND {resolved}",
                 ):
                     deleted = conn.execute(sql, params).rowcount
                     if deleted:
@@ -467,6 +490,58 @@ class SQLiteStore(SQLiteReplicas):
                 return int(conn.execute(sql, params).rowcount)
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(str(exc)) from exc
+
+    # explanations and promises ------------------------------------------------------------
+
+    async def explanation(self, incident_id: int) -> Explanation | None:
+        rows = list(
+            self.db.query(
+                f"SELECT {EXPLANATION_COLUMNS} FROM explanations WHERE incident_id = ?",
+                (incident_id,),
+            )
+        )
+        return Explanation(**rows[0]) if rows else None
+
+    async def explain(self, incident_id: int, text: str, now: float) -> Explanation:
+        found = self._returning(EXPLAIN, {"id": incident_id, "text": text, "now": now})
+        if found is None:
+            final = await self.explanation(incident_id)
+            raise ExplanationFinal(incident_id, final.told_at if final and final.told_at else now)
+        return found
+
+    async def settle_for_resolution(self, incident_id: int, now: float) -> Explanation:
+        found = self._returning(SETTLE_FOR_RESOLUTION, {"id": incident_id, "now": now})
+        assert found is not None
+        return found
+
+    async def start_explaining(self, incident_id: int, now: float) -> Explanation:
+        found = self._returning(START_EXPLAINING, {"id": incident_id, "now": now})
+        if found is None:  # no explanation row: nothing to start
+            return Explanation(incident_id)
+        return found
+
+    async def keep_promise(self, incident_id: int, now: float) -> None:
+        self._write(KEEP_PROMISE, {"id": incident_id, "now": now})
+
+    async def open_promises(self) -> list[Explanation]:
+        rows = self.db.query(
+            f"SELECT {EXPLANATION_COLUMNS} FROM explanations WHERE {PROMISE_OPEN} "
+            "ORDER BY incident_id"
+        )
+        return [Explanation(**row) for row in rows]
+
+    async def take_reminder(self, incident_id: int, now: float, last_before: float) -> bool:
+        taken = self._write(TAKE_REMINDER, {"id": incident_id, "now": now, "last": last_before})
+        return taken.rowcount == 1
+
+    def _returning(self, sql: str, params: dict[str, Any]) -> Explanation | None:
+        """The row a write ``... RETURNING`` gives (None: it changed none), committed."""
+        try:
+            with self.db.atomic():
+                row = self.db.conn.execute(sql, params).fetchone()
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return Explanation(*row) if row is not None else None
 
     # maintenance: ``maintain`` (the interface's) runs ``reclaim``, ``checkpoint`` (SQLite's)
 
@@ -532,7 +607,7 @@ class SQLiteStore(SQLiteReplicas):
     def _upsert_batch(self, people: list[Person]) -> int:
         conn = self.db.conn
         conn.executemany(
-            "INSERT OR REPLACE INTO people VALUES (?, ?, ?, ?, ?, ?)",
+            f"INSERT OR REPLACE INTO people ({PEOPLE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [person_row(p) for p in people],
         )
         conn.executemany("DELETE FROM subscriptions WHERE person_id = ?", [(p.id,) for p in people])
@@ -625,9 +700,11 @@ class SQLiteStore(SQLiteReplicas):
                         phone=known.phone or person.phone,
                         webhook=known.webhook or person.webhook,
                         systems=known.systems,
+                        timezone=known.timezone or person.timezone,
+                        language=known.language or person.language,
                     )
                     if known
-                    else Person(person.id, person.name, person.email, person.phone, person.webhook)
+                    else replace(person, systems=())
                 )
                 self._upsert_batch([merged])
                 self.db.execute(

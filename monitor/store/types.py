@@ -58,6 +58,19 @@ class StoreUnavailable(Exception):
     """The database cannot be written (read-only, disk full, locked): retry later."""
 
 
+class ExplanationFinal(Exception):
+    """An incident's explanation cannot be replaced: messages carrying it have been decided
+    (``told_at``), so customers read it as it is."""
+
+    def __init__(self, incident_id: int, told_at: float) -> None:
+        super().__init__(
+            f"incident {incident_id}'s explanation has gone to customers and can no longer be "
+            "replaced"
+        )
+        self.incident_id = incident_id
+        self.told_at = told_at
+
+
 class AlreadyApplied(StoreUnavailable):
     """Another process applied some of these transitions first (two replicas leading for a
     moment): nothing was written, and what is left unapplied is read again next time."""

@@ -9,10 +9,12 @@ from aiohttp import web
 from monitor.config import Problem
 from monitor.model import Attempt
 from monitor.people.rules import known_systems
+from monitor.store import ExplanationFinal
 from monitor.web.models import (
     AttemptAccepted,
     AttemptIn,
     ConfigStatus,
+    ExplanationIn,
     IncidentList,
     NoteIn,
     ProblemOut,
@@ -28,6 +30,7 @@ from monitor.web.models import (
 )
 from monitor.web.plumbing import (
     USERS_BODY_LIMIT,
+    ApiError,
     choice,
     incident_id,
     int_query,
@@ -108,6 +111,33 @@ async def post_release(request: web.Request) -> web.Response:
         incident = await services.incidents.release(number)
     except KeyError:
         raise no_incident(number) from None
+    return respond(await incident_detail(services, incident))
+
+
+async def post_explanation(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    number = incident_id(request)
+    body = await parse(request, ExplanationIn)
+    text = body.text.strip()
+    if not text:
+        raise ApiError(
+            422,
+            "the explanation is empty: write what happened, and what changes so it does not "
+            "happen again",
+            "text",
+        )
+    try:
+        incident = await services.incidents.explain(number, text)
+    except KeyError:
+        raise no_incident(number) from None
+    except ExplanationFinal as final:
+        raise ApiError(
+            409,
+            f"incident {number}'s explanation went to customers at "
+            f"{utc(final.told_at):%Y-%m-%dT%H:%M:%SZ} and can no longer be replaced: they "
+            "read it as it was",
+            "text",
+        ) from None
     return respond(await incident_detail(services, incident))
 
 

@@ -43,6 +43,13 @@ class NoteIn(_Body):
     send: bool = False
 
 
+class ExplanationIn(_Body):
+    """On-call's explanation of an incident, as customers will read it: what happened, and what
+    changes so it does not happen again. One text (see README, "The promise")."""
+
+    text: Annotated[str, Field(max_length=20_000)]
+
+
 # responses -----------------------------------------------------------------------------------
 
 
@@ -102,13 +109,39 @@ class TimelineOut(BaseModel):
 class Counts(BaseModel):
     """Messages of this incident: ``acknowledged``, ``updated`` and ``resolved`` count those
     sent (one acknowledgement and one resolved message per person); ``undeliverable`` and
-    ``pending`` count every kind."""
+    ``pending`` count every kind. Explanations sent are ``messages.explanation.sent``."""
 
     acknowledged: int
     updated: int
     resolved: int
     undeliverable: int
     pending: int
+
+
+class ExplanationOut(BaseModel):
+    """On-call's explanation and the promise to give one."""
+
+    text: str = Field(default="", description='What happened, and what changes; "" until given.')
+    explained_at: datetime | None = Field(default=None, description="When it was last given.")
+    final: bool = Field(
+        default=False,
+        description="Messages carrying it have been decided: it can no longer be replaced.",
+    )
+    promise: Literal["none", "open", "kept"] = Field(
+        default="none",
+        description="open: the resolved messages promised an explanation that has not yet "
+        "been sent; kept: it has; none: no promise was made (the explanation came before the "
+        "fix, or nobody was told).",
+    )
+    promised_at: datetime | None = Field(
+        default=None, description="When the promise was made: open since then."
+    )
+    kept_at: datetime | None = Field(
+        default=None, description="When every explanation message was decided."
+    )
+    reminded_at: datetime | None = Field(
+        default=None, description="On-call's last reminder of the open promise."
+    )
 
 
 class IncidentOut(BaseModel):
@@ -123,6 +156,7 @@ class IncidentOut(BaseModel):
     held: bool = Field(description="Customer messages are held back until released.")
     notified_at: datetime | None = Field(description="When customers started to be told.")
     counts: Counts
+    explanation: ExplanationOut = Field(default_factory=ExplanationOut)
     messages: dict[str, dict[str, int]] = Field(
         description="Outbox items by kind, then by status (pending, sent, undeliverable)."
     )

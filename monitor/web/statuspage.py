@@ -2,7 +2,8 @@
 
 It shows each system's title, state and uptime over the time the monitor has watched it (the
 last 7 days, or since it was first checked when that is more recent), open incidents with
-on-call's public note, and incidents resolved in the last 7 days with how long they lasted.
+on-call's public note, and incidents resolved in the last 7 days with how long they lasted, each
+with on-call's explanation once given.
 Nothing private can reach it: the template gets only the public fields gathered here (no
 people, contacts, counts of people, system names, probe URLs or failure reasons), and it
 escapes every value.
@@ -58,6 +59,7 @@ class PublicIncident:
     ended_iso: str
     duration: str
     note: str
+    explanation: str  # on-call's explanation, once given ("" until then)
 
 
 def duration_text(seconds: float) -> str:
@@ -95,7 +97,7 @@ def _iso(ts: float) -> str:
 
 
 def _public_incident(
-    systems: Mapping[str, SystemConfig], incident: Incident, now: float
+    systems: Mapping[str, SystemConfig], incident: Incident, now: float, explanation: str
 ) -> PublicIncident:
     titles = []
     for name in incident.systems:
@@ -112,6 +114,7 @@ def _public_incident(
         ended_iso=_iso(end) if incident.resolved_at is not None else "",
         duration=duration_text(end - incident.opened_at),
         note=incident.note,
+        explanation=explanation,
     )
 
 
@@ -166,14 +169,22 @@ class StatusPage:
         resolved = sorted(
             (i for i in known if not i.is_open), key=lambda i: -(i.resolved_at or 0.0)
         )
+        explained = {}
+        for incident in known:  # the last 7 days' incidents: a few
+            given = await services.store.explanation(incident.id)
+            explained[incident.id] = given.text if given is not None else ""
         state, headline = _headline(systems)
         return self.template.render(
             org=config.settings.org.name,
             state=state,
             headline=headline,
             systems=systems,
-            open_incidents=[_public_incident(config.systems, i, now) for i in open_ones],
-            resolved_incidents=[_public_incident(config.systems, i, now) for i in resolved],
+            open_incidents=[
+                _public_incident(config.systems, i, now, explained[i.id]) for i in open_ones
+            ],
+            resolved_incidents=[
+                _public_incident(config.systems, i, now, explained[i.id]) for i in resolved
+            ],
             uptime_days=int(UPTIME_WINDOW // 86400),
             recent_days=int(RECENT // 86400),
             updated=_when(now),

@@ -6,14 +6,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
 from monitor.config import SystemConfig
 from monitor.incidents.correlation import Incident
-from monitor.model import UPTIME_WINDOW, Health, MessageKind, SystemState
+from monitor.model import UPTIME_WINDOW, Explanation, Health, MessageKind, SystemState
 from monitor.store import PENDING, SENT, UNDELIVERABLE
 from monitor.web.models import (
     UNDELIVERABLE_LISTED,
     Counts,
+    ExplanationOut,
     IncidentDetail,
     IncidentOut,
     IncidentSystem,
@@ -135,9 +137,28 @@ def _counts(raw: Mapping[str, Mapping[str, int]]) -> Counts:
     )
 
 
+def explanation_out(explanation: Explanation | None) -> ExplanationOut:
+    """The explanation and the promise as the API shows them."""
+    if explanation is None:
+        return ExplanationOut()
+    promise: Literal["none", "open", "kept"] = "none"
+    if explanation.promised_at is not None:
+        promise = "open" if explanation.kept_at is None else "kept"
+    return ExplanationOut(
+        text=explanation.text,
+        explained_at=utc_or_none(explanation.explained_at),
+        final=explanation.told_at is not None,
+        promise=promise,
+        promised_at=utc_or_none(explanation.promised_at),
+        kept_at=utc_or_none(explanation.kept_at),
+        reminded_at=utc_or_none(explanation.reminded_at),
+    )
+
+
 async def incident_view(services: Services, incident: Incident) -> IncidentOut:
     systems = services.config().systems
     raw = await services.store.outbox_counts(incident.id)
+    explanation = await services.store.explanation(incident.id)
     end = incident.resolved_at if incident.resolved_at is not None else services.clock.now()
     return IncidentOut(
         id=incident.id,
@@ -159,6 +180,7 @@ async def incident_view(services: Services, incident: Incident) -> IncidentOut:
         held=incident.held,
         notified_at=utc_or_none(incident.notified_at),
         counts=_counts(raw),
+        explanation=explanation_out(explanation),
         messages={kind: dict(by_status) for kind, by_status in raw.items()},
     )
 

@@ -2,8 +2,11 @@
 
 ``messages/<kind>.j2`` is the default for each kind; ``messages/<system>/<kind>.j2`` overrides it
 when that system is the incident's cause (or, failing that, one of the recipient's affected
-systems). Each template has the blocks ``subject`` and ``text``, and optionally ``html`` and
-``sms``. Files whose name starts with ``_`` are shared parts, never a message kind.
+systems). ``messages/<language>/`` holds the same for a language (the top level is the default
+language's), each falling back to the default language's; times and durations are worded in the
+template's language at the person's clock (``wording``). Each template has the blocks
+``subject`` and ``text``, and optionally ``html`` and ``sms``. Files whose name starts with
+``_`` are shared parts, never a message kind.
 
 The composer reads every template once, when it is built: a ``Composer`` is a snapshot, so a
 running monitor keeps its last good templates until a new one passes ``validate()``.
@@ -22,8 +25,9 @@ contract in pyproject.toml keeps it so).
 Its modules, each over the ones below it: ``render`` (the ``Composer``: which template, what it
 sees, the message), ``check`` (``validate``), ``blocks`` (rendering a template one block at a
 time), ``html`` (the html part from the text part), ``sandbox``, ``errors``, ``samples``,
-``templates`` (reading messages/), ``facts`` (the records templates see), ``filters`` and
-``message`` (a rendered message made fit to send).
+``templates`` (reading messages/), ``facts`` (the records templates see), ``wording`` (times
+and durations in a zone and language), ``filters`` and ``message`` (a rendered message made fit
+to send).
 """
 
 from monitor.notify.composer.errors import TemplateError

@@ -4,9 +4,10 @@ with its file, line and block."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from itertools import product
 from pathlib import Path
+from typing import Protocol
 
 from jinja2 import Environment, nodes
 from jinja2.exceptions import TemplateSyntaxError
@@ -24,11 +25,25 @@ from monitor.notify.composer.samples import (
     Sample,
     sample_context,
 )
-from monitor.notify.composer.templates import Templates, kind_of
-from monitor.text import one_line
+from monitor.notify.composer.templates import Templates, kind_of, language_folders
+from monitor.text import one_line, unknown_name
 
-ContextOf = Callable[[MessageKind, Reason, Recipient, IncidentView, float], Mapping[str, object]]
-"""What templates see for a message (``Composer.context``)."""
+
+class ContextOf(Protocol):
+    """What templates see for a message (``Composer.context``), worded in the language of
+    ``template``."""
+
+    def __call__(
+        self,
+        kind: MessageKind,
+        reason: Reason,
+        recipient: Recipient,
+        incident: IncidentView,
+        now: float,
+        *,
+        template: str | None = None,
+    ) -> Mapping[str, object]: ...
+
 
 # Names Jinja gives a template itself: its blocks, a block's parent, a loop, a macro's caller.
 _JINJA_NAMES = frozenset({"self", "super", "loop", "caller", "varargs", "kwargs"})
@@ -43,11 +58,12 @@ def validate(
 ) -> list[Problem]:
     """Every problem with ``templates``, each with file, line and block (``field``).
 
-    Renders every message template (defaults and per-system overrides) against sample data:
-    with each system as the cause and as affected, for each reason its kind is sent for, to
-    a named person who tried something and to a nameless subscriber.
+    Renders every message template (defaults and per-system overrides, in every language)
+    against sample data: with each system as the cause and as affected, for each reason its
+    kind is sent for, to a named person who tried something and to a nameless subscriber.
     """
-    problems = [*templates.unreadable, *_layout_problems(templates, systems)]
+    languages = language_folders(templates.sources, systems)
+    problems = [*templates.unreadable, *_layout_problems(templates, systems, languages)]
     for name, source in sorted(templates.sources.items()):
         try:
             renderer.text_env.parse(source, name, templates.path(name))
@@ -56,7 +72,7 @@ def validate(
     known = systems or SAMPLE_SYSTEMS
     longest: dict[Problem, int] = {}  # sms too long: where -> its longest length
     for name in sorted(templates.sources):
-        kind, owner = kind_of(name)
+        kind, owner = kind_of(name, languages)
         if kind is None or (owner is not None and owner not in known):
             continue
         systems_of_sample = [owner] if owner else sorted(known)
@@ -90,7 +106,9 @@ def _sample_problems(
     longest: dict[Problem, int],
 ) -> list[Problem]:
     """What rendering ``name`` for ``sample`` finds wrong; an sms too long goes in ``longest``."""
-    data = context(sample.kind, sample.reason, sample.recipient, sample.incident, sample.now)
+    data = context(
+        sample.kind, sample.reason, sample.recipient, sample.incident, sample.now, template=name
+    )
     errors: list[TemplateError] = []
     blocks = renderer.render(name, data, errors)
     problems = [error.problem() for error in errors]
@@ -108,8 +126,11 @@ def _problem(renderer: BlockRenderer, blocks: Blocks, block: str, message: str) 
     return Problem(*renderer.where(blocks, block), message)
 
 
-def _layout_problems(templates: Templates, systems: Mapping[str, SystemInfo]) -> list[Problem]:
-    """A missing folder or default, and files that would never be used."""
+def _layout_problems(
+    templates: Templates, systems: Mapping[str, SystemInfo], languages: Collection[str]
+) -> list[Problem]:
+    """A missing folder or default, and files that would never be used (in a folder that is
+    neither a system's nor a language's)."""
     problems = []
     if not templates.dir.is_dir():
         return [Problem(str(templates.dir), None, "", "no such messages directory")]
@@ -121,7 +142,7 @@ def _layout_problems(templates: Templates, systems: Mapping[str, SystemInfo]) ->
             )
     kinds = ", ".join(defaults)
     for name in sorted(templates.sources):
-        found, owner = kind_of(name)
+        found, owner = kind_of(name, languages)
         if found is None and not Path(name).name.startswith("_"):
             problems.append(
                 Problem(
@@ -133,16 +154,22 @@ def _layout_problems(templates: Templates, systems: Mapping[str, SystemInfo]) ->
                 )
             )
         elif owner is not None and systems and owner not in systems:
-            known = ", ".join(sorted(systems))
+            language = "" if name.split("/", 1)[0] in languages else _NOR_A_LANGUAGE
             problems.append(
                 Problem(
                     templates.path(name),
                     None,
                     "",
-                    f"no system is named {owner!r}, so never used (systems: {known})",
+                    f"{unknown_name('system', owner, systems)}{language}, so never used",
                 )
             )
+        elif owner is not None and "/" in owner:
+            message = "too deep: a template is messages/[<language>/][<system>/]<kind>.j2"
+            problems.append(Problem(templates.path(name), None, "", message))
     return problems
+
+
+_NOR_A_LANGUAGE = ", nor is it a language tag (like de or pt-BR)"
 
 
 # The undefined-name analysis: what rendering would fail on, read from the syntax trees.

@@ -1,5 +1,5 @@
-"""What templates see: plain frozen records of the person, the incident and the org, and the
-wording of the times and durations in them.
+"""What templates see: plain frozen records of the person, the incident and the org (their times
+and durations worded already, by ``wording``).
 
 No methods worth calling, nothing mutable, and the sandbox refuses every ``_`` attribute, so no
 path leads from a template to Python internals.
@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from datetime import datetime, timedelta, tzinfo
 from typing import get_type_hints
 
 from monitor.config import Org
-from monitor.durations import format_duration
 from monitor.model import SystemInfo
 
 CONTEXT_NAMES = ("user", "incident", "org", "kind", "reason", "next_update")
@@ -62,7 +60,9 @@ class UserFacts:
 
 @dataclass(frozen=True, slots=True)
 class IncidentFacts:
-    """The incident. Times are formatted; ``resolved_at`` is None while it is open."""
+    """The incident. Times are formatted; ``resolved_at`` is None while it is open;
+    ``explanation`` is on-call's (what happened, what changes) in the resolved message when
+    given before the fix and in the explanation message, else ""."""
 
     id: str
     started_at: str
@@ -72,6 +72,7 @@ class IncidentFacts:
     systems: tuple[SystemFacts, ...]
     note: str
     status: str
+    explanation: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,24 +121,3 @@ def org_facts(org: Org) -> OrgFacts:
     ways = [f"call {org.support_phone}"] if org.support_phone else []
     ways += [f"email {org.support_email}"] if org.support_email else []
     return OrgFacts(org.name, org.support_phone or "", org.support_email or "", " or ".join(ways))
-
-
-def within(seconds: float) -> str:
-    """``within 24 hours``, ``within 30 minutes``, ``within 3 days``."""
-    hours = seconds / 3600
-    if 1 <= hours <= 48 and hours == int(hours):
-        return f"within {int(hours)} hour{'s' if hours != 1 else ''}"
-    return f"within {format_duration(seconds)}"
-
-
-def say_when(at: float, now: float, timezone: tzinfo) -> str:
-    """``14:05 UTC today``, ``09:30 UTC yesterday``, ``14:05 UTC on Monday 3 March``."""
-    moment = datetime.fromtimestamp(at, timezone)
-    today = datetime.fromtimestamp(now, timezone).date()
-    clock = f"{moment:%H:%M} {moment.tzname()}"
-    if moment.date() == today:
-        return f"{clock} today"
-    if moment.date() == today - timedelta(days=1):
-        return f"{clock} yesterday"
-    year = f" {moment.year}" if moment.year != today.year else ""
-    return f"{clock} on {moment:%A} {moment.day} {moment:%B}{year}"

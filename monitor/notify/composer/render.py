@@ -8,11 +8,11 @@ writes into every message (the incident, the moments) is worded once.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, tzinfo
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
-from monitor.config import Org, Problem
-from monitor.durations import format_duration
+from monitor.config import MonitorSettings, Org, Problem
+from monitor.locales import same_language
 from monitor.model import IncidentView, MessageKind, Reason, Recipient, RenderedMessage, SystemInfo
 from monitor.notify.composer.blocks import REQUIRED_BLOCKS, BlockRenderer
 from monitor.notify.composer.check import validate
@@ -22,12 +22,11 @@ from monitor.notify.composer.facts import (
     IncidentFacts,
     UserFacts,
     org_facts,
-    say_when,
     system_facts,
-    within,
 )
 from monitor.notify.composer.message import finish
-from monitor.notify.composer.templates import read_templates
+from monitor.notify.composer.templates import language_folders, read_templates
+from monitor.notify.composer.wording import Speaker
 from monitor.text import one_line
 
 
@@ -41,30 +40,78 @@ class Composer:
         systems: Mapping[str, SystemInfo],
         *,
         update_every: float = 86400.0,
-        timezone: tzinfo = UTC,
+        default_timezone: str = "UTC",
+        default_language: str = "en",
     ) -> None:
         self._templates = read_templates(Path(messages_dir))
         self._sources = self._templates.sources
         self._org = org_facts(org)
         self._org_name = org.name
         self._systems = dict(systems)
-        self._tz = timezone
-        self._next_update = within(update_every)
-        self._said_when: dict[tuple[float, float], str] = {}
-        self._last_incident: tuple[IncidentView, float, IncidentFacts] | None = None
+        self._update_every = update_every
+        self._default_zone = default_timezone
+        self._default_language = default_language
+        # messages/<language>/: each such folder's language; a system's name wins.
+        self._languages = language_folders(self._sources, self._systems)
+        self._language_of = {
+            name: self._languages.get(name.split("/", 1)[0], default_language)
+            for name in self._sources
+        }
+        # Per person's (language, zone) and template language: one lookup a message.
+        self._speakers: dict[tuple[str | None, str | None, str], Speaker] = {}
+        self._speaker_by_wording: dict[tuple[str, str, bool], Speaker] = {}
+        self._folders: dict[str | None, tuple[str, ...]] = {}
+        self._last_incident: tuple[IncidentView, float] | None = None
+        self._incident_by_speaker: dict[Speaker, IncidentFacts] = {}
         self._blocks = BlockRenderer(self._templates)
         # Bound once: each message calls it.
         self._render_blocks = self._blocks.render
 
+    @classmethod
+    def from_settings(
+        cls, messages_dir: Path, settings: MonitorSettings, systems: Mapping[str, SystemInfo]
+    ) -> Composer:
+        """The composer monitor.yaml's settings ask for: its org, update_every and the default
+        time zone and language."""
+        return cls(
+            messages_dir,
+            settings.org,
+            systems,
+            update_every=settings.update_every,
+            default_timezone=settings.default_timezone,
+            default_language=settings.default_language,
+        )
+
     def template_for(self, kind: MessageKind, recipient: Recipient, incident: IncidentView) -> str:
         """The template used, relative to ``messages_dir``: the cause's override, else one for
-        the recipient's affected systems (by name), else the default."""
+        the recipient's affected systems (by name), else the default; each in the person's
+        language (``de/payment/acknowledge.j2``) before the default language's."""
+        language = recipient.person.language
+        folders = self._folders.get(language)
+        if folders is None:
+            folders = self._folders_for(language)
         owners = [incident.cause.name, *sorted(info.name for info in recipient.affected)]
         for owner in owners:
-            name = f"{owner}/{kind.value}.j2"
+            for folder in folders:
+                name = f"{folder}{owner}/{kind.value}.j2"
+                if name in self._sources:
+                    return name
+        for folder in folders:
+            name = f"{folder}{kind.value}.j2"
             if name in self._sources:
                 return name
         return f"{kind.value}.j2"
+
+    def _folders_for(self, language: str | None) -> tuple[str, ...]:
+        """Where a person's templates are looked for, best first: their language's folder
+        (``de-AT/``), its language's (``de/``), the top level (the default language's). A
+        person without a language reads the default language."""
+        own = language or self._default_language
+        wanted = [own, own.split("-", 1)[0]]
+        by_tag = {tag: folder for folder, tag in self._languages.items()}
+        found = [f"{by_tag[tag]}/" for tag in dict.fromkeys(wanted) if tag in by_tag]
+        folders = self._folders[language] = (*found, "")
+        return folders
 
     def render(
         self,
@@ -78,7 +125,7 @@ class Composer:
         name = self.template_for(kind, recipient, incident)
         errors: list[TemplateError] = []
         blocks = self._render_blocks(
-            name, self.context(kind, reason, recipient, incident, now), errors
+            name, self.context(kind, reason, recipient, incident, now, template=name), errors
         )
         if errors:
             raise errors[0]
@@ -105,13 +152,24 @@ class Composer:
         recipient: Recipient,
         incident: IncidentView,
         now: float,
+        *,
+        template: str | None = None,
     ) -> dict[str, object]:
         """What templates see: ``user``, ``incident``, ``org``, ``kind``, ``reason``,
-        ``next_update``. Every value is a str, None, a tuple or a frozen record of those."""
+        ``next_update``. Every value is a str, None, a tuple or a frozen record of those.
+
+        Times and durations are in the person's zone, in the language of ``template`` (by
+        default the one ``template_for`` picks)."""
+        if template is None:
+            template = self.template_for(kind, recipient, incident)
+        person = recipient.person
+        speaker = self._speakers.get((person.language, person.timezone, template))
+        if speaker is None:
+            speaker = self._speaker(person.language, person.timezone, template)
+        when = speaker.when
         end = incident.resolved_at if incident.resolved_at is not None else now
         affected = recipient.affected or incident.systems
         attempts = sorted(recipient.attempts, key=lambda attempt: attempt.at)
-        person = recipient.person
         systems = tuple(system_facts(info) for info in affected)
         # A name or an action is one line, whatever was stored: a line break in one would
         # otherwise start a line of its own in the text ("Bcc: x@evil.example").
@@ -126,43 +184,69 @@ class Composer:
                     a.system,
                     self._title(a.system, incident),
                     one_line(a.action),
-                    self._when(a.at, now),
+                    when(a.at, now),
                 )
                 for a in attempts
             ),
             actions=tuple(dict.fromkeys(filter(None, (one_line(a.action) for a in attempts)))),
             systems=systems,
             workarounds=tuple(system for system in systems if system.workaround),
-            affected_since=self._when(recipient.affected_since, now),
-            affected_for=format_duration(end - recipient.affected_since),
+            affected_since=when(recipient.affected_since, now),
+            affected_for=speaker.duration(end - recipient.affected_since),
         )
         return {
             "user": user,
-            "incident": self._incident_facts(incident, now),
+            "incident": self._incident_facts(incident, now, speaker),
             "org": self._org,
             "kind": kind.value,
             "reason": reason.value,
-            "next_update": self._next_update,
+            "next_update": speaker.next_update,
         }
 
-    def _incident_facts(self, incident: IncidentView, now: float) -> IncidentFacts:
-        # A fan-out renders every message of a pass with the same incident and moment.
-        if self._last_incident is not None and self._last_incident[:2] == (incident, now):
-            return self._last_incident[2]
+    def _speaker(self, language: str | None, zone: str | None, template: str) -> Speaker:
+        """Who words the times of ``template`` for a person of ``language`` in ``zone``: in
+        the template's language (the person's own variant of it: en-GB's clock for an en-GB
+        reader of English templates), at the clock of their zone, else the default's."""
+        written_in = self._language_of.get(template, self._default_language)
+        wording = language if language and same_language(language, written_in) else written_in
+        # Without a zone of their own, a time in UTC says so: it is not their clock.
+        say_zone = zone is None and self._default_zone == "UTC"
+        key = (wording, zone or self._default_zone, say_zone)
+        speaker = self._speaker_by_wording.get(key)
+        if speaker is None:
+            speaker = Speaker(
+                wording, ZoneInfo(key[1]), say_zone=say_zone, update_every=self._update_every
+            )
+            self._speaker_by_wording[key] = speaker
+        self._speakers[(language, zone, template)] = speaker
+        return speaker
+
+    def _incident_facts(
+        self, incident: IncidentView, now: float, speaker: Speaker
+    ) -> IncidentFacts:
+        # A fan-out renders every message of a pass with the same incident and moment, for
+        # people in a few zones and languages.
+        if self._last_incident != (incident, now):
+            self._last_incident = (incident, now)
+            self._incident_by_speaker = {}
+        facts = self._incident_by_speaker.get(speaker)
+        if facts is not None:
+            return facts
         end = incident.resolved_at if incident.resolved_at is not None else now
         facts = IncidentFacts(
             id=incident.id,
-            started_at=self._when(incident.started_at, now),
+            started_at=speaker.when(incident.started_at, now),
             resolved_at=None
             if incident.resolved_at is None
-            else self._when(incident.resolved_at, now),
-            duration=format_duration(end - incident.started_at),
+            else speaker.when(incident.resolved_at, now),
+            duration=speaker.duration(end - incident.started_at),
             cause=system_facts(incident.cause),
             systems=tuple(system_facts(info) for info in incident.systems),
             note=incident.note.strip(),
             status=incident.status,
+            explanation=incident.explanation.strip(),
         )
-        self._last_incident = (incident, now, facts)
+        self._incident_by_speaker[speaker] = facts
         return facts
 
     def _title(self, system: str, incident: IncidentView) -> str:
@@ -171,15 +255,3 @@ class Composer:
                 return info.title
         known = self._systems.get(system)
         return known.title if known else system
-
-    def _when(self, at: float, now: float) -> str:
-        """``14:05 UTC today``, ``09:30 UTC yesterday``, ``14:05 UTC on Monday 3 March``."""
-        # A fan-out writes the same few moments into every message. What ``now`` adds is its
-        # date, the same all through one UTC minute (time zones are whole minutes apart).
-        key = (at, now // 60)
-        said = self._said_when.get(key)
-        if said is None:
-            if len(self._said_when) >= 1024:
-                self._said_when.clear()
-            said = self._said_when[key] = say_when(at, now, self._tz)
-        return said

@@ -25,6 +25,7 @@ REASONS: Mapping[MessageKind, tuple[Reason, ...]] = {
     MessageKind.ACKNOWLEDGE: (Reason.FIRST,),
     MessageKind.UPDATE: (Reason.GREW, Reason.NOTE, Reason.PERIODIC),
     MessageKind.RESOLVED: (Reason.RESOLVED,),
+    MessageKind.EXPLANATION: (Reason.EXPLANATION,),
 }
 """The reasons each kind of message is sent for; ``validate()`` renders each kind with each."""
 
@@ -56,6 +57,17 @@ _SAMPLE_NOW: Mapping[Reason, float] = {
     Reason.NOTE: _SAMPLE_START + 37 * 60,
     Reason.PERIODIC: _SAMPLE_START + 86400 + 7 * 60,
     Reason.RESOLVED: _SAMPLE_START + 82 * 60,
+    Reason.EXPLANATION: _SAMPLE_START + 2 * 86400 + 3 * 3600,
+}
+# The explanation: in the explanation message, and (for one sample person) in the resolved one.
+_SAMPLE_EXPLANATION = (
+    "A card processor update we installed on Tuesday sent every payment to a server that had "
+    "been switched off. We now try each update on a copy of the payment system first, and an "
+    "alarm tells us within a minute when payments stop going through."
+)
+_EXPLAINED_FOR: Mapping[SamplePerson, frozenset[Reason]] = {
+    "alice": frozenset({Reason.EXPLANATION}),
+    "subscriber": frozenset({Reason.RESOLVED, Reason.EXPLANATION}),
 }
 _SAMPLE_NOTE = {
     "open": "An update we made this afternoon did not apply properly; we are rolling it back.",
@@ -102,6 +114,7 @@ def sample_context(
     *,
     as_cause: bool = True,
     person: SamplePerson = "alice",
+    language: str | None = None,
 ) -> Sample:
     """A realistic message about ``system``: it is the incident's cause, or (``as_cause=False``)
     affected by another system's failure.
@@ -109,7 +122,8 @@ def sample_context(
     ``person="alice"`` is Alice Martin, who just failed to do what ``system`` is for (see
     ``sample_action``; and, when the problem grew, is affected by every system of the incident);
     ``"subscriber"`` has no name and no attempts and follows every system of the incident.
-    ``reason`` defaults to the kind's usual one (an update defaults to on-call's note).
+    ``reason`` defaults to the kind's usual one (an update defaults to on-call's note);
+    ``language`` is the person's (None: the default language).
     """
     known = dict(systems) or dict(SAMPLE_SYSTEMS)
     if reason is None:
@@ -121,16 +135,17 @@ def sample_context(
     involved = (focus, other) if as_cause else (other, focus)
 
     now = _SAMPLE_NOW[reason]
-    resolved = reason is Reason.RESOLVED
+    resolved = reason in (Reason.RESOLVED, Reason.EXPLANATION)
     status = "resolved" if resolved else "open"
     incident = IncidentView(
         id="42",
         started_at=_SAMPLE_START,
-        resolved_at=now if resolved else None,
+        resolved_at=_SAMPLE_NOW[Reason.RESOLVED] if resolved else None,
         cause=cause,
         systems=involved,
         note=_SAMPLE_NOTE[status] if reason in _NOTE_FOR[person] else "",
         status=status,
+        explanation=_SAMPLE_EXPLANATION if reason in _EXPLAINED_FOR[person] else "",
     )
     if person == "alice":
         alice = Person(
@@ -138,12 +153,19 @@ def sample_context(
             name="Alice Martin",
             email="alice.martin@example.com",
             phone="+44 7700 900123",
+            language=language,
         )
         tried = Attempt(focus.name, alice.id, sample_action(focus), _SAMPLE_START + 120)
         grown = involved if reason is Reason.GREW else (focus,)
         recipient = Recipient(alice, grown, (tried,), tried.at)
     else:
         names = tuple(info.name for info in involved)
-        subscriber = Person(id="u-2208", name="", email="orders@northwind.example", systems=names)
+        subscriber = Person(
+            id="u-2208",
+            name="",
+            email="orders@northwind.example",
+            systems=names,
+            language=language,
+        )
         recipient = Recipient(subscriber, involved, (), _SAMPLE_START)
     return Sample(kind, reason, recipient, incident, now)

@@ -1,15 +1,20 @@
 """Reading the templates: ``messages/<kind>.j2`` and the per-system overrides
-``messages/<system>/<kind>.j2``, read once into a snapshot that Jinja loads from."""
+``messages/<system>/<kind>.j2``, and the same per language (``messages/de/<kind>.j2``,
+``messages/de/<system>/<kind>.j2``), read once into a snapshot that Jinja loads from.
+
+A folder named like a configured system is that system's; any other folder named with a
+language tag (``de``, ``pt-BR``) is that language's; ``check`` reports any other folder."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from jinja2 import BaseLoader, Environment, TemplateNotFound
 
 from monitor.config import Problem
+from monitor.locales import check_language
 from monitor.model import MessageKind
 
 
@@ -39,7 +44,8 @@ def read_templates(messages_dir: Path) -> Templates:
     sources: dict[str, str] = {}
     unreadable: list[Problem] = []
     if messages_dir.is_dir():
-        for path in sorted([*messages_dir.glob("*.j2"), *messages_dir.glob("*/*.j2")]):
+        found = ("*.j2", "*/*.j2", "*/*/*.j2")
+        for path in sorted(path for pattern in found for path in messages_dir.glob(pattern)):
             name = path.relative_to(messages_dir).as_posix()
             try:
                 sources[name] = path.read_text(encoding="utf-8")
@@ -48,12 +54,30 @@ def read_templates(messages_dir: Path) -> Templates:
     return Templates(messages_dir, sources, tuple(unreadable))
 
 
-def kind_of(name: str) -> tuple[MessageKind | None, str | None]:
-    """``acknowledge.j2`` -> (ACKNOWLEDGE, None); ``payment/update.j2`` -> (UPDATE, "payment")."""
-    *owner, file = name.split("/")
+def language_folders(sources: Collection[str], systems: Collection[str]) -> dict[str, str]:
+    """Each top folder of the templates that is a language's, with its language tag as the
+    monitor writes it (``pt-br`` -> ``pt-BR``): one named with a language tag, and not like a
+    system (a system's name wins)."""
+    found = {}
+    for folder in {name.split("/", 1)[0] for name in sources if "/" in name}:
+        if folder in systems:
+            continue
+        try:
+            found[folder] = check_language(folder)
+        except ValueError:
+            continue
+    return found
+
+
+def kind_of(name: str, languages: Collection[str] = ()) -> tuple[MessageKind | None, str | None]:
+    """``acknowledge.j2`` -> (ACKNOWLEDGE, None); ``payment/update.j2`` -> (UPDATE, "payment");
+    ``de/payment/update.j2`` -> (UPDATE, "payment") when ``de`` is one of ``languages``."""
+    *folders, file = name.split("/")
+    if folders and folders[0] in languages:
+        folders.pop(0)
     stem = file.removesuffix(".j2")
     kind = next((k for k in MessageKind if k.value == stem), None)
-    return kind, (owner[0] if owner else None)
+    return kind, ("/".join(folders) if folders else None)
 
 
 class _SnapshotLoader(BaseLoader):

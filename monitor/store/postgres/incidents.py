@@ -1,5 +1,6 @@
 """``IncidentLog`` on PostgreSQL: incidents, their ids (the sequence ``incident_ids``), their
-timeline, and the pruning of resolved ones."""
+timeline, their explanations and promises (``store.explaining``'s SQL), and the pruning of
+resolved ones."""
 
 from __future__ import annotations
 
@@ -7,6 +8,17 @@ import functools
 from collections.abc import Sequence
 
 from monitor.incidents.correlation import Incident
+from monitor.model import Explanation
+from monitor.store.explaining import (
+    EXPLAIN,
+    EXPLANATION_COLUMNS,
+    KEEP_PROMISE,
+    PROMISE_OPEN,
+    SETTLE_FOR_RESOLUTION,
+    START_EXPLAINING,
+    TAKE_REMINDER,
+    postgres_params,
+)
 from monitor.store.postgres.connection import Database
 from monitor.store.postgres.rows import (
     INCIDENT_COLUMNS,
@@ -15,7 +27,7 @@ from monitor.store.postgres.rows import (
     incident,
     incident_row,
 )
-from monitor.store.types import PENDING, AlreadyApplied, TimelineEntry
+from monitor.store.types import PENDING, AlreadyApplied, ExplanationFinal, TimelineEntry
 
 _UPSERT_INCIDENTS = (
     f"INSERT INTO incidents ({INCIDENT_COLUMNS}) SELECT * FROM unnest("
@@ -162,6 +174,7 @@ class Incidents:
                 f"person_id FROM told WHERE incident_id = %(id)s LIMIT %(n)s) AND {_RESOLVED}",
                 "DELETE FROM timeline WHERE id IN (SELECT id FROM timeline "
                 f"WHERE incident_id = %(id)s LIMIT %(n)s) AND {_RESOLVED}",
+                f"DELETE FROM explanations WHERE incident_id = %(id)s AND {_RESOLVED}",
                 f"DELETE FROM incidents WHERE id = %(id)s AND {_RESOLVED}",
             ):
                 cursor = await conn.execute(sql, params)
@@ -171,6 +184,52 @@ class Incidents:
                 elif cursor.rowcount:
                     return cursor.rowcount
         return 0
+
+    async def explanation(self, incident_id: int) -> Explanation | None:
+        row = await self.db.row(
+            f"SELECT {EXPLANATION_COLUMNS} FROM explanations WHERE incident_id = %s",
+            (incident_id,),
+        )
+        return Explanation(*row) if row is not None else None
+
+    async def explain(self, incident_id: int, text: str, now: float) -> Explanation:
+        row = await self.db.row(_EXPLAIN, {"id": incident_id, "text": text, "now": now})
+        if row is None:
+            final = await self.explanation(incident_id)
+            raise ExplanationFinal(incident_id, final.told_at if final and final.told_at else now)
+        return Explanation(*row)
+
+    async def settle_for_resolution(self, incident_id: int, now: float) -> Explanation:
+        row = await self.db.row(_SETTLE, {"id": incident_id, "now": now})
+        assert row is not None
+        return Explanation(*row)
+
+    async def start_explaining(self, incident_id: int, now: float) -> Explanation:
+        row = await self.db.row(_START_EXPLAINING, {"id": incident_id, "now": now})
+        return Explanation(*row) if row is not None else Explanation(incident_id)
+
+    async def keep_promise(self, incident_id: int, now: float) -> None:
+        await self.db.run(_KEEP_PROMISE, {"id": incident_id, "now": now})
+
+    async def open_promises(self) -> list[Explanation]:
+        rows = await self.db.rows(
+            f"SELECT {EXPLANATION_COLUMNS} FROM explanations WHERE {PROMISE_OPEN} "
+            "ORDER BY incident_id"
+        )
+        return [Explanation(*row) for row in rows]
+
+    async def take_reminder(self, incident_id: int, now: float, last_before: float) -> bool:
+        taken = await self.db.run(
+            _TAKE_REMINDER, {"id": incident_id, "now": now, "last": last_before}
+        )
+        return taken == 1
+
+
+_EXPLAIN = postgres_params(EXPLAIN)
+_SETTLE = postgres_params(SETTLE_FOR_RESOLUTION)
+_START_EXPLAINING = postgres_params(START_EXPLAINING)
+_KEEP_PROMISE = postgres_params(KEEP_PROMISE)
+_TAKE_REMINDER = postgres_params(TAKE_REMINDER)
 
 
 @functools.cache

@@ -16,9 +16,11 @@ SYSTEMS_BY_KEY = 32  # above this many systems, a page is read in person order
 
 _UPSERT_PEOPLE = (
     f"INSERT INTO people ({PEOPLE_COLUMNS}) SELECT * FROM unnest(%b::text[], %b::text[], "
-    "%b::text[], %b::text[], %b::text[], %b::text[]) ON CONFLICT (id) DO UPDATE SET "
+    "%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[]) "
+    "ON CONFLICT (id) DO UPDATE SET "
     "name = excluded.name, email = excluded.email, phone = excluded.phone, "
-    "webhook = excluded.webhook, systems = excluded.systems"
+    "webhook = excluded.webhook, systems = excluded.systems, "
+    "timezone = excluded.timezone, language = excluded.language"
 )
 _PEOPLE = ", ".join(f"p.{name}" for name in PEOPLE_COLUMNS.split(", "))
 # The next ids subscribed to any of a few systems: each system's next ids by its key range,
@@ -38,13 +40,16 @@ _PAGE_BY_PERSON = (
 # A known person keeps their subscriptions, and what they had of name and contacts; what
 # they lacked is filled in from the attempt. Both writes in one statement: atomic alone.
 _ADD_ATTEMPT = (
-    "WITH known AS (INSERT INTO people (id, name, email, phone, webhook, systems) "
-    "VALUES (%(id)s, %(name)s, %(email)s, %(phone)s, %(webhook)s, '[]') "
+    "WITH known AS (INSERT INTO people (id, name, email, phone, webhook, systems, timezone, "
+    "language) VALUES (%(id)s, %(name)s, %(email)s, %(phone)s, %(webhook)s, '[]', "
+    "%(timezone)s, %(language)s) "
     "ON CONFLICT (id) DO UPDATE SET "
     "name = COALESCE(NULLIF(people.name, ''), excluded.name), "
     "email = COALESCE(NULLIF(people.email, ''), excluded.email), "
     "phone = COALESCE(NULLIF(people.phone, ''), excluded.phone), "
-    "webhook = COALESCE(NULLIF(people.webhook, ''), excluded.webhook)) "
+    "webhook = COALESCE(NULLIF(people.webhook, ''), excluded.webhook), "
+    "timezone = COALESCE(people.timezone, excluded.timezone), "
+    "language = COALESCE(people.language, excluded.language)) "
     "INSERT INTO attempts (system, person_id, action, at) "
     "VALUES (%(system)s, %(person_id)s, %(action)s, %(at)s)"
 )
@@ -125,6 +130,8 @@ class People:
                 "email": person.email,
                 "phone": person.phone,
                 "webhook": person.webhook,
+                "timezone": person.timezone,
+                "language": person.language,
                 "system": attempt.system,
                 "person_id": attempt.person_id,
                 "action": attempt.action,
@@ -159,7 +166,7 @@ class People:
 
 async def _upsert(conn: Connection, people: list[Person]) -> None:
     ids = [p.id for p in people]
-    await conn.execute(_UPSERT_PEOPLE, columns(map(person_row, people), 6))
+    await conn.execute(_UPSERT_PEOPLE, columns(map(person_row, people), 8))
     await conn.execute("DELETE FROM subscriptions WHERE person_id = ANY(%b::text[])", (ids,))
     await conn.execute(
         "INSERT INTO subscriptions (system, person_id) SELECT * FROM "

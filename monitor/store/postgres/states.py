@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from monitor.model import Health, ProbeResult, SystemState, Transition
 from monitor.store.postgres.connection import Database
 from monitor.store.postgres.rows import columns
 
 _STATE_COLUMNS = "system, health, since, fail_streak, pass_streak, last_reason, last_checked"
+# Each row says which transaction wrote it last (``written``), so a replica can read back only
+# what changed since its last read (``states_changed``).
 _STATES = (
-    "SELECT * FROM unnest(%b::text[], %b::text[], %b::float8[], %b::int[], %b::int[], "
-    "%b::text[], %b::float8[])"
+    "SELECT *, pg_current_xact_id() FROM unnest(%b::text[], %b::text[], %b::float8[], "
+    "%b::int[], %b::int[], %b::text[], %b::float8[])"
 )
 _UPSERT_STATES = (
-    f"INSERT INTO states ({_STATE_COLUMNS}) {_STATES} ON CONFLICT (system) DO UPDATE SET "
-    "health = excluded.health, since = excluded.since, fail_streak = excluded.fail_streak, "
+    f"INSERT INTO states ({_STATE_COLUMNS}, written) {_STATES} ON CONFLICT (system) DO UPDATE "
+    "SET health = excluded.health, since = excluded.since, fail_streak = excluded.fail_streak, "
     "pass_streak = excluded.pass_streak, last_reason = excluded.last_reason, "
-    "last_checked = excluded.last_checked"
+    "last_checked = excluded.last_checked, written = excluded.written"
 )
 # The transitions (unapplied: the notifier reads them back) and the states after them, in one
 # statement: atomic without BEGIN/COMMIT.
@@ -40,15 +43,44 @@ _SAVE_HELD_TRANSITIONS = (
     "(system, at, previous, current, reason, streak, applied) "
     "SELECT *, false FROM unnest(%b::text[], %b::float8[], %b::text[], %b::text[], %b::text[], "
     "%b::int[]) AS t (system) WHERE t.system IN (SELECT system FROM held)) "
-    f"INSERT INTO states ({_STATE_COLUMNS}) {_STATES} AS s (system) "
+    f"INSERT INTO states ({_STATE_COLUMNS}, written) {_STATES} AS s (system) "
     "WHERE s.system IN (SELECT system FROM held) "
     + _UPSERT_STATES[_UPSERT_STATES.index("ON CONFLICT") :]
 )
 _SAVE_HELD_STATES = (
-    f"WITH {_HELD} INSERT INTO states ({_STATE_COLUMNS}) {_STATES} AS s (system) "
+    f"WITH {_HELD} INSERT INTO states ({_STATE_COLUMNS}, written) {_STATES} AS s (system) "
     "WHERE s.system IN (SELECT system FROM held) "
     + _UPSERT_STATES[_UPSERT_STATES.index("ON CONFLICT") :]
 )
+
+# Each system's results but its newest ``keep``; the ids are gathered into an array first so
+# the delete finds them by primary key whatever the planner thinks of the batch's size.
+_PRUNE_KEPT = (
+    "DELETE FROM results WHERE id = ANY(ARRAY(SELECT old.id FROM unnest(%s::text[]) AS s "
+    "(system) CROSS JOIN LATERAL (SELECT id FROM results WHERE results.system = s.system "
+    "ORDER BY id DESC OFFSET %s) AS old))"
+)
+# Each system's transitions older than a moment but the newest of them (it says what the
+# system's health was then). An unapplied one stays: the incidents have not seen it yet.
+_PRUNE_TRANSITIONS = (
+    "DELETE FROM transitions WHERE applied AND id = ANY(ARRAY(SELECT old.id FROM "
+    "unnest(%s::text[]) AS s (system) CROSS JOIN LATERAL (SELECT id FROM transitions AS t "
+    "WHERE t.system = s.system AND t.id < (SELECT max(id) FROM transitions AS last "
+    "WHERE last.system = s.system AND last.at < %s)) AS old))"
+)
+
+# The mark is the oldest transaction still running when the read's snapshot was taken: every
+# row written by a transaction before it is visible to the read, and one written later has
+# ``written`` at or after it, so the next read (``written >= mark``) finds it. Rows of
+# transactions still running are read again next time; nothing is missed, whatever order
+# transactions commit in. One statement, so the mark and the rows share one snapshot; the
+# LEFT JOIN gives the mark when no row changed.
+_STATES_CHANGED = (
+    f"SELECT {', '.join(f's.{c}' for c in _STATE_COLUMNS.split(', '))}, "
+    "pg_snapshot_xmin(pg_current_snapshot())::text FROM (SELECT 1) AS one "
+    "LEFT JOIN states AS s ON s.written >= %s::xid8"
+)
+_STATES_WITH_MARK = _STATES_CHANGED.replace("s.written >= %s::xid8", "true")
 
 
 class States:
@@ -58,10 +90,14 @@ class States:
 
     async def load_states(self) -> dict[str, SystemState]:
         rows = await self.db.rows(f"SELECT {_STATE_COLUMNS} FROM states")
-        return {
-            system: SystemState(system, Health(health), since, fails, passes, reason, checked)
-            for system, health, since, fails, passes, reason, checked in rows
-        }
+        return {row[0]: _state(row) for row in rows}
+
+    async def states_changed(self, since: int | None) -> tuple[dict[str, SystemState], int | None]:
+        if since is None:
+            rows = await self.db.rows(_STATES_WITH_MARK)
+        else:
+            rows = await self.db.rows(_STATES_CHANGED, (str(since),))
+        return {row[0]: _state(row) for row in rows if row[0] is not None}, int(rows[0][-1])
 
     async def save_transition(self, transition: Transition, state: SystemState) -> None:
         await self.save_transitions([(transition, state)])
@@ -108,8 +144,7 @@ class States:
         deleted = 0
         while batch := await self.prune_aged(older_than):
             deleted += batch
-        for system in await self.result_systems():
-            deleted += await self.prune_system(system, keep_per_system)
+        deleted += await self.prune_systems(await self.result_systems(), keep_per_system)
         return deleted
 
     async def prune_aged(self, older_than: float, batch: int = 5000) -> int:
@@ -122,23 +157,16 @@ class States:
     async def result_systems(self) -> list[str]:
         return [str(system) for (system,) in await self.db.rows(_distinct("results"))]
 
-    async def prune_system(self, system: str, keep: int) -> int:
-        return await self.db.run(
-            "DELETE FROM results WHERE system = %s AND id <= (SELECT id FROM results "
-            "WHERE system = %s ORDER BY id DESC LIMIT 1 OFFSET %s)",
-            (system, system, keep),
-        )
+    async def prune_systems(self, systems: Sequence[str], keep: int) -> int:
+        # One statement for the batch, each system read backwards by its index: one delete a
+        # system was 10,000 round trips a minute at 10,000 checks, a sixth of a replica's CPU.
+        return await self.db.run(_PRUNE_KEPT, (list(systems), keep))
 
     async def transition_systems(self) -> list[str]:
         return [str(system) for (system,) in await self.db.rows(_distinct("transitions"))]
 
-    async def prune_transitions(self, system: str, older_than: float) -> int:
-        # An unapplied one stays: the incidents have not seen it yet.
-        return await self.db.run(
-            "DELETE FROM transitions WHERE system = %s AND id < (SELECT MAX(id) FROM "
-            "transitions WHERE system = %s AND at < %s) AND applied",
-            (system, system, older_than),
-        )
+    async def prune_transitions(self, systems: Sequence[str], older_than: float) -> int:
+        return await self.db.run(_PRUNE_TRANSITIONS, (list(systems), older_than))
 
     async def unapplied_transitions(self, limit: int) -> list[tuple[int, Transition]]:
         rows = await self.db.rows(
@@ -218,3 +246,8 @@ def _state_columns(states: Iterable[SystemState]) -> list[list[object]]:
         ),
         7,
     )
+
+
+def _state(row: tuple[Any, ...]) -> SystemState:
+    system, health, since, fails, passes, reason, checked = row[:7]
+    return SystemState(system, Health(health), since, fails, passes, reason, checked)
