@@ -25,8 +25,9 @@ from monitor.store.location import (
 )
 from monitor.store.migrations import SchemaMismatch, migrations
 from monitor.store.postgres import PostgresStore, open_postgres
-from monitor.store.postgres.outbox import OUTCOMES, outcome_params
+from monitor.store.postgres.outbox import DUE_IN_SHARDS, OUTCOMES, outcome_params
 from monitor.store.postgres.schema import FOLDER, LOCK
+from monitor.store.types import outbox_shard
 
 KNOWN = len(migrations(FOLDER))
 RECONNECT_S = 30.0  # how long the pool may take to reach a server started again
@@ -166,6 +167,33 @@ async def test_outcomes_find_their_messages_by_key_however_stale_the_statistics(
     assert "outbox_due" not in text, text
     assert plan[0][0]["Plan"]["Shared Hit Blocks"] < 200, text
     assert await store.pending_count() == 3000 - 8
+
+
+async def test_a_replica_reads_its_own_shards_due_messages_past_the_others_backlog(
+    pg_database: Database, opened: list[PostgresStore]
+) -> None:
+    """3,000 messages pending in shards other replicas hold, all due before the 10 of the
+    shard this replica holds: it reads its 10, oldest first, through that shard's own index,
+    reading a few pages, not the others' backlog (walking it on every read made three replicas
+    send at 0.55x one replica's rate: benchmarks/README.md)."""
+    store = await open_store(pg_database, opened)
+    ids = [f"p{n:05}" for n in range(6000)]
+    held = outbox_shard(ids[0])
+    others = [i for i in ids if outbox_shard(i) != held][:3000]
+    mine = [i for i in ids if outbox_shard(i) == held][:10]
+    await store.decide([item(f"1.acknowledge.{i}", i) for i in others], {}, 1)
+    await store.decide([item(f"1.acknowledge.{i}", i) for i in mine], {}, 1)
+    run_sql(pg_database, "ANALYZE outbox")
+
+    due = await store.due(now=200.0, limit=128, shards={held})
+    assert [i.person_id for i in due] == mine
+    params = {"pending": PENDING, "now": 200.0, "limit": 128, "each": 256, "shards": [held]}
+    (plan,) = await store.db.rows(
+        "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + DUE_IN_SHARDS, params
+    )
+    text = json.dumps(plan)
+    assert "outbox_pending_by_shard" in text, text
+    assert plan[0][0]["Plan"]["Shared Hit Blocks"] < 200, text
 
 
 @pytest.mark.parametrize("systems", [2, 40], ids=["a few systems", "many systems"])
