@@ -139,7 +139,7 @@ def notifier_for(config: Config, messages: Path, store: Store, clock: Clock) -> 
     info = systems_info(config)
     return Notifier(
         store=store,
-        composer=Composer(messages, settings.org, info, update_every=settings.update_every),
+        composer=Composer.from_settings(messages, settings, info),
         settings=settings,
         systems=info,
         correlator=_correlator(config),
@@ -471,6 +471,8 @@ class App:
         )
         if notice is not None:
             self.oncall.tell(notice)
+            if opened:  # customers' messages say when and how the team was alerted
+                await self.notifier.record_alert(incident.id, self.oncall.routes)
 
     def _count_message(self, item: OutboxItem, outcome: str, address: Address | None) -> None:
         channel = address.kind if address is not None else "none"
@@ -503,12 +505,7 @@ class App:
         try:
             config = load_config(self.options.config, self.environ)
             info = systems_info(config)
-            composer = Composer(
-                self.options.messages,
-                config.settings.org,
-                info,
-                update_every=config.settings.update_every,
-            )
+            composer = Composer.from_settings(self.options.messages, config.settings, info)
             problems = composer.validate()
         except ConfigError as exc:
             problems = exc.problems

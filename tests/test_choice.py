@@ -25,6 +25,7 @@ from monitor.notify.choice import (
     begin_telling,
     choose,
     due,
+    goodwill_owed,
     note_is_sent,
     start_round,
     told_after,
@@ -324,3 +325,39 @@ def test_a_choice_is_a_constant_and_respects_the_daily_limit(
         assert sent_today < LIMIT
     if told is not None:
         assert choice != ACKNOWLEDGE
+
+
+# Goodwill ---------------------------------------------------------------------------------------
+
+GOODWILL_AFTER = 1800.0  # inside UPDATE_EVERY: off the periodic rhythm
+
+
+def test_an_update_round_starts_when_the_incident_reaches_goodwill_after() -> None:
+    """With goodwill configured, the first tick at goodwill_after starts a periodic round (off
+    update_every's rhythm); once it is the last update, none comes again until update_every
+    after it; without goodwill nothing changes."""
+    reached = OPENED + GOODWILL_AFTER
+    args = (NOTIFY_AFTER, UPDATE_EVERY, False)
+    assert due(incident(), reached - 1, *args, GOODWILL_AFTER) is Due.NOTHING_NEW
+    assert due(incident(), reached, *args, GOODWILL_AFTER) is Due.PERIODIC_ROUND
+    assert due(incident(), reached, *args, None) is Due.NOTHING_NEW
+    after = start_round(incident(), Reason.PERIODIC, reached)
+    assert due(replace(after, pending_round=None), reached + 1, *args, GOODWILL_AFTER) is (
+        Due.NOTHING_NEW
+    )
+    assert due(
+        replace(after, pending_round=None), reached + UPDATE_EVERY, *args, GOODWILL_AFTER
+    ) is (Due.PERIODIC_ROUND)
+
+
+def test_goodwill_goes_in_a_rounds_update_once_it_has_lasted_that_long_for_the_person() -> None:
+    """A note's or a periodic update offers goodwill to someone affected goodwill_after ago;
+    not to someone affected since later, not in an acknowledgement, not in an update for an
+    outage that grew (a crash would renumber it), and never without goodwill configured."""
+    now = OPENED + GOODWILL_AFTER
+    assert goodwill_owed(PERIODIC, OPENED, now, GOODWILL_AFTER)
+    assert goodwill_owed(NOTE, OPENED, now, GOODWILL_AFTER)
+    assert not goodwill_owed(PERIODIC, OPENED + 1, now, GOODWILL_AFTER)
+    assert not goodwill_owed(ACKNOWLEDGE, OPENED, now, GOODWILL_AFTER)
+    assert not goodwill_owed(GREW, OPENED, now, GOODWILL_AFTER)
+    assert not goodwill_owed(PERIODIC, OPENED, now, None)

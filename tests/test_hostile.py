@@ -479,7 +479,7 @@ async def test_hostile_names_and_actions_arrive_literal_escaped_and_without_new_
             assert mail.html is not None
             if kind == "header":
                 assert "Eve Bcc: x@evil.example" in subject
-                assert "couldn't Eve Bcc: x@evil.example just now" in mail.text
+                assert "couldn't Eve Bcc: x@evil.example at " in mail.text
                 assert not re.search(r"^Bcc:", mail.text + mail.html, re.MULTILINE)
             else:
                 assert text in subject, kind

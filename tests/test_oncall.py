@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 
+import pytest
 from fake_twilio import WebhookReceiver
 
 from monitor.incidents.correlation import Change, Incident, Member
@@ -55,3 +57,15 @@ async def test_notices_reach_an_apprise_url() -> None:
         body = json.loads(receiver.received[0].body)
         assert body["title"] == "Incident 7 resolved after 1 hour"
         assert "Online payments, Signing in" in body["message"]
+
+
+def test_a_refused_on_call_url_is_logged_by_its_scheme_never_its_secret(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An on-call URL apprise cannot use is reported with its scheme only: the rest of it
+    (tokens, passwords) never reaches the log."""
+    with caplog.at_level(logging.ERROR, logger="monitor.oncall"):
+        OnCall(["nosuchservice://team:s3cret-token@example.com/room"])
+    assert "on-call URL refused by apprise" in caplog.text
+    assert "nosuchservice" in caplog.text
+    assert "s3cret-token" not in caplog.text

@@ -150,9 +150,15 @@ def test_durations_are_in_the_language_of_the_message() -> None:
     started = at("2027-01-15 14:00")
     now = started + 80 * 60
     _, german = message(composer, HANNA, kind=MessageKind.RESOLVED, started=started, now=now)
-    assert "Bei Ihnen hat sie 1 Stunde und 20 Minuten gedauert, bis heute um 10:20 Uhr." in german
+    assert (
+        "Bei Ihnen hat sie 1 Stunde und 20 Minuten gedauert: Sie begann heute um 09:00 Uhr und "
+        "endete heute um 10:20 Uhr." in german
+    )
     _, english = message(composer, ALICE, kind=MessageKind.RESOLVED, started=started, now=now)
-    assert "It was down for you for 1 hour 20 minutes, until 3:20 PM UTC today." in english
+    assert (
+        "It was down for you for 1 hour 20 minutes, from 2:00 PM UTC today until 3:20 PM UTC "
+        "today." in english
+    )
 
 
 # DST ----------------------------------------------------------------------------------------
@@ -333,7 +339,7 @@ async def test_validate_reports_a_broken_german_template_and_a_folder_of_no_lang
     assert code == 1
     lines = err.splitlines()
     assert any(
-        line.startswith(f"{update}:28: text: undefined: incident has no 'lasted'") for line in lines
+        line.startswith(f"{update}:59: sms: undefined: incident has no 'lasted'") for line in lines
     ), lines
     folder = messages / "deutsch" / "acknowledge.j2"
     assert any(

@@ -246,7 +246,13 @@ def _preview(args: argparse.Namespace, options: Options, env: dict[str, str]) ->
     sample = sample_context(info, args.system, MessageKind(args.kind), language=language)
     try:
         message = composer.render(
-            sample.kind, sample.reason, sample.recipient, sample.incident, sample.now
+            sample.kind,
+            sample.reason,
+            sample.recipient,
+            sample.incident,
+            sample.now,
+            response=sample.response,
+            goodwill=bool(sample.goodwill),  # monitor.yaml's goodwill, when it has one
         )
     except TemplateError as exc:
         _report([exc.problem()])

@@ -51,6 +51,26 @@ def _optional_duration(value: object) -> object:
     return None if value is None else _duration(value)
 
 
+def _goodwill(value: object) -> object:
+    # One text for every system, or texts by system with a ``default``: both are read as the
+    # mapping, so nothing downstream asks which was written.
+    if isinstance(value, str):
+        return {"default": value}
+    return value
+
+
+def _goodwill_texts(value: dict[str, str]) -> dict[str, str]:
+    texts = {name: text.strip() for name, text in value.items()}
+    for name, text in texts.items():
+        if not text:
+            raise PydanticCustomError(
+                "goodwill_empty",
+                "goodwill for {name!r} is empty: leave it out instead",
+                {"name": name},
+            )
+    return texts
+
+
 def _whole(value: object) -> object:
     # pydantic would read `true` as 1; a count written as yes/no is a mistake, not a number.
     if isinstance(value, bool):
@@ -275,6 +295,13 @@ class MonitorSettings(_Strict):
     max_messages_per_person_per_day: Whole = Field(default=6, ge=1)
     # After a resolved message promised an explanation: when on-call is first reminded of it.
     explain_within: Duration = 3 * 86400.0
+    # Offered once to each person an incident has lasted goodwill_after for (by their own
+    # affected_since), in the update that goes out then: one text, or {default: ..., <system>:
+    # ...}; the system names are checked against the check files with the templates.
+    goodwill: Annotated[
+        dict[str, str], BeforeValidator(_goodwill), AfterValidator(_goodwill_texts)
+    ] = {}
+    goodwill_after: Duration = 86400.0
     oncall: list[str] = []
     retention: Retention = Retention()
     http: HttpClient = HttpClient()

@@ -14,7 +14,10 @@ When an incident's people are told (``due``, once an incident and tick):
 4. The first tick past ``notify_after`` starts the telling (``notified_at``), and everyone
    affected is looked at.
 5. ``update_every`` after the last update, with no round under way, a periodic round starts:
-   everyone told gets an update.
+   everyone told gets an update. So does the first tick past ``goodwill_after`` since the
+   incident opened, when goodwill is configured and the last update came before that moment:
+   goodwill is offered when it is due, not up to ``update_every`` later; the round is the last
+   update, so the rhythm goes on from it and no second update comes at the same moment.
 6. On-call's note, when sent, starts a note round, but only on an open incident whose people
    have been told (``note_is_sent``); otherwise it is only recorded.
 7. A round started and not yet fanned out (a restart cut it off) goes out at the next tick.
@@ -130,10 +133,13 @@ def due(
     notify_after: float,
     update_every: float,
     may_have_newcomers: bool,
+    goodwill_after: float | None = None,
 ) -> Due:
     """What ``incident`` owes its people at ``now`` (the module's first list of rules).
 
     ``may_have_newcomers``: something since the last look may have made more people affected.
+    ``goodwill_after``: when goodwill is configured, how long an incident lasts before it is
+    offered (None: no goodwill).
     """
     if not incident.is_open:
         told_at = incident.resolution_told_at
@@ -150,6 +156,8 @@ def due(
         return Due.ROUND
     last = incident.last_update_at or incident.notified_at or now
     if now - last >= update_every:
+        return Due.PERIODIC_ROUND
+    if goodwill_after is not None and last < incident.opened_at + goodwill_after <= now:
         return Due.PERIODIC_ROUND
     return Due.NEWCOMERS if may_have_newcomers else Due.NOTHING_NEW
 
@@ -219,6 +227,22 @@ def reminder_due(explanation: Explanation, now: float, explain_within: float) ->
     if last is not None and now - last < REMIND_EVERY:
         return None
     return now - REMIND_EVERY
+
+
+def goodwill_owed(
+    message: Message, affected_since: float, now: float, goodwill_after: float | None
+) -> bool:
+    """Whether ``message`` offers goodwill to a person affected since ``affected_since``
+    (unless they were offered it already: the store keeps that, once per person): a round's
+    update, once the incident has lasted ``goodwill_after`` for them. Not an update for an
+    outage that grew: a crash re-runs it under a new number, and the offer, kept with the
+    first number, would go with neither; a round keeps its number."""
+    return (
+        goodwill_after is not None
+        and message.kind is MessageKind.UPDATE
+        and message.reason is not Reason.GREW
+        and now - affected_since >= goodwill_after
+    )
 
 
 def told_after(told: frozenset[str] | None, affected: frozenset[str]) -> frozenset[str]:

@@ -7,6 +7,7 @@ lock, so none lands in the middle of a fan-out. An unknown incident id raises ``
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 from monitor.incidents.correlation import Incident
@@ -26,6 +27,20 @@ async def add_note(
     await store.save_incident(incident)
     await store.add_timeline(incident.id, now, "note", text + (" (sent)" if send else ""))
     return incident
+
+
+# A note's line starting "Doing:" starts what the team is doing; what comes before is what we
+# know. One text keeps the note's contract (API, command, status page) as it was.
+_DOING = re.compile(r"^[ \t]*doing:[ \t]*", re.IGNORECASE | re.MULTILINE)
+
+
+def split_note(note: str) -> tuple[str, str]:
+    """A note as (what we know, what the team is doing): ``"The update failed.\nDoing: we are
+    rolling it back."`` gives both; a note without a "Doing:" line is all what we know."""
+    found = _DOING.search(note)
+    if found is None:
+        return note.strip(), ""
+    return note[: found.start()].strip(), note[found.end() :].strip()
 
 
 async def hold(store: IncidentLog, incident_id: int, now: float) -> Incident:

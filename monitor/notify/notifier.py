@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import islice
 
@@ -52,15 +52,16 @@ from monitor.notify.choice import (
     choose,
     due,
     explanation_due,
+    goodwill_owed,
     reminder_due,
     resolved_carries,
     start_round,
     told_after,
 )
-from monitor.notify.composer import Composer
+from monitor.notify.composer import Composer, Response
 from monitor.notify.correlating import IncidentListener, correlate
 from monitor.notify.resume import missed_transitions
-from monitor.store import OutboxItem, Store
+from monitor.store import OutboxItem, Store, StoreUnavailable
 
 __all__ = ["IncidentListener", "Notifier", "channels_of", "outbox_key"]
 
@@ -213,6 +214,17 @@ class Notifier:
             assert incident is not None
             return incident
 
+    async def record_alert(self, incident_id: int, routes: Sequence[str]) -> None:
+        """On-call was just alerted of the incident by ``routes`` (its notice handed to
+        apprise): kept, so that every replica's messages say when and how."""
+        if not routes:
+            return
+        try:
+            await self.store.record_alert(incident_id, self.clock.now(), routes)
+        except StoreUnavailable as exc:
+            # The messages then say only that we are looking into it: nothing false.
+            event(log, "on-call alert not recorded", logging.WARNING, error=str(exc))
+
     def _mark(self, incident_id: int) -> None:
         """Someone may be newly affected by the incident: look through its people again."""
         if self._dirty is not None:
@@ -278,8 +290,16 @@ class Notifier:
         assert self._dirty is not None
         settings = self.settings
         return due(
-            incident, now, settings.notify_after, settings.update_every, incident.id in self._dirty
+            incident,
+            now,
+            settings.notify_after,
+            settings.update_every,
+            incident.id in self._dirty,
+            self._goodwill_after(),
         )
+
+    def _goodwill_after(self) -> float | None:
+        return self.settings.goodwill_after if self.settings.goodwill else None
 
     async def _tell_open(self, incident: Incident, owed: Due, now: float) -> None:
         """Save the round ``owed`` starts, fan it out, then save it as done."""
@@ -324,14 +344,24 @@ class Notifier:
         return the incident as saved."""
         limit = self.settings.max_messages_per_person_per_day
         view = self._view(incident)
+        response = await self._response(incident)
+        goodwill_after = self._goodwill_after()
         grew_seq: int | None = None
         batch: list[OutboxItem] = []
         batch_told: dict[str, frozenset[str]] = {}
-        counts = {"acknowledged": 0, "updated": 0, "over the daily limit": 0}
+        counts = {
+            "acknowledged": 0,
+            "updated": 0,
+            "over the daily limit": 0,
+            "goodwill offered": 0,
+        }
         # What the people were told and sent today is read a group at a time: for everyone at
         # once it is two dicts of 100,000 entries held through the fan-out, and a day's outbox
         # counted in one query that holds the loop for a third of a second.
         async for group in self._audience(incident):
+            # Updates that may offer goodwill wait for the end of the group: the store says,
+            # for all of them in one go, which message is each person's one offer.
+            offers: list[tuple[Recipient, Message, str, frozenset[str] | None]] = []
             ids = [recipient.person.id for recipient in group]
             told = await self.store.told_about(incident.id, ids)
             sent_today = await self.store.message_counts(ids, now - DAY)
@@ -367,8 +397,32 @@ class Notifier:
                     seq = grew_seq if choice.reason is Reason.GREW else incident.update_seq
                     label = f"update-{seq}"
                     counts["updated"] += 1
-                batch.append(self._item(incident, view, recipient, choice, label, now))
+                if goodwill_owed(
+                    choice, recipient.affected_since, now, goodwill_after
+                ) and self.composer.goodwill_for(recipient):
+                    offers.append((recipient, choice, label, before))
+                    continue
+                batch.append(self._item(incident, view, recipient, choice, label, now, response))
                 batch_told[person_id] = told_after(before, affected)
+                if len(batch) >= self.batch_size:
+                    await self._decide(batch, batch_told, incident.id)
+                    batch, batch_told = [], {}
+            if offers:
+                keys = {
+                    r.person.id: outbox_key(incident.id, label, r.person.id)
+                    for r, _, label, _ in offers
+                }
+                given = await self.store.offer_goodwill(incident.id, keys)
+                for recipient, choice, label, before in offers:
+                    person_id = recipient.person.id
+                    offered = given.get(person_id) == keys[person_id]
+                    counts["goodwill offered"] += offered
+                    item = self._item(
+                        incident, view, recipient, choice, label, now, response, offered
+                    )
+                    batch.append(item)
+                    affected = frozenset(s.name for s in recipient.affected)
+                    batch_told[person_id] = told_after(before, affected)
                 if len(batch) >= self.batch_size:
                     await self._decide(batch, batch_told, incident.id)
                     batch, batch_told = [], {}
@@ -425,6 +479,7 @@ class Notifier:
             attempts_of.setdefault(attempt.person_id, []).append(attempt)
         down_at = {m.name: m.down_at for m in incident.members}
         label = message.kind.value
+        response = await self._response(incident)
         view: IncidentView | None = None
         sent = 0
         batch: list[OutboxItem] = []
@@ -443,7 +498,7 @@ class Notifier:
                     attempts=tuple(attempts_of.get(person_id, ())),
                     affected_since=min((down_at.get(n, now) for n in systems), default=now),
                 )
-                batch.append(self._item(incident, view, recipient, message, label, now))
+                batch.append(self._item(incident, view, recipient, message, label, now, response))
                 if len(batch) >= self.batch_size:
                     sent += await self._decide(batch, {}, incident.id)
                     batch = []
@@ -474,8 +529,18 @@ class Notifier:
         message: Message,
         label: str,
         now: float,
+        response: Response,
+        goodwill: bool = False,
     ) -> OutboxItem:
-        rendered = self.composer.render(message.kind, message.reason, recipient, view, now)
+        rendered = self.composer.render(
+            message.kind,
+            message.reason,
+            recipient,
+            view,
+            now,
+            response=response,
+            goodwill=goodwill,
+        )
         return OutboxItem(
             key=outbox_key(incident.id, label, recipient.person.id),
             incident_id=incident.id,
@@ -491,6 +556,15 @@ class Notifier:
             next_try_at=now,
         )
 
+    async def _response(self, incident: Incident) -> Response:
+        """What the team is doing about ``incident``, read once a pass: when and how on-call
+        was alerted, and the "Doing:" part of on-call's note."""
+        alert = await self.store.alert(incident.id)
+        doing = handling.split_note(incident.note)[1]
+        if alert is None:
+            return Response(doing=doing)
+        return Response(alert.at, alert.routes, doing)
+
     def _view(self, incident: Incident) -> IncidentView:
         def info(name: str) -> SystemInfo:
             return self.systems.get(name, SystemInfo(name, name))
@@ -501,6 +575,6 @@ class Notifier:
             resolved_at=incident.resolved_at,
             cause=info(incident.cause),
             systems=tuple(info(m.name) for m in incident.members),
-            note=incident.note,
+            note=handling.split_note(incident.note)[0],
             status=incident.status,
         )

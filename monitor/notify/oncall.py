@@ -106,8 +106,21 @@ def _named(titles: Sequence[str]) -> str:
     return f"{', '.join(titles[:NAMED])} and {len(titles) - NAMED:,} more"
 
 
+# Apprise's names of services that are a kind of route rather than a brand: the word a
+# customer's message uses for them (worded in their language by the composer).
+_GENERIC_ROUTES = {"E-Mail": "email", "JSON": "webhook", "XML": "webhook", "Form": "webhook"}
+
+
+def route_names(notifier: apprise.Apprise) -> tuple[str, ...]:
+    """The services on-call is alerted by, once each in the order configured: "Slack",
+    "email", "Telegram" (never a URL: they hold tokens)."""
+    names = (str(getattr(server, "service_name", "") or "") for server in notifier)
+    return tuple(dict.fromkeys(_GENERIC_ROUTES.get(name, name) for name in names if name))
+
+
 class OnCall:
-    """Sends notices to the ``oncall`` apprise URLs, one at a time, in the background."""
+    """Sends notices to the ``oncall`` apprise URLs, one at a time, in the background.
+    ``routes`` names their services, for customers' messages ("alerted by Slack and email")."""
 
     def __init__(self, urls: Sequence[str], batch_every: float = 60.0) -> None:
         self.urls = list(urls)
@@ -115,7 +128,14 @@ class OnCall:
         self.notifier = apprise.Apprise()
         for url in self.urls:
             if not self.notifier.add(url):
-                event(log, "on-call URL refused by apprise", logging.ERROR, url=url)
+                # The scheme only: the rest of an apprise URL holds its tokens and passwords.
+                event(
+                    log,
+                    "on-call URL refused by apprise",
+                    logging.ERROR,
+                    scheme=url.split("://", 1)[0] if "://" in url else "(no scheme)",
+                )
+        self.routes = route_names(self.notifier)
         self.queue: asyncio.Queue[Notice] = asyncio.Queue(maxsize=1000)
         self.failures: Counter[str] = Counter()
         self.sent = 0

@@ -25,7 +25,7 @@ from monitor.model import (
     SystemState,
     Transition,
 )
-from monitor.store.types import OutboxItem, ReplicaRecord, TimelineEntry
+from monitor.store.types import Alert, OutboxItem, ReplicaRecord, TimelineEntry
 
 
 class StateLog(Protocol):
@@ -143,6 +143,13 @@ class IncidentLog(Protocol):
         was at or before ``last_before`` (or none was): whether this caller took it. Of two
         replicas taking one at once, one does."""
 
+    async def record_alert(self, incident_id: int, at: float, routes: Sequence[str]) -> None:
+        """On-call was alerted of the incident at ``at`` by ``routes``; only the first alert
+        is kept (a re-opened incident was alerted when it first opened)."""
+
+    async def alert(self, incident_id: int) -> Alert | None:
+        """When and how on-call was first alerted of the incident; None when never."""
+
     async def prunable_incidents(self, resolved_before: float, limit: int = 100) -> list[int]:
         """Incidents resolved, and their resolution decided, before ``resolved_before``, with
         no message still pending: oldest first. (A promise still open goes with its incident:
@@ -212,6 +219,12 @@ class Outbox(Protocol):
         """Commit decisions and what each person has now been told, in one transaction; how
         many items were new (an item whose key exists already is left as it is: the key's
         uniqueness is the database's to enforce)."""
+
+    async def offer_goodwill(self, incident_id: int, offers: Mapping[str, str]) -> dict[str, str]:
+        """Record goodwill offered to each person of ``offers`` in the message of the outbox
+        key given, unless one was recorded for them already; the key each of them now has
+        goodwill in (a person missing from the answer: not this time). Once per person and
+        incident, by the database's own key."""
 
     async def due(
         self, now: float, limit: int, shards: Collection[int] | None = None

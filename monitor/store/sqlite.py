@@ -52,6 +52,7 @@ from monitor.store.sqlite_replicas import SQLiteReplicas
 from monitor.store.types import (
     PENDING,
     UNDELIVERABLE,
+    Alert,
     AlreadyApplied,
     ExplanationFinal,
     OutboxItem,
@@ -476,6 +477,9 @@ class SQLiteStore(SQLiteReplicas):
                     "DELETE FROM timeline WHERE id IN (SELECT id FROM timeline "
                     f"WHERE incident_id = :id LIMIT :n) AND {resolved}",
                     f"DELETE FROM explanations WHERE incident_id = :id AND {resolved}",
+                    f"DELETE FROM alerts WHERE incident_id = :id AND {resolved}",
+                    "DELETE FROM goodwill WHERE incident_id = :id AND person_id IN (SELECT "
+                    f"person_id FROM goodwill WHERE incident_id = :id LIMIT :n) AND {resolved}",
                 ):
                     deleted = conn.execute(sql, params).rowcount
                     if deleted:
@@ -490,6 +494,37 @@ class SQLiteStore(SQLiteReplicas):
                 return int(conn.execute(sql, params).rowcount)
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(str(exc)) from exc
+
+    # on-call's alert, and goodwill ----------------------------------------------------------
+
+    async def record_alert(self, incident_id: int, at: float, routes: Sequence[str]) -> None:
+        self._write(
+            "INSERT OR IGNORE INTO alerts VALUES (?, ?, ?)", (incident_id, at, ",".join(routes))
+        )
+
+    async def alert(self, incident_id: int) -> Alert | None:
+        row = self.db.conn.execute(
+            "SELECT alerted_at, routes FROM alerts WHERE incident_id = ?", (incident_id,)
+        ).fetchone()
+        return None if row is None else Alert(row[0], tuple(filter(None, row[1].split(","))))
+
+    async def offer_goodwill(self, incident_id: int, offers: Mapping[str, str]) -> dict[str, str]:
+        if not offers:
+            return {}
+        try:
+            with self.db.atomic():
+                self.db.conn.executemany(
+                    "INSERT OR IGNORE INTO goodwill VALUES (?, ?, ?)",
+                    [(incident_id, person, key) for person, key in offers.items()],
+                )
+                rows = self.db.conn.execute(
+                    "SELECT person_id, outbox_key FROM goodwill WHERE incident_id = ? "
+                    "AND person_id IN (SELECT value FROM json_each(?))",
+                    (incident_id, json.dumps(list(offers))),
+                ).fetchall()
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return {person: key for person, key in rows}
 
     # explanations and promises ------------------------------------------------------------
 

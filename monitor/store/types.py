@@ -48,6 +48,15 @@ class OutboxItem:
 
 
 @dataclass(frozen=True, slots=True)
+class Alert:
+    """When on-call was first alerted of an incident (its notice handed to apprise), and by
+    which routes: the services of the ``oncall:`` URLs ("Slack", "email")."""
+
+    at: float
+    routes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class TimelineEntry:
     at: float
     kind: str

@@ -31,7 +31,7 @@ to send).
 """
 
 from monitor.notify.composer.errors import TemplateError
-from monitor.notify.composer.facts import IncidentFacts
+from monitor.notify.composer.facts import NO_RESPONSE, IncidentFacts, Response
 from monitor.notify.composer.filters import human_join, paragraphs, sentence
 from monitor.notify.composer.message import MAX_SMS
 from monitor.notify.composer.render import Composer
@@ -39,9 +39,11 @@ from monitor.notify.composer.samples import REASONS, SamplePerson, sample_action
 
 __all__ = [
     "MAX_SMS",
+    "NO_RESPONSE",
     "REASONS",
     "Composer",
     "IncidentFacts",
+    "Response",
     "SamplePerson",
     "TemplateError",
     "human_join",

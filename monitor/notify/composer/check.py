@@ -16,7 +16,14 @@ from monitor.config import Problem
 from monitor.model import IncidentView, MessageKind, Reason, Recipient, SystemInfo
 from monitor.notify.composer.blocks import REQUIRED_BLOCKS, BlockRenderer, Blocks
 from monitor.notify.composer.errors import TemplateError, explain_undefined
-from monitor.notify.composer.facts import CONTEXT_NAMES, CONTEXT_RECORDS, FIELD_TYPES, RECORD_FIELDS
+from monitor.notify.composer.facts import (
+    CONTEXT_NAMES,
+    CONTEXT_RECORDS,
+    FIELD_TYPES,
+    NO_RESPONSE,
+    RECORD_FIELDS,
+    Response,
+)
 from monitor.notify.composer.message import MAX_SMS, tidy
 from monitor.notify.composer.samples import (
     REASONS,
@@ -42,6 +49,8 @@ class ContextOf(Protocol):
         now: float,
         *,
         template: str | None = None,
+        response: Response = NO_RESPONSE,
+        goodwill: str = "",
     ) -> Mapping[str, object]: ...
 
 
@@ -107,7 +116,14 @@ def _sample_problems(
 ) -> list[Problem]:
     """What rendering ``name`` for ``sample`` finds wrong; an sms too long goes in ``longest``."""
     data = context(
-        sample.kind, sample.reason, sample.recipient, sample.incident, sample.now, template=name
+        sample.kind,
+        sample.reason,
+        sample.recipient,
+        sample.incident,
+        sample.now,
+        template=name,
+        response=sample.response,
+        goodwill=sample.goodwill,
     )
     errors: list[TemplateError] = []
     blocks = renderer.render(name, data, errors)

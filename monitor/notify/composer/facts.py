@@ -43,7 +43,8 @@ class AttemptFacts:
 class UserFacts:
     """The person a message is for. ``systems`` are theirs that are affected, ``workarounds``
     those of them with a workaround; ``actions`` are the distinct things they tried, oldest
-    first; ``affected_for`` is a human duration."""
+    first; ``affected_for`` is a human duration; ``goodwill`` is what we offer them for their
+    trouble, in the one update that offers it, else ""."""
 
     id: str
     name: str
@@ -56,13 +57,17 @@ class UserFacts:
     workarounds: tuple[SystemFacts, ...]
     affected_since: str
     affected_for: str
+    goodwill: str
 
 
 @dataclass(frozen=True, slots=True)
 class IncidentFacts:
     """The incident. Times are formatted; ``resolved_at`` is None while it is open;
     ``explanation`` is on-call's (what happened, what changes) in the resolved message when
-    given before the fix and in the explanation message, else ""."""
+    given before the fix and in the explanation message, else "". ``alerted_at`` is when
+    on-call was alerted (a formatted time) and ``alerted_by`` by which routes ("Slack and
+    email"), both "" when no on-call route is configured; ``doing`` is what on-call says the
+    team is doing, or ""."""
 
     id: str
     started_at: str
@@ -73,6 +78,9 @@ class IncidentFacts:
     note: str
     status: str
     explanation: str
+    alerted_at: str
+    alerted_by: str
+    doing: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +92,20 @@ class OrgFacts:
     support_phone: str
     support_email: str
     contact: str
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """What the team is doing about an incident, as the notifier knows it for a pass: when
+    on-call was alerted (None: never, as no on-call route is configured) and by which routes
+    ("Slack", "email"), and what on-call wrote the team is doing ("" when nothing)."""
+
+    alerted_at: float | None = None
+    alerted_by: tuple[str, ...] = ()
+    doing: str = ""
+
+
+NO_RESPONSE = Response()
 
 
 RECORD_FIELDS: Mapping[type, frozenset[str]] = {

@@ -50,11 +50,13 @@ def _first_sentence(text: str) -> str:
 
 
 def _fit(text: str, limit: int) -> str:
-    """At most ``limit`` characters, cut at a word boundary with "…" when it is longer."""
+    """At most ``limit`` characters, cut at a word boundary with "..." when it is longer.
+    Three full stops, not "…": that one character is outside the SMS alphabet and would send
+    the whole SMS as UCS-2, 70 characters a part instead of 160."""
     if len(text) <= limit:
         return text
-    cut = text[: limit - 1]
+    cut = text[: limit - 3]
     space = cut.rfind(" ")
     if space >= limit // 2:
         cut = cut[:space]
-    return cut.rstrip(" ,;:-—") + "…"
+    return cut.rstrip(" ,;:-—") + "..."

@@ -18,8 +18,10 @@ from monitor.notify.composer.blocks import REQUIRED_BLOCKS, BlockRenderer
 from monitor.notify.composer.check import validate
 from monitor.notify.composer.errors import TemplateError
 from monitor.notify.composer.facts import (
+    NO_RESPONSE,
     AttemptFacts,
     IncidentFacts,
+    Response,
     UserFacts,
     org_facts,
     system_facts,
@@ -27,7 +29,7 @@ from monitor.notify.composer.facts import (
 from monitor.notify.composer.message import finish
 from monitor.notify.composer.templates import language_folders, read_templates
 from monitor.notify.composer.wording import Speaker
-from monitor.text import one_line
+from monitor.text import one_line, unknown_name
 
 
 class Composer:
@@ -42,6 +44,7 @@ class Composer:
         update_every: float = 86400.0,
         default_timezone: str = "UTC",
         default_language: str = "en",
+        goodwill: Mapping[str, str] | None = None,
     ) -> None:
         self._templates = read_templates(Path(messages_dir))
         self._sources = self._templates.sources
@@ -61,7 +64,9 @@ class Composer:
         self._speakers: dict[tuple[str | None, str | None, str], Speaker] = {}
         self._speaker_by_wording: dict[tuple[str, str, bool], Speaker] = {}
         self._folders: dict[str | None, tuple[str, ...]] = {}
-        self._last_incident: tuple[IncidentView, float] | None = None
+        # What we offer for a long outage: a system's own text, else the "default" one.
+        self._goodwill = dict(goodwill or {})
+        self._last_incident: tuple[IncidentView, Response, float] | None = None
         self._incident_by_speaker: dict[Speaker, IncidentFacts] = {}
         self._blocks = BlockRenderer(self._templates)
         # Bound once: each message calls it.
@@ -80,6 +85,7 @@ class Composer:
             update_every=settings.update_every,
             default_timezone=settings.default_timezone,
             default_language=settings.default_language,
+            goodwill=settings.goodwill,
         )
 
     def template_for(self, kind: MessageKind, recipient: Recipient, incident: IncidentView) -> str:
@@ -120,13 +126,25 @@ class Composer:
         recipient: Recipient,
         incident: IncidentView,
         now: float,
+        *,
+        response: Response = NO_RESPONSE,
+        goodwill: bool = False,
     ) -> RenderedMessage:
-        """Render the message; raise TemplateError naming the file, line and block if it fails."""
+        """Render the message; raise TemplateError naming the file, line and block if it fails.
+        ``response`` is what the team is doing; with ``goodwill``, the message offers it."""
         name = self.template_for(kind, recipient, incident)
         errors: list[TemplateError] = []
-        blocks = self._render_blocks(
-            name, self.context(kind, reason, recipient, incident, now, template=name), errors
+        data = self.context(
+            kind,
+            reason,
+            recipient,
+            incident,
+            now,
+            template=name,
+            response=response,
+            goodwill=self.goodwill_for(recipient) if goodwill else "",
         )
+        blocks = self._render_blocks(name, data, errors)
         if errors:
             raise errors[0]
         message = finish(blocks.rendered, self._org_name)
@@ -143,7 +161,27 @@ class Composer:
         a named person who tried something and to a nameless subscriber; and reads each for
         every undefined name.
         """
-        return validate(self._templates, self._blocks, self.context, self._systems)
+        problems = validate(self._templates, self._blocks, self.context, self._systems)
+        for name in sorted(self._goodwill):
+            if name != "default" and self._systems and name not in self._systems:
+                problems.append(
+                    Problem(
+                        "monitor.yaml",
+                        None,
+                        f"goodwill.{name}",
+                        unknown_name("system", name, ["default", *self._systems]),
+                    )
+                )
+        return problems
+
+    def goodwill_for(self, recipient: Recipient) -> str:
+        """What ``recipient`` is offered for a long outage: the goodwill of the first of their
+        affected systems that has its own, else the default; "" when none is configured."""
+        for info in recipient.affected:
+            text = self._goodwill.get(info.name)
+            if text:
+                return text
+        return self._goodwill.get("default", "")
 
     def context(
         self,
@@ -154,12 +192,15 @@ class Composer:
         now: float,
         *,
         template: str | None = None,
+        response: Response = NO_RESPONSE,
+        goodwill: str = "",
     ) -> dict[str, object]:
         """What templates see: ``user``, ``incident``, ``org``, ``kind``, ``reason``,
         ``next_update``. Every value is a str, None, a tuple or a frozen record of those.
 
         Times and durations are in the person's zone, in the language of ``template`` (by
-        default the one ``template_for`` picks)."""
+        default the one ``template_for`` picks). ``response`` is what the team is doing;
+        ``goodwill`` the text this message offers ("" when it offers none)."""
         if template is None:
             template = self.template_for(kind, recipient, incident)
         person = recipient.person
@@ -193,10 +234,11 @@ class Composer:
             workarounds=tuple(system for system in systems if system.workaround),
             affected_since=when(recipient.affected_since, now),
             affected_for=speaker.duration(end - recipient.affected_since),
+            goodwill=goodwill,
         )
         return {
             "user": user,
-            "incident": self._incident_facts(incident, now, speaker),
+            "incident": self._incident_facts(incident, response, now, speaker),
             "org": self._org,
             "kind": kind.value,
             "reason": reason.value,
@@ -222,12 +264,12 @@ class Composer:
         return speaker
 
     def _incident_facts(
-        self, incident: IncidentView, now: float, speaker: Speaker
+        self, incident: IncidentView, response: Response, now: float, speaker: Speaker
     ) -> IncidentFacts:
         # A fan-out renders every message of a pass with the same incident and moment, for
         # people in a few zones and languages.
-        if self._last_incident != (incident, now):
-            self._last_incident = (incident, now)
+        if self._last_incident != (incident, response, now):
+            self._last_incident = (incident, response, now)
             self._incident_by_speaker = {}
         facts = self._incident_by_speaker.get(speaker)
         if facts is not None:
@@ -245,6 +287,11 @@ class Composer:
             note=incident.note.strip(),
             status=incident.status,
             explanation=incident.explanation.strip(),
+            alerted_at=""
+            if response.alerted_at is None
+            else speaker.when(response.alerted_at, now),
+            alerted_by=speaker.routes(response.alerted_by),
+            doing=response.doing.strip(),
         )
         self._incident_by_speaker[speaker] = facts
         return facts

@@ -19,6 +19,7 @@ from monitor.model import (
     Recipient,
     SystemInfo,
 )
+from monitor.notify.composer.facts import NO_RESPONSE, Response
 from monitor.text import one_line
 
 REASONS: Mapping[MessageKind, tuple[Reason, ...]] = {
@@ -39,6 +40,8 @@ class Sample:
     recipient: Recipient
     incident: IncidentView
     now: float
+    response: Response = NO_RESPONSE
+    goodwill: str = ""  # what the message offers for a long outage, when it does
 
 
 SamplePerson = Literal["alice", "subscriber"]
@@ -76,6 +79,15 @@ _SAMPLE_NOTE = {
         "now on every update is tried on a test copy before it goes live."
     ),
 }
+# What on-call says the team is doing, for Alice's messages while it lasts (the subscriber's
+# say what the monitor knows).
+_SAMPLE_DOING: Mapping[Reason, str] = {
+    reason: "we are rolling the update back and checking every payment made since 3 PM."
+    if reason in (Reason.NOTE, Reason.PERIODIC)
+    else ""
+    for reason in Reason
+}
+_SAMPLE_GOODWILL = "Your next month is on us: we have taken it off your bill."
 # Between them the two people cover a note and no note for every reason but NOTE (which has one).
 _NOTE_FOR: Mapping[SamplePerson, frozenset[Reason]] = {
     "alice": frozenset({Reason.NOTE, Reason.RESOLVED}),
@@ -168,4 +180,10 @@ def sample_context(
             language=language,
         )
         recipient = Recipient(subscriber, involved, (), _SAMPLE_START)
+    # Alice's team has on-call routes and offers goodwill (in the day-long periodic update);
+    # the subscriber's has neither, so both wordings are rendered.
+    if person == "alice":
+        response = Response(_SAMPLE_START + 60, ("Slack", "email"), _SAMPLE_DOING[reason])
+        goodwill = _SAMPLE_GOODWILL if reason is Reason.PERIODIC else ""
+        return Sample(kind, reason, recipient, incident, now, response, goodwill)
     return Sample(kind, reason, recipient, incident, now)

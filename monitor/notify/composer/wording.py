@@ -86,6 +86,10 @@ class Speaker:
         """When the next word comes at the latest: ``within 24 hours``, ``in 24 Stunden``."""
         return say_within(self.language, seconds)
 
+    def routes(self, routes: tuple[str, ...]) -> str:
+        """On-call's routes as a list: ``Slack and email``, ``Slack und E-Mail``."""
+        return say_routes(self.language, routes)
+
     def _word(self, at: float, now: float) -> str:
         moment = datetime.fromtimestamp(at, self._zone)
         today = datetime.fromtimestamp(now, self._zone).date()
@@ -163,3 +167,22 @@ def say_within(language: str, seconds: float) -> str:
     patterns = locale._data["date_fields"][unit]["future"]
     form = locale.plural_form(count)
     return str(patterns.get(form, patterns["other"])).format(count)
+
+
+# The routes that are a kind of thing rather than a brand, by language; brands ("Slack") are
+# the same in every language.
+_ROUTE_WORDS = {
+    "en": {"email": "email", "webhook": "webhook"},
+    "de": {"email": "E-Mail", "webhook": "Webhook"},
+}
+
+
+@functools.lru_cache(maxsize=256)
+def say_routes(language: str, routes: tuple[str, ...]) -> str:
+    """``Slack and email``: each route in the language, joined as its writers do ("" for
+    none)."""
+    if not routes:
+        return ""
+    locale = Locale.parse(language, sep="-")
+    words = _ROUTE_WORDS.get(str(locale.language), _ROUTE_WORDS["en"])
+    return format_list([words.get(route, route) for route in routes], locale=locale)

@@ -27,7 +27,13 @@ from monitor.store.postgres.rows import (
     incident,
     incident_row,
 )
-from monitor.store.types import PENDING, AlreadyApplied, ExplanationFinal, TimelineEntry
+from monitor.store.types import (
+    PENDING,
+    Alert,
+    AlreadyApplied,
+    ExplanationFinal,
+    TimelineEntry,
+)
 
 _UPSERT_INCIDENTS = (
     f"INSERT INTO incidents ({INCIDENT_COLUMNS}) SELECT * FROM unnest("
@@ -175,6 +181,10 @@ class Incidents:
                 "DELETE FROM timeline WHERE id IN (SELECT id FROM timeline "
                 f"WHERE incident_id = %(id)s LIMIT %(n)s) AND {_RESOLVED}",
                 f"DELETE FROM explanations WHERE incident_id = %(id)s AND {_RESOLVED}",
+                f"DELETE FROM alerts WHERE incident_id = %(id)s AND {_RESOLVED}",
+                "DELETE FROM goodwill WHERE incident_id = %(id)s AND person_id IN (SELECT "
+                f"person_id FROM goodwill WHERE incident_id = %(id)s LIMIT %(n)s) "
+                f"AND {_RESOLVED}",
                 f"DELETE FROM incidents WHERE id = %(id)s AND {_RESOLVED}",
             ):
                 cursor = await conn.execute(sql, params)
@@ -184,6 +194,18 @@ class Incidents:
                 elif cursor.rowcount:
                     return cursor.rowcount
         return 0
+
+    async def record_alert(self, incident_id: int, at: float, routes: Sequence[str]) -> None:
+        await self.db.run(
+            "INSERT INTO alerts VALUES (%s, %s, %s) ON CONFLICT (incident_id) DO NOTHING",
+            (incident_id, at, ",".join(routes)),
+        )
+
+    async def alert(self, incident_id: int) -> Alert | None:
+        row = await self.db.row(
+            "SELECT alerted_at, routes FROM alerts WHERE incident_id = %s", (incident_id,)
+        )
+        return None if row is None else Alert(row[0], tuple(filter(None, row[1].split(","))))
 
     async def explanation(self, incident_id: int) -> Explanation | None:
         row = await self.db.row(

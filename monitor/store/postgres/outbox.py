@@ -161,6 +161,16 @@ class Outbox:
             ],
         )
 
+    async def offer_goodwill(self, incident_id: int, offers: Mapping[str, str]) -> dict[str, str]:
+        if not offers:
+            return {}
+        people = list(offers)
+        rows = await self.db.rows(
+            _OFFER_GOODWILL,
+            {"id": incident_id, "people": people, "keys": [offers[p] for p in people]},
+        )
+        return {person: key for person, key in rows}
+
     async def due(
         self, now: float, limit: int, shards: Collection[int] | None = None
     ) -> list[OutboxItem]:
@@ -230,3 +240,16 @@ class Outbox:
     async def pending_count(self) -> int:
         row = await self.db.row("SELECT COUNT(*) FROM outbox WHERE status = %s", (PENDING,))
         return int(row[0]) if row is not None else 0
+
+
+# The rows inserted now, and those there before (the statement's snapshot does not see its own
+# inserts): a person whose row another transaction is inserting at this moment is in neither,
+# and gets no goodwill in this message.
+_OFFER_GOODWILL = (
+    "WITH offered AS (INSERT INTO goodwill SELECT %(id)s, o.person, o.key "
+    "FROM unnest(%(people)s::text[], %(keys)s::text[]) AS o(person, key) "
+    "ON CONFLICT (incident_id, person_id) DO NOTHING RETURNING person_id, outbox_key) "
+    "SELECT person_id, outbox_key FROM offered UNION ALL "
+    "SELECT person_id, outbox_key FROM goodwill "
+    "WHERE incident_id = %(id)s AND person_id = ANY(%(people)s::text[])"
+)
