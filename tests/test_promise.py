@@ -156,6 +156,10 @@ class Stage:
 
     async def tick(self, replica: Replica | None = None) -> None:
         """A notifier tick of ``replica`` (the leader by default) after the probes' flush."""
+        # The heartbeats the apps beat every 2 s of real time, at the fake clock's moment: their
+        # holds are renewed, so delivery sends at once rather than at the next real beat.
+        for each in (self.leader, self.other):
+            await each.app.membership.beat()
         app = (replica or self.leader).app
         await app.monitor.flush()
         await app.notifier.tick()
