@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from pathlib import Path
 
 import pytest
 import uvloop
 from postgres import Cluster, Database, PostgresUnavailable, start_cluster
+
+from monitor.store import SQLiteStore, Store
 
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
 
@@ -58,3 +61,22 @@ def pg_database(pg_cluster: Cluster) -> Iterator[Database]:
     if not pg_cluster.running:
         pg_cluster.start()
     pg_cluster.drop_database(database.name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def each_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """A store on a new database of each backend (PostgreSQL skips where it cannot run, and
+    fails in CI), closed after the test."""
+    opened: Store
+    if request.param == "sqlite":
+        opened = SQLiteStore(tmp_path / "monitor.db")
+    else:
+        from monitor.store.postgres import open_postgres
+
+        database = request.getfixturevalue("pg_database")
+        assert isinstance(database, Database)
+        opened = await open_postgres(database.url)
+    try:
+        yield opened
+    finally:
+        await opened.close()

@@ -19,7 +19,6 @@ import apprise
 import pytest
 from clock import FakeClock
 from fake_twilio import WebhookReceiver
-from postgres import Database
 from world import MESSAGES, write_config
 
 from monitor.app import App, Options, systems_info
@@ -29,7 +28,7 @@ from monitor.model import Attempt, IncidentView, MessageKind, Person, Reason, Re
 from monitor.notify.composer import Composer, Response
 from monitor.notify.handling import split_note
 from monitor.notify.oncall import route_names
-from monitor.store import SQLiteStore, Store
+from monitor.store import Store
 
 HOUR = 3600.0
 DAY = 86400.0
@@ -51,22 +50,9 @@ BOB = Person("bob", "Bob Stone", "bob@example.com", None, None, ("login",))
 # the store: both backends ----------------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """A store on a new database of each backend (PostgreSQL skips where it cannot run)."""
-    opened: Store
-    if request.param == "sqlite":
-        opened = SQLiteStore(tmp_path / "monitor.db")
-    else:
-        from monitor.store.postgres import open_postgres
-
-        database = request.getfixturevalue("pg_database")
-        assert isinstance(database, Database)
-        opened = await open_postgres(database.url)
-    try:
-        yield opened
-    finally:
-        await opened.close()
+@pytest.fixture
+def store(each_store: Store) -> Store:
+    return each_store
 
 
 async def test_goodwill_is_recorded_once_per_person_and_incident(store: Store) -> None:

@@ -20,7 +20,6 @@ from aiohttp.test_utils import TestClient, TestServer
 from clock import FakeClock
 from fake_twilio import WebhookReceiver
 from killable import Killable, until
-from postgres import Database
 from process import free_port, run_cli
 from targets import Mode, Target
 from world import ALICE, BOB, DANA, MESSAGES, write_config
@@ -29,7 +28,7 @@ from monitor.app import App, Options
 from monitor.demo.mailcatcher import CaughtMessage, MailCatcher
 from monitor.incidents.correlation import Incident, Member
 from monitor.model import ProbeResult
-from monitor.store import ExplanationFinal, SQLiteStore, Store
+from monitor.store import ExplanationFinal, Store
 from monitor.web.server import build_web_app
 
 TOKEN = "t0ken-for-promises"
@@ -43,25 +42,13 @@ EXPLANATION = (
 # the store: both backends ----------------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """A store on a new database of each backend (PostgreSQL skips where it cannot run)."""
-    opened: Store
-    if request.param == "sqlite":
-        opened = SQLiteStore(tmp_path / "monitor.db")
-    else:
-        from monitor.store.postgres import open_postgres
-
-        database = request.getfixturevalue("pg_database")
-        assert isinstance(database, Database)
-        opened = await open_postgres(database.url)
-    await opened.save_incident(
+@pytest.fixture
+async def store(each_store: Store) -> Store:
+    """A store of each backend holding incident 1, resolved."""
+    await each_store.save_incident(
         Incident(1, 1000.0, (Member("payment", 1000.0, 2000.0),), "payment", resolved_at=2000.0)
     )
-    try:
-        yield opened
-    finally:
-        await opened.close()
+    return each_store
 
 
 async def test_an_explanation_may_be_replaced_until_it_goes_to_customers(store: Store) -> None:
