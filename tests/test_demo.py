@@ -133,9 +133,11 @@ class MessagesPageParser(HTMLParser):
 
 
 async def test_demo_scripts_an_outage_from_failure_to_the_resolved_messages() -> None:
-    """With --exit the demo shows both systems DOWN as one incident, one acknowledgement, one
-    update with on-call's note and one resolved message per affected person, a summary, and
-    exits 0; every "still down" line names what is still down."""
+    """With --exit the demo shows both systems DOWN as one incident, on-call alerted by email,
+    one acknowledgement saying so, an update at goodwill_after and one with on-call's note
+    (goodwill offered to each person once, in one of them), one resolved message and one
+    explanation per affected person, a summary, and exits 0; every "still down" line names
+    what is still down."""
     code, out, err = await run_cli("demo", "--exit", "--speed", SPEED, "--listen", "127.0.0.1:0")
     assert code == 0, out + err
     assert "shortened intervals" in out
@@ -144,28 +146,42 @@ async def test_demo_scripts_an_outage_from_failure_to_the_resolved_messages() ->
     assert urls["messages"] == urls["status"].rstrip("/") + MESSAGES_PATH
     assert re.search(r"^\[ *[\d.]+s\] payment +DOWN +status 503", out, re.M), out
     assert re.search(r"^\[ *[\d.]+s\] login +DOWN +step 1 \(sign in\): status 502", out, re.M)
-    assert len(re.findall(r"Incident \d+ opened", out)) == 1, out
+    assert len(re.findall(r"\] Incident \d+ opened", out)) == 1, out
     assert "Systems: payment, login" in out or "Systems: login, payment" in out
     for still in re.findall(r"still down: ([^\n]*)", out):
         assert re.fullmatch(r"\w+(, \w+)*\.", still), out
     sent = mails(out)
     acknowledged = {to for to, subject in sent if subject.startswith(("Sorry", "Entschuldigung"))}
     updated = {to for to, subject in sent if subject.startswith(("Update on", "Neuigkeiten"))}
+    still = {to for to, subject in sent if subject.startswith(("Still working", "Wir arbeiten"))}
     resolved = {to for to, subject in sent if subject.startswith(("It's fixed", "Behoben"))}
     explained = {to for to, subject in sent if subject.startswith(("Why", "Warum"))}
-    assert acknowledged == updated == resolved == explained == set(DEMO_PEOPLE)
-    assert len(sent) == 4 * len(DEMO_PEOPLE)
+    assert acknowledged == still == updated == resolved == explained == set(DEMO_PEOPLE)
+    assert len(sent) == 5 * len(DEMO_PEOPLE)
     # Jonas reads German and lives in New York: every subject of his is German.
     jonas = [subject for to, subject in sent if to == JONAS]
-    assert [s.split()[0] for s in jonas] == ["Entschuldigung:", "Neuigkeiten", "Behoben:", "Warum"]
+    assert [s.split()[0] for s in jonas] == [
+        "Entschuldigung:",
+        "Wir",
+        "Neuigkeiten",
+        "Behoben:",
+        "Warum",
+    ]
     assert "Subscribers:" in out
     assert "Jonas Weber (login; de, America/New_York)" in out
     assert (ALICE.email, f"Sorry — you couldn't {ACTION}, and we're on it") in sent
     assert (ALICE.email, "Update on the problem with Online payments") in sent
     assert (ALICE.email, f"It's fixed: you can {ACTION} again") in sent
-    assert "rolled it back" in out.split("Update on the problem with Online payments")[1]
+    assert "did not apply properly" in out.split("Update on the problem with Online payments")[1]
     n = len(DEMO_PEOPLE)
-    assert f"People acknowledged: {n}; sent the note: {n}; told it is resolved: {n}" in out
+    assert (
+        f"People acknowledged: {n}; sent updates: {2 * n} (goodwill offered in {n});"
+        f" told it is resolved: {n}; sent the explanation: {n}; undeliverable: 0." in out
+    )
+    # On-call heard of the opening by email, and the customers read when and how.
+    assert re.search(r"On-call alerted by email \(oncall@example\.com\): Incident \d+ opened", out)
+    assert "was alerted at" in out
+    assert "by email" in out
     assert f"Messages caught by the mail catcher: {len(sent)} " in out
     assert "monitor run" in out
     assert SERVING not in out
@@ -250,7 +266,7 @@ async def test_demo_serves_every_caught_message_escaped_until_ctrl_c(tmp_path: P
     assert "script" not in parsed.tags
     assert "img" not in parsed.tags
     sent = mails(out)
-    assert len(parsed.messages) == len(sent) == 4 * len(DEMO_PEOPLE)
+    assert len(parsed.messages) == len(sent) == 5 * len(DEMO_PEOPLE)
     for number, ((email, subject), shown) in enumerate(zip(sent, parsed.messages, strict=True)):
         assert shown.title == f"{number + 1}. {subject}"
         assert f"{DEMO_PEOPLE[email]} <{email}>" in shown.meta
@@ -264,8 +280,15 @@ async def test_demo_serves_every_caught_message_escaped_until_ctrl_c(tmp_path: P
         assert len(shown.sms) <= 320
     kinds = [shown.meta.split()[-1] for shown in parsed.messages]
     assert sorted(set(kinds)) == ["acknowledge", "explanation", "resolved", "update"]
-    assert kinds.count("update") == len(DEMO_PEOPLE)
-    assert "rolled it back" in parsed.messages[kinds.index("update")].sms
+    assert kinds.count("update") == 2 * len(DEMO_PEOPLE)
+    # The second update carries on-call's note: what went wrong, and what they are doing.
+    noted = [
+        shown.sms
+        for shown, kind in zip(parsed.messages, kinds, strict=True)
+        if kind == "update" and "did not apply properly" in shown.text
+    ]
+    assert len(noted) == len(DEMO_PEOPLE)
+    assert all("rolling it back" in sms or "did not apply" in sms for sms in noted), noted
     assert "Shop&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co" in page
 
 

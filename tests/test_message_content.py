@@ -367,6 +367,52 @@ async def test_goodwill_is_offered_once_only_to_those_it_has_lasted_that_long_fo
         assert len(s.catcher.messages) == 9
 
 
+async def test_goodwill_is_offered_in_each_persons_language(tmp_path: Path) -> None:
+    """A German reader is offered the German text (de/payment's before de's), an English reader
+    the text for every language, each inside their own language's update."""
+    settings = (
+        "goodwill:\n"
+        "  default: Your next month is on us.\n"
+        "  de: Ihr nächster Monat geht auf uns.\n"
+        "  de/payment: Wir schreiben Ihnen 500 Bonuspunkte gut.\n"
+        "goodwill_after: 1h\n"
+    )
+    async with stage(tmp_path, ALICE, ERIKA, settings=settings) as s:
+        await s.results("payment", False, 3)
+        s.clock.advance(60.0)
+        await s.tick()
+        await s.sent(2)
+        s.clock.advance(2 * HOUR)
+        await s.app.notifier.add_note(await s.incident_id(), "We found it.", send=True)
+        await s.tick()
+        await s.sent(4)
+        (alice,) = s.mail("update", "alice")
+        (erika,) = s.mail("update", "erika")
+        assert "Your next month is on us." in alice.text
+        assert "Wir schreiben Ihnen 500 Bonuspunkte gut." in erika.text
+        assert "wiedergutmachen" in erika.text  # the German update's own words around it
+        assert "on us" not in erika.text
+        assert "Monat" not in erika.text
+
+
+def test_goodwill_in_a_language_without_templates_is_a_problem(tmp_path: Path) -> None:
+    """A text for a language no messages/<language>/ folder writes in would never be read:
+    monitor validate names it, as it names a misspelt system under a language."""
+    write_config(tmp_path / "checks")
+    with (tmp_path / "checks" / "monitor.yaml").open("a") as yaml:
+        yaml.write("goodwill: {default: A month free., fr: Un mois offert., de/paymnet: Gratis.}\n")
+    config = load_config(tmp_path / "checks", {})
+    problems = Composer.from_settings(MESSAGES, config.settings, systems_info(config)).validate()
+    assert [(p.field, p.message) for p in problems] == [
+        ("goodwill.de/paymnet", "no system is named 'paymnet' (did you mean 'payment'?)"),
+        (
+            "goodwill.fr",
+            "there is no messages/fr/ folder, so no message is written in that language: "
+            "add its templates or leave this text out",
+        ),
+    ]
+
+
 # no form letters -------------------------------------------------------------------------------
 
 

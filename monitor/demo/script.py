@@ -4,8 +4,10 @@
 It is a real run of the product, not a recording: simulated payment, login and CRM systems
 (``monitor.demo.simulated``), a local mail catcher, and the real ``App`` with the shipped checks and
 messages, on a temporary database. Payment and login fail together, the people affected are
-told, on-call sends them a note, the systems recover, the same people hear that it is fixed (and
-are promised an explanation), and on-call publishes the explanation, which each of them gets.
+told (and on-call is alerted, by mail to a second catcher), the outage lasts long enough for
+them to be offered goodwill, on-call sends them a note, the systems recover, the same people hear
+that it is fixed (and are promised an explanation), and on-call publishes the explanation, which
+each of them gets.
 Every transition, incident change and caught message is printed as it happens. Then it keeps
 serving the status page and a page of every caught message (``monitor.demo.pages``) until
 SIGINT or SIGTERM; ``exit_after`` ends it after the script instead.
@@ -47,6 +49,7 @@ from monitor.logs import configure
 from monitor.model import Address, Attempt, Health, MessageKind, Person, Transition
 from monitor.notify.composer import Composer
 from monitor.store import PENDING, SENT, UNDELIVERABLE, OutboxItem
+from monitor.text import one_line
 from monitor.web.server import build_web_app
 
 SIMULATED = ("payment", "login", "crm")
@@ -72,7 +75,16 @@ PEOPLE = (
 ALICE = Person("u-1042", "Alice Martin", "alice.martin@example.com")
 ACTION = "buy the LinkedIn course"
 BODY_LINES = 3  # of each caught message, printed under its subject
-NOTE = "The card processor's update did not apply properly; we rolled it back."
+NOTE = (
+    "The card processor's update did not apply properly.\n"
+    "Doing: we are rolling it back and trying every kind of card before we switch it on again."
+)
+ONCALL = "oncall@example.com"
+# What the demo offers once the outage has lasted goodwill_after, in each reader's language.
+GOODWILL = {
+    "default": "we have added a free month to your account",
+    "de": "wir haben Ihrem Konto einen Gratismonat gutgeschrieben",
+}
 EXPLANATION = (
     "An update to our card processor's settings pointed payments and sign-ins at a server we "
     "had switched off the day before. We have put the settings back, and from now on every "
@@ -95,6 +107,7 @@ class Pace:
     correlation_window: float
     calm: float  # healthy, before the outage: time to open the status page
     hold: float  # after the acknowledgements, before the fix: time to look at the incident
+    goodwill_after: float  # between the acknowledgements and on-call's note
     bound: float  # the longest any step may take before the demo says it is stuck
     tick: float
 
@@ -108,6 +121,7 @@ class Pace:
             correlation_window=max(30.0 / speed, 10 * every),
             calm=5.0 / speed,
             hold=15.0 / speed,
+            goodwill_after=max(5.0 / speed, 4 * every) + 4.0 / speed,
             bound=max(60.0 / speed, 20.0),
             tick=min(0.5, every / 2),
         )
@@ -185,11 +199,14 @@ class _Demo:
         self.changed = asyncio.Event()
         self.systems = SimulatedSystems()
         self.catcher = MailCatcher(on_message=self._caught)
+        # On-call's alerts go to a catcher of their own: they are the team's, not customers'.
+        self.oncall = MailCatcher(on_message=self._alerted)
         self.app: App | None = None
         self.runner: web.AppRunner | None = None
         self.status_url = ""
         self.messages_url = ""
         self.names = {p.email: p.name for p in (*PEOPLE, ALICE) if p.email}
+        self.names_by_id = {p.id: p.name for p in (*PEOPLE, ALICE)}
         # Each decision as made, with its SMS: the outbox forgets a message's bodies once sent.
         self.decided: dict[str, OutboxItem] = {}
 
@@ -199,6 +216,7 @@ class _Demo:
         try:
             await self.systems.start()
             await self.catcher.start()
+            await self.oncall.start()
             try:
                 app = await self._start_app()
             except Unusable as exc:
@@ -239,6 +257,7 @@ class _Demo:
             if self.app is not None:
                 await self.app.stop()
             await self.catcher.stop()
+            await self.oncall.stop()
             await self.systems.stop()
 
     async def _script(self, app: App) -> None:
@@ -279,24 +298,43 @@ class _Demo:
 
         await self._until("the affected people were not all acknowledged", acknowledged_all)
         incident = await self._incident(app)
+        acknowledged = await self._told(app, MessageKind.ACKNOWLEDGE)
         self._say(
-            f"{len(audience)} people acknowledged, one message each. The outage goes on for"
-            f" {short_duration(pace.hold)}: see incident {incident.id} on the status page,"
-            " and the messages on the messages page."
+            f"{len(audience)} people acknowledged, one message each, saying when on-call was"
+            f" alerted and how. See incident {incident.id} on the status page, and the messages"
+            " on the messages page."
+        )
+
+        async def goodwill_round_told() -> bool:
+            return await self._updates_done(app) >= len(acknowledged)
+
+        await self._until("the update at goodwill_after did not go out", goodwill_round_told)
+        self._say(
+            f"The outage has lasted {short_duration(pace.goodwill_after)} (goodwill_after;"
+            " shipped: 24h): an update goes to everyone told, offering goodwill to those it has"
+            f" lasted that long for: {self._offered(incident.id)}. Anyone it reached later is"
+            " offered it in their next update, once."
         )
         await asyncio.sleep(pace.hold / 2)  # a pause for the reader
 
-        acknowledged = await self._told(app, MessageKind.ACKNOWLEDGE)
+        async def goodwill_due_to_all() -> bool:
+            # So the note's update offers it to everyone not offered it yet, however late the
+            # last system was seen down on a busy machine.
+            members = (await self._incident(app)).members
+            return app.clock.now() >= max(m.down_at for m in members) + pace.goodwill_after
+
+        await self._until("goodwill_after did not pass for everyone", goodwill_due_to_all)
         await app.notifier.add_note(incident.id, NOTE, send=True)
         self._say(
             f"On-call adds a note and sends it to everyone told (POST /api/v1/incidents/"
-            f'{incident.id}/note with "send": true): "{NOTE}"'
+            f'{incident.id}/note with "send": true): "{one_line(NOTE)}"'
         )
 
         async def note_told() -> bool:
-            return await self._told(app, MessageKind.UPDATE) >= acknowledged
+            return await self._updates_done(app) >= 2 * len(acknowledged)
 
         await self._until("the note did not reach everyone acknowledged", note_told)
+        self._say(f"Goodwill offered so far: {self._offered(incident.id)}.")
         await asyncio.sleep(pace.hold / 2)  # a pause for the reader
 
         self._say("Fixing payment and login.")
@@ -331,7 +369,7 @@ class _Demo:
             **self.systems.environ(),
             "MONITOR_SMTP_URL": self.catcher.url,
         }
-        config_dir, config_label, config = self._prepare_config(environ)
+        config_dir, config_label, config = self._prepare_config(environ, self._oncall_url())
         messages_dir, messages_label = self._pick_messages(config)
         port = self.port
         if port and not _can_listen(self.host, port):
@@ -374,7 +412,15 @@ class _Demo:
         self._intro(config_label, messages_label)
         return app
 
-    def _prepare_config(self, environ: Mapping[str, str]) -> tuple[Path, str, Config]:
+    def _oncall_url(self) -> str:
+        """apprise's URL for mail to on-call through the second catcher (plain SMTP, as the
+        catcher speaks)."""
+        where = self.oncall.url.removeprefix("smtp://")
+        return f"mailto://{where}?from=monitor@example.com&to={ONCALL}&mode=insecure"
+
+    def _prepare_config(
+        self, environ: Mapping[str, str], oncall_url: str
+    ) -> tuple[Path, str, Config]:
         """A shortened copy of the checks to use, and where they came from."""
         first = _given_or_local("MONITOR_CONFIG", "checks")
         shipped = Source("the shipped checks", DEFAULTS / "checks")
@@ -383,7 +429,9 @@ class _Demo:
             if source is None:
                 continue
             try:
-                config = shorten_checks(source.path, target, self.pace, environ, self.systems)
+                config = shorten_checks(
+                    source.path, target, self.pace, environ, self.systems, oncall_url
+                )
             except Unusable as exc:
                 if source is not shipped:
                     self._line(
@@ -466,6 +514,21 @@ class _Demo:
         before the message was sent, so every message caught has one)."""
         return shown_messages(list(self.catcher.messages), self.decided, self.names)
 
+    def _offered(self, incident_id: int) -> str:
+        """Who has been offered goodwill for the incident ("nobody yet" when nobody has)."""
+        names = [
+            self.names_by_id[item.person_id]
+            for item in self.decided.values()
+            if item.incident_id == incident_id and _offers_goodwill(item)
+        ]
+        return ", ".join(names) or "nobody yet"
+
+    async def _updates_done(self, app: App) -> int:
+        """How many updates about the outage are done with (sent or given up)."""
+        incident = await self._incident(app)
+        items = await app.store.outbox_items(incident.id)
+        return sum(1 for i in items if i.kind == MessageKind.UPDATE.value and i.status != PENDING)
+
     async def _told(self, app: App, kind: MessageKind) -> set[str]:
         """People whose message of ``kind`` about the outage is done with (sent or given up)."""
         try:
@@ -505,6 +568,10 @@ class _Demo:
             self._line(f"{'':9}| {line}")
         self._poke()
 
+    def _alerted(self, caught: CaughtMessage) -> None:
+        self._say(f"On-call alerted by email ({ONCALL}): {caught.subject}")
+        self._poke()
+
     def _outcome(self, item: OutboxItem, outcome: str, _channel: Address | None) -> None:
         if outcome not in ("sent", "retry"):
             self._say(f"Message {item.key}: {outcome} ({item.last_error})")
@@ -519,6 +586,9 @@ class _Demo:
 
         lasted = format_duration((incident.resolved_at or app.clock.now()) - incident.opened_at)
         undeliverable = sum(1 for i in items if i.status == UNDELIVERABLE)
+        offered = sum(
+            1 for i in self.decided.values() if i.incident_id == incident.id and _offers_goodwill(i)
+        )
         total = format_duration(self.loop.time() - self.started)
         started = datetime.fromtimestamp(incident.opened_at).strftime("%H:%M:%S")
         self._line("")
@@ -529,11 +599,12 @@ class _Demo:
         )
         self._line(
             f"  People acknowledged: {count(MessageKind.ACKNOWLEDGE, SENT)};"
-            f" sent the note: {count(MessageKind.UPDATE, SENT)};"
+            f" sent updates: {count(MessageKind.UPDATE, SENT)} (goodwill offered in {offered});"
             f" told it is resolved: {count(MessageKind.RESOLVED, SENT)};"
             f" sent the explanation: {count(MessageKind.EXPLANATION, SENT)};"
             f" undeliverable: {undeliverable}."
         )
+        self._line(f"  On-call alerts caught: {len(self.oncall.messages)}.")
         self._line(
             f"  Messages caught by the mail catcher: {len(self.catcher.messages)}"
             f" (each with its text, HTML and SMS: {self.messages_url})."
@@ -593,10 +664,12 @@ def shorten_checks(
     pace: Pace,
     environ: Mapping[str, str],
     systems: SimulatedSystems,
+    oncall_url: str,
 ) -> Config:
     """Copy the payment, login and crm checks from ``source`` to ``target`` with ``every`` and
-    ``timeout`` shortened, and write a ``monitor.yaml`` keeping only the ``org``; return the
-    copy as loaded. Raise Unusable when ``source`` cannot drive the simulated systems."""
+    ``timeout`` shortened, and write a ``monitor.yaml`` keeping only the ``org`` (on-call
+    alerted at ``oncall_url``, the demo's goodwill offered early); return the copy as loaded.
+    Raise Unusable when ``source`` cannot drive the simulated systems."""
     try:
         config = load_config(source, environ)
     except ConfigError as exc:
@@ -627,7 +700,9 @@ def shorten_checks(
         "update_every: 24h\n"
         "attempt_lookback: 2h\n"
         "customer_messages: auto\n"
-        "oncall: []\n",
+        f"oncall: [{json.dumps(oncall_url)}]\n"
+        f"goodwill: {json.dumps(GOODWILL, ensure_ascii=False)}\n"
+        f"goodwill_after: {_duration(pace.goodwill_after)}\n",
         encoding="utf-8",
     )
     try:
@@ -712,6 +787,10 @@ def _given_or_local(variable: str, local: str) -> Source | None:
     if given:
         return Source(variable, Path(given))
     return Source(f"./{local}", Path(local)) if Path(local).is_dir() else None
+
+
+def _offers_goodwill(item: OutboxItem) -> bool:
+    return any(text in item.text for text in GOODWILL.values())
 
 
 def _locale(person: Person) -> str:

@@ -399,7 +399,7 @@ class Notifier:
                     counts["updated"] += 1
                 if goodwill_owed(
                     choice, recipient.affected_since, now, goodwill_after
-                ) and self.composer.goodwill_for(recipient):
+                ) and self.composer.goodwill_for(recipient, view):
                     offers.append((recipient, choice, label, before))
                     continue
                 batch.append(self._item(incident, view, recipient, choice, label, now, response))

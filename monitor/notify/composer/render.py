@@ -26,6 +26,7 @@ from monitor.notify.composer.facts import (
     org_facts,
     system_facts,
 )
+from monitor.notify.composer.goodwill import goodwill_by_language, goodwill_problems
 from monitor.notify.composer.message import finish
 from monitor.notify.composer.templates import language_folders, read_templates
 from monitor.notify.composer.wording import Speaker
@@ -65,7 +66,10 @@ class Composer:
         self._speaker_by_wording: dict[tuple[str, str, bool], Speaker] = {}
         self._folders: dict[str | None, tuple[str, ...]] = {}
         # What we offer for a long outage: a system's own text, else the "default" one.
-        self._goodwill = dict(goodwill or {})
+        self._goodwill_texts = dict(goodwill or {})
+        self._goodwill, self._goodwill_by_language = goodwill_by_language(
+            goodwill or {}, self._systems
+        )
         self._last_incident: tuple[IncidentView, Response, float] | None = None
         self._incident_by_speaker: dict[Speaker, IncidentFacts] = {}
         self._blocks = BlockRenderer(self._templates)
@@ -142,7 +146,7 @@ class Composer:
             now,
             template=name,
             response=response,
-            goodwill=self.goodwill_for(recipient) if goodwill else "",
+            goodwill=self.goodwill_for(recipient, incident, name) if goodwill else "",
         )
         blocks = self._render_blocks(name, data, errors)
         if errors:
@@ -162,25 +166,40 @@ class Composer:
         every undefined name.
         """
         problems = validate(self._templates, self._blocks, self.context, self._systems)
-        for name in sorted(self._goodwill):
-            if name != "default" and self._systems and name not in self._systems:
-                problems.append(
-                    Problem(
-                        "monitor.yaml",
-                        None,
-                        f"goodwill.{name}",
-                        unknown_name("system", name, ["default", *self._systems]),
-                    )
-                )
+        languages = set(self._languages.values())
+        for key, wrong, known in goodwill_problems(
+            self._goodwill_texts, self._systems, languages, self._default_language
+        ):
+            message = (
+                unknown_name("system", wrong, known)
+                if wrong
+                else f"there is no messages/{key.split('/', 1)[0]}/ folder, so no message is "
+                f"written in that language: add its templates or leave this text out"
+            )
+            problems.append(Problem("monitor.yaml", None, f"goodwill.{key}", message))
         return problems
 
-    def goodwill_for(self, recipient: Recipient) -> str:
-        """What ``recipient`` is offered for a long outage: the goodwill of the first of their
-        affected systems that has its own, else the default; "" when none is configured."""
-        for info in recipient.affected:
-            text = self._goodwill.get(info.name)
-            if text:
-                return text
+    def goodwill_for(
+        self, recipient: Recipient, incident: IncidentView, template: str | None = None
+    ) -> str:
+        """What ``recipient`` is offered for a long outage of ``incident``, in the language of
+        its update's ``template`` (by default the one ``template_for`` picks): that language's
+        text for the first of their affected systems with one (``de/payment``), else that
+        language's (``de``), else the first such system's (``payment``), else the default;
+        "" when none is configured."""
+        if not self._goodwill:
+            return ""
+        if template is None:
+            template = self.template_for(MessageKind.UPDATE, recipient, incident)
+        language = self._language_of.get(template, self._default_language)
+        texts = self._goodwill_by_language.get(language, {})
+        for owner in (texts, self._goodwill):
+            for info in recipient.affected:
+                text = owner.get(info.name)
+                if text:
+                    return text
+            if owner is texts and "default" in texts:
+                return texts["default"]
         return self._goodwill.get("default", "")
 
     def context(
