@@ -4,6 +4,7 @@
     python benchmarks/fanout.py --people 5000          # a quick check
     python benchmarks/fanout.py --sequential           # decide everything, then send
     python benchmarks/fanout.py --db postgresql        # the store in a throwaway PostgreSQL
+    python benchmarks/fanout.py --dkim rsa             # each message DKIM-signed (or ed25519)
 
 Everything runs on 127.0.0.1, each part in a process of its own, one after the other:
 
@@ -27,6 +28,9 @@ Everything runs on 127.0.0.1, each part in a process of its own, one after the o
   ``--sequential`` the two run one after the other, each alone. Logs go to /dev/null as JSON
   and every outcome is counted in ``Metrics``, as in the app. Peak RSS is ``VmHWM``; CPU
   seconds are the monitor process's own (a PostgreSQL server's are not in them).
+
+``--dkim rsa|ed25519`` signs each of the monitor's messages with a new RSA-2048 or Ed25519 key
+(the ceiling's carry one signature, made once, so the sizes match): what signing costs.
 
 ``--role bare|monitor`` runs one measurement against ``--port`` and prints JSON (handy under a
 profiler; ``monitor`` needs ``--dir`` prepared by a run with ``--keep DIR``, and changes it;
@@ -62,6 +66,8 @@ from monitor.app import systems_info
 from monitor.cli import run_on_fastest_loop
 from monitor.config import Config, load_config
 from monitor.delivery.channels import EmailChannel
+from monitor.delivery.channels.dkim_signing import DkimSigner, parse_key
+from monitor.delivery.channels.email import AUTO_SUBMITTED, Letterhead
 from monitor.delivery.sender import Channels, Delivery
 from monitor.incidents.correlation import Correlator
 from monitor.logs import configure
@@ -226,9 +232,38 @@ def composer_for(config: Config) -> Composer:
 # --- the ceiling: a bare aiosmtplib loop -------------------------------------------------------
 
 
-def sample_message(config: Config) -> tuple[bytes, bytes, bytes]:
+def write_dkim_key(path: Path, algorithm: str) -> None:
+    """A new private key for ``--dkim``, as an operator makes one with openssl."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+    key = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        if algorithm == "rsa"
+        else ed25519.Ed25519PrivateKey.generate()
+    )
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+
+
+def letterhead_for(config: Config, directory: Path, dkim: bool) -> Letterhead:
+    """The org's name and support address, as the app's; signed with ``--dkim``'s key."""
+    org = config.settings.org
+    signer = None
+    if dkim:
+        key = parse_key((directory / "dkim.pem").read_text())
+        signer = DkimSigner(key, "bench", org.message_domain)
+    return Letterhead(org.name, org.support_email, signer)
+
+
+def sample_message(config: Config, head: Letterhead) -> tuple[bytes, bytes, bytes]:
     """One acknowledgement as the monitor would send it, as bytes, and the To and Message-ID
-    values in it (to be replaced per message)."""
+    values in it (to be replaced per message); signed once with ``head``'s signer."""
     composer = composer_for(config)
     info = systems_info(config)["payment"]
     now = time.time()
@@ -244,22 +279,33 @@ def sample_message(config: Config) -> tuple[bytes, bytes, bytes]:
     message_id = f"{outbox_key(1, 'acknowledge', somebody.id)}@{config.settings.org.message_domain}"
     # Built the way monitor.channels.email builds it.
     message = EmailMessage(policy=policy.SMTP)
-    message["From"] = SENDER
+    message["From"] = f"{head.name} <{SENDER}>"
     message["To"] = to
     message["Subject"] = rendered.subject
     message["Date"] = format_datetime(datetime.fromtimestamp(now, UTC))
     message["Message-ID"] = f"<{message_id}>"
+    if head.reply_to:
+        message["Reply-To"] = head.reply_to
+    message["Auto-Submitted"] = AUTO_SUBMITTED
     message.set_content(rendered.text, charset="utf-8", cte="quoted-printable")
     if rendered.html is not None:
         message.add_alternative(
             rendered.html, subtype="html", charset="utf-8", cte="quoted-printable"
         )
-    return message.as_bytes(), to.encode(), message_id.encode()
+    data = message.as_bytes()
+    if head.signer is not None:
+        fields = ["From", "To", "Subject", "Date", "Message-ID", "Reply-To", "Auto-Submitted"]
+        mime = ["MIME-Version", "Content-Type", "Content-Transfer-Encoding"]
+        data = head.signer.sign(data, fields + mime)  # as the channel signs each
+    return data, to.encode(), message_id.encode()
 
 
-async def run_bare(port: int, first: int, n: int, connections: int, checks: Path) -> dict[str, Any]:
+async def run_bare(
+    port: int, first: int, n: int, connections: int, directory: Path, dkim: bool
+) -> dict[str, Any]:
     """Send ``n`` messages, to people ``first`` on, one sender per connection."""
-    data, to, message_id = sample_message(load_config(checks, {}))
+    config = load_config(directory / "checks", {})
+    data, to, message_id = sample_message(config, letterhead_for(config, directory, dkim))
     head, _, tail = data.partition(b"To: " + to + b"\r\n")
     middle, _, tail = tail.partition(b"Message-ID: <" + message_id + b">\r\n")
     domain = message_id.partition(b"@")[2]
@@ -324,6 +370,7 @@ async def run_monitor(
     overlap: bool = True,
     profile: Path | None = None,
     url: str | None = None,
+    dkim: bool = False,
 ) -> dict[str, Any]:
     config = load_config(directory / "checks", {})
     settings = config.settings
@@ -344,7 +391,11 @@ async def run_monitor(
         clock=clock,
     )
     email = EmailChannel.from_url(
-        f"smtp://127.0.0.1:{port}?starttls=never", SENDER, pool_size=connections, clock=clock
+        f"smtp://127.0.0.1:{port}?starttls=never",
+        SENDER,
+        pool_size=connections,
+        clock=clock,
+        letterhead=letterhead_for(config, directory, dkim),
     )
     delivery = Delivery(
         store,
@@ -507,6 +558,8 @@ def child(
         command += ["--profile", str(args.profile.resolve())]
     if role == "monitor" and args.sequential:
         command.append("--sequential")
+    if args.dkim:
+        command += ["--dkim", args.dkim]
     env = {**os.environ, URL_VARIABLE: url} if url else None
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=CHILD_TIMEOUT, check=False, env=env
@@ -584,10 +637,11 @@ def report(
 ) -> None:
     ratio = mon["per_s"] / bare["per_s"]
     n = args.people
+    signed = {"rsa": ", DKIM-signed (RSA-2048)", "ed25519": ", DKIM-signed (Ed25519)"}
     print(
         f"fan-out of {n:,} acknowledgements, store {backend}, {args.connections} SMTP "
         f"connections (delivery concurrency {args.concurrency}), {os.cpu_count()} cores, Python "
-        f"{sys.version.split()[0]}"
+        f"{sys.version.split()[0]}{signed.get(args.dkim or '', '')}"
     )
     early = mon["sent_while_deciding"]
     if mon["mode"] == "overlap":
@@ -673,11 +727,18 @@ def main() -> None:
         action="store_true",
         help="decide everything, then send (each phase alone) instead of both at once",
     )
+    parser.add_argument(
+        "--dkim",
+        choices=["rsa", "ed25519"],
+        help="DKIM-sign each of the monitor's messages with a new key of this kind",
+    )
     args = parser.parse_args()
 
     if args.role == "bare":
         out = run_on_fastest_loop(
-            run_bare(args.port, args.first, args.people, args.connections, args.dir / "checks"),
+            run_bare(
+                args.port, args.first, args.people, args.connections, args.dir, bool(args.dkim)
+            ),
             allow_uvloop=args.loop == "uvloop",
         )
         print(json.dumps(out))
@@ -694,6 +755,7 @@ def main() -> None:
                 not args.sequential,
                 args.profile,
                 url_given(args.db),
+                bool(args.dkim),
             ),
             allow_uvloop=args.loop == "uvloop",
         )
@@ -710,6 +772,8 @@ def main() -> None:
                 cluster = stack.enter_context(start_cluster(DURABLE_SETTINGS))
                 url, backend = cluster.url(), backend_name(cluster)
             imported = asyncio.run(prepare(directory, args.people, url))
+            if args.dkim:
+                write_dkim_key(directory / "dkim.pem", args.dkim)
             print(f"imported {args.people:,} people in {imported:.1f}s", file=sys.stderr)
             with Sink() as sink:
                 # The ceiling's messages go half before the monitor's run and half after, so a

@@ -22,11 +22,14 @@ import aiohttp
 import watchfiles
 from aiohttp import web
 
-from monitor.config import Config, ConfigError, Problem, load_config
+from monitor.config import SETTINGS_FILE, Config, ConfigError, Problem, load_config
 from monitor.delivery.channels import EmailChannel, SmsChannel, WebhookChannel
+from monitor.delivery.channels.email import Letterhead
+from monitor.delivery.channels.letterhead import letterhead_for, sender_from_env
 from monitor.delivery.sender import Channels, Delivery
 from monitor.incidents.correlation import Change, Correlator, Incident
 from monitor.logs import event
+from monitor.maintenance import PublicWindow, Schedule, config_windows, public_windows
 from monitor.metrics import Metrics, ReplicaFigures
 from monitor.model import Address, Clock, SystemClock, SystemInfo
 from monitor.notify.composer import Composer
@@ -102,14 +105,18 @@ def systems_info(config: Config) -> dict[str, SystemInfo]:
 
 
 def channels_from_env(
-    session: aiohttp.ClientSession, environ: Mapping[str, str], message_domain: str
+    session: aiohttp.ClientSession,
+    environ: Mapping[str, str],
+    message_domain: str,
+    letterhead: Letterhead | None = None,
 ) -> Channels:
     """The channels the environment configures (``MONITOR_SMTP_URL``, ``MONITOR_TWILIO_*``,
-    ``MONITOR_WEBHOOK_SECRET``). Raises ValueError naming a half-configured one."""
+    ``MONITOR_WEBHOOK_SECRET``), the email channel's mail on ``letterhead`` (``letterhead``
+    makes it from the settings). Raises ValueError naming a half-configured one."""
     email = None
     if environ.get("MONITOR_SMTP_URL"):
-        sender = environ.get("MONITOR_SMTP_FROM") or f"status@{message_domain}"
-        email = EmailChannel.from_url(environ["MONITOR_SMTP_URL"], sender)
+        sender = sender_from_env(environ, message_domain)
+        email = EmailChannel.from_url(environ["MONITOR_SMTP_URL"], sender, letterhead=letterhead)
     secret = environ.get("MONITOR_WEBHOOK_SECRET")
     return Channels(
         email=email,
@@ -117,6 +124,20 @@ def channels_from_env(
         webhook=WebhookChannel(session, secret) if secret else None,
         message_domain=message_domain,
     )
+
+
+def letterhead(
+    config: Config, environ: Mapping[str, str], options: Options, sender: str | None = None
+) -> Letterhead:
+    """What customer mail carries besides its content, as monitor.yaml's ``org`` and ``email``
+    and the environment say (for mail from ``sender``, by default ``MONITOR_SMTP_FROM``'s).
+    Raises ConfigError naming each field that cannot be used (a DKIM key that cannot be read
+    or parsed among them), without quoting the key."""
+    settings = config.settings
+    if sender is None:
+        sender = sender_from_env(environ, settings.org.message_domain)
+    where = str(options.config / SETTINGS_FILE)
+    return letterhead_for(settings, environ, sender, where)
 
 
 def _correlator(config: Config) -> Correlator:
@@ -144,6 +165,7 @@ def notifier_for(config: Config, messages: Path, store: Store, clock: Clock) -> 
         systems=info,
         correlator=_correlator(config),
         clock=clock,
+        windows=config_windows(config),
     )
 
 
@@ -212,6 +234,8 @@ class App:
         self.config = load_config(self.options.config, self.environ)
         self.config_loaded_at = self.clock.now()
         settings = self.config.settings
+        # Refused before anything starts: no message may go out unsigned for want of a key.
+        mail_letterhead = letterhead(self.config, self.environ, self.options)
         store = await open_store(self.database, upgrade=self.upgrade_schema)
         if store.schema.before != store.schema.after:
             event(log, "schema upgraded", change=str(store.schema))
@@ -224,7 +248,9 @@ class App:
         self.notifier = notifier_for(self.config, self.options.messages, self.store, self.clock)
         self.delivery = Delivery(
             self.store,
-            channels_from_env(self.session, self.environ, settings.org.message_domain),
+            channels_from_env(
+                self.session, self.environ, settings.org.message_domain, mail_letterhead
+            ),
             self.clock,
             # All of them (a replica alone): no filter, the outbox read as it always was.
             shards=lambda: None if len(self.shards) == OUTBOX_SHARDS else self.shards,
@@ -384,6 +410,7 @@ class App:
             self._store_up,
             open_promises=_unless_unavailable(self._open_promise_count),
         )
+        self.metrics.observe_maintenance(self._maintenance_active)
         self.metrics.observe_replica(
             lambda: ReplicaFigures(
                 live=self.membership.live,
@@ -398,6 +425,25 @@ class App:
 
     async def _open_promise_count(self) -> int:
         return len(await self.store.open_promises())
+
+    async def _schedule(self) -> Schedule:
+        """Every maintenance window there is now: the files' and the API's (the store's, so
+        any replica says the same); the files' alone while the store cannot answer."""
+        try:
+            return await self.notifier.read_schedule()
+        except StoreUnavailable:
+            return Schedule(self.notifier.windows)
+
+    async def _maintenance_active(self) -> dict[str, bool]:
+        """``monitor_maintenance_active``: each system a window is about, in one now or not."""
+        schedule = await self._schedule()
+        active = schedule.active(self.clock.now())
+        return {system: system in active for system in schedule.systems()}
+
+    async def _planned_work(self) -> list[PublicWindow]:
+        """Planned work under way and coming, as the status page may show it."""
+        titles = {n: s.title for n, s in self.config.systems.items()}
+        return public_windows(await self._schedule(), titles, self.clock.now())
 
     def _web_services(self) -> Services:
         """What the web may use of this process: reads, and the few operations on-call has."""
@@ -418,6 +464,8 @@ class App:
             metrics_page=self.metrics.page,
             replicas=self._replica_view,
             api_token=self.environ.get(TOKEN_VARIABLE, ""),
+            maintenance=self.notifier,
+            planned_work=self._planned_work,
         )
 
     async def _prune_loop(self) -> None:
@@ -438,6 +486,17 @@ class App:
         keep = max(settings.attempt_lookback, settings.retention.max_age)
         with contextlib.suppress(StoreUnavailable):
             await self.store.prune_attempts(self.clock.now() - keep)
+            await self._prune_notices(max(settings.retention.max_age, 86400.0))
+
+    async def _prune_notices(self, keep: float) -> None:
+        """Planned work told as over more than ``keep`` ago goes, with its messages, a batch of
+        rows at a time, yielding between them."""
+        before = self.clock.now() - keep
+        for notice in await self.store.prunable_maintenance_notices(before):
+            deleted = 1
+            while deleted:
+                deleted = await self.store.prune_maintenance_notice(notice, before)
+                await asyncio.sleep(0)
 
     async def _probe(self, name: str, lateness: float) -> None:
         await self.monitor.probe(name, lateness)
@@ -468,6 +527,8 @@ class App:
             await self.notifier.audience_size(incident) if opened else None,
             self.config.settings.notify_after,
             incident.held,
+            self.notifier.maintenance_of(incident),
+            self.config.settings.maintenance_grace,
         )
         if notice is not None:
             self.oncall.tell(notice)
@@ -507,6 +568,13 @@ class App:
             info = systems_info(config)
             composer = Composer.from_settings(self.options.messages, config.settings, info)
             problems = composer.validate()
+            email = self.delivery.channels.email
+            try:
+                mail_letterhead = letterhead(
+                    config, self.environ, self.options, email.sender if email else None
+                )
+            except ConfigError as exc:
+                problems.extend(exc.problems)
         except ConfigError as exc:
             problems = exc.problems
         if problems:
@@ -533,7 +601,11 @@ class App:
         # replica may be the one to probe them).
         self._beat_soon()
         self.config = config
-        self.notifier.reconfigure(config.settings, info, composer, _correlator(config))
+        self.notifier.reconfigure(
+            config.settings, info, composer, _correlator(config), config_windows(config)
+        )
+        if email is not None:
+            email.letterhead = mail_letterhead
         if self.reload_problems:
             self.oncall.tell(
                 Notice(

@@ -44,6 +44,8 @@ class _Snapshot:
 
 # Set by ``Metrics.page`` for the worker thread writing the page (asyncio.to_thread copies it).
 _snapshot: ContextVar[_Snapshot | None] = ContextVar("metrics_snapshot", default=None)
+# Each system a maintenance window is about, and whether it is in one now; read with the rest.
+_maintenance: ContextVar[Mapping[str, bool] | None] = ContextVar("maintenance", default=None)
 
 
 class _Present(Collector):
@@ -153,6 +155,23 @@ class _Replica(Collector):
         )
 
 
+class _Maintenance(Collector):
+    """``monitor_maintenance_active{system}``: for each system a maintenance window is about,
+    1 while it is in one, else 0 (an alert rule can then leave such failures to the window)."""
+
+    def collect(self) -> Iterator[Metric]:
+        now = _maintenance.get() or {}  # none read: no window, or no page being written
+        family = GaugeMetricFamily(
+            "monitor_maintenance_active",
+            "Whether the system is in a maintenance window now (1) or not (0), for each system "
+            "a window is about: customers are not told of its failures in one.",
+            labels=["system"],
+        )
+        for system, active in sorted(now.items()):
+            family.add_metric([system], 1.0 if active else 0.0)
+        yield family
+
+
 class _Tally:
     """One system's probes: how many passed and failed, and how long the latest one took."""
 
@@ -241,11 +260,13 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         self._present: _Present | None = None
+        self._maintenance: Callable[[], Awaitable[Mapping[str, bool]]] | None = None
         r = self.registry
         self.probes = _Probes()
         r.register(self.probes)
         self.lateness = _Lateness(_LATENESS_BUCKETS)
         r.register(self.lateness)
+        r.register(_Maintenance())
         self.incidents = Counter("monitor_incidents", "Incidents opened.", registry=r)
         self.messages = Counter(
             "monitor_messages",
@@ -285,6 +306,11 @@ class Metrics:
         self._present = _Present(states, open_incidents, outbox_pending, store_up, open_promises)
         self.registry.register(self._present)
 
+    def observe_maintenance(self, active: Callable[[], Awaitable[Mapping[str, bool]]]) -> None:
+        """Where the page reads which systems are in a maintenance window now, awaited in the
+        event loop with the rest."""
+        self._maintenance = active
+
     def observe_replica(self, figures: Callable[[], ReplicaFigures]) -> None:
         """Where the page reads this replica's place among the others."""
         self.registry.register(_Replica(figures))
@@ -294,10 +320,13 @@ class Metrics:
         a few hundred milliseconds, and in the event loop no probe could start meanwhile. What
         needs the store is read here first, in the loop."""
         present = await self._present.snapshot() if self._present is not None else None
+        planned = await self._maintenance() if self._maintenance is not None else None
         token = _snapshot.set(present)
+        planned_token = _maintenance.set(planned)
         try:
             return await asyncio.to_thread(generate_latest, self.registry)
         finally:
+            _maintenance.reset(planned_token)
             _snapshot.reset(token)
 
     def record_probe(self, result: ProbeResult, lateness: float) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from email import quoprimime
+from email import message_from_bytes, policy, quoprimime
+from email.message import EmailMessage
 from email.utils import parseaddr
 
 import aiohttp
@@ -24,7 +25,9 @@ from monitor.delivery.channels import (
     verify_signature,
 )
 from monitor.delivery.channels import email as email_module
+from monitor.delivery.channels.email import Letterhead
 from monitor.demo.mailcatcher import CaughtMessage, MailCatcher
+from monitor.text import one_line
 
 SENDER = "Example Status <status@example.com>"
 NOW = 1_700_000_000.0
@@ -402,6 +405,86 @@ async def test_mailcatcher_reports_each_message_to_its_callback() -> None:
     assert server.open_connections == 0
 
 
+@pytest.mark.parametrize("length", range(68, 80))
+@pytest.mark.parametrize("to", ["alice@example.com", "zoë@example.com"])
+async def test_a_subject_that_fits_a_line_of_its_own_starts_beside_its_name(
+    catcher: MailCatcher, channel: EmailChannel, length: int, to: str
+) -> None:
+    """A subject of 70-77 characters (which the email package would move whole onto the line
+    after "Subject:", to be read back with a leading space) arrives beside its name and reads
+    back exactly as written, on the direct path and the email package's (a non-ASCII address)."""
+    subject = ("Online payments and logins are down for everyone " * 2)[:length].rstrip() + "."
+    await channel.send(Email("incident-7.acknowledge.u1@example.com", to, subject, "Sorry."))
+
+    [caught] = catcher.messages
+    assert caught.subject == subject
+    assert b"\r\nSubject: Online payments" in caught.raw
+
+
+async def test_from_carries_the_org_name_reply_to_the_support_address_and_it_is_automatic(
+    catcher: MailCatcher,
+) -> None:
+    """With the org's letterhead, From shows its name (encoded, a non-ASCII one), Reply-To is
+    the support address and Auto-Submitted says no auto-responder should answer."""
+    head = Letterhead(name="Müller & Söhne GmbH", reply_to="Support <help@example.com>")
+    channel = EmailChannel.from_url(catcher.url, "status@example.com", letterhead=head)
+    await channel.send(an_email())
+    await channel.close()
+
+    [caught] = catcher.messages
+    [sender] = caught.message["From"].addresses
+    assert (sender.display_name, sender.addr_spec) == ("Müller & Söhne GmbH", "status@example.com")
+    assert caught.raw.startswith(
+        b"From: =?utf-8?q?M=C3=BCller_=26_S=C3=B6hne?= GmbH <status@example.com>\r\n"
+    )
+    assert caught.message["Reply-To"] == "Support <help@example.com>"
+    assert caught.message["Auto-Submitted"] == "auto-generated"
+    assert caught.mail_from == "status@example.com"
+
+
+async def test_a_sender_with_a_name_of_its_own_keeps_it(catcher: MailCatcher) -> None:
+    """MONITOR_SMTP_FROM written with a name ("Example Status <...>") is From as written; the
+    org's name is only for a bare address. Without a support address there is no Reply-To."""
+    head = Letterhead(name="Example Ltd")
+    channel = EmailChannel.from_url(catcher.url, SENDER, letterhead=head)
+    await channel.send(an_email())
+    await channel.close()
+
+    [caught] = catcher.messages
+    assert caught.message["From"] == SENDER
+    assert caught.message["Reply-To"] is None
+
+
+def test_a_reply_to_that_is_not_an_address_is_refused() -> None:
+    """A letterhead whose reply address is not one is refused when the channel gets it."""
+    channel = EmailChannel.from_url("smtp://127.0.0.1:2525", "status@example.com")
+    with pytest.raises(ValueError, match="'help at example' is not an email address"):
+        channel.letterhead = Letterhead(name="Example Ltd", reply_to="help at example")
+    assert channel.letterhead == Letterhead()
+
+
+@pytest.mark.parametrize("name", ["From", "message-id", "DKIM-Signature", "Content-Type", "X Y"])
+async def test_a_message_may_add_headers_but_not_replace_ours(
+    catcher: MailCatcher, channel: EmailChannel, name: str
+) -> None:
+    """A message's own headers are written after ours; one that would be a second From,
+    Message-ID, signature or MIME header (or is no header name) is refused, nothing sent."""
+    own = Email(
+        "incident-7.acknowledge.u1@example.com",
+        "alice@example.com",
+        "s",
+        "t",
+        headers=(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),),
+    )
+    await channel.send(own)
+    with pytest.raises(DeliveryError) as refused:
+        await channel.send(Email(own.message_id, own.to, "s", "t", headers=((name, "x"),)))
+
+    assert refused.value.permanent
+    [caught] = catcher.messages
+    assert caught.message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
 # --- sms ---------------------------------------------------------------------------------
 
 
@@ -637,22 +720,44 @@ def test_quoted_printable_body_is_the_email_packages(lines: list[str], pad: str)
 @settings(max_examples=200, deadline=None, derandomize=True)
 @given(
     name=st.text(max_size=40),
+    org=st.text(max_size=60),
     subject=st.text(max_size=120),
     text=st.text(max_size=600),
     html=st.none() | st.text(max_size=600),
     n=st.integers(0, 10**6),
     at=st.floats(0, 2_000_000_000),
+    own_headers=st.booleans(),
 )
 def test_email_bytes_are_what_the_email_package_writes(
-    name: str, subject: str, text: str, html: str | None, n: int, at: float
+    name: str,
+    org: str,
+    subject: str,
+    text: str,
+    html: str | None,
+    n: int,
+    at: float,
+    own_headers: bool,
 ) -> None:
     """The channel writes a message's bytes itself; they are what flattening the equivalent
-    ``EmailMessage`` gives (but for the random MIME boundary)."""
+    ``EmailMessage`` gives (but for the random MIME boundary), with the org's name on From,
+    Reply-To and a message's own headers, and they parse without a defect."""
     channel = EmailChannel.from_url(
-        "smtp://127.0.0.1:25?starttls=never", SENDER, clock=FixedClock(at)
+        "smtp://127.0.0.1:25?starttls=never", "status@example.com", clock=FixedClock(at)
     )
+    try:
+        channel.letterhead = Letterhead(org, "help@example.com")
+    except ValueError:
+        return  # a name no From can carry is refused with the configuration
     to = f"{''.join(c for c in name if c.isalnum())} <u{n}@example.com>"
-    message = Email(f"incident-1.acknowledge.u{n}@example.com", to, subject, text, html)
+    headers = (
+        (
+            ("List-Unsubscribe", f"<https://status.example.com/unsubscribe/{n}?t=a.b-c_d>"),
+            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+        )
+        if own_headers
+        else ()
+    )
+    message = Email(f"incident-1.acknowledge.u{n}@example.com", to, subject, text, html, headers)
     try:
         expected = flatten_message(channel._message(message))
     except DeliveryError:
@@ -666,3 +771,6 @@ def test_email_bytes_are_what_the_email_package_writes(
         mine = ours.partition(mark)[2].partition(b'"')[0]
         ours = ours.replace(mine, theirs)
     assert ours == expected
+    parsed = message_from_bytes(ours, policy=policy.strict)
+    assert isinstance(parsed, EmailMessage)
+    assert parsed["Subject"] == one_line(subject)

@@ -3,6 +3,7 @@ messages/, and hostile templates and customer data in temporary copies."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from markupsafe import escape
 
 from monitor.config import Org, Problem
 from monitor.model import (
@@ -143,7 +145,8 @@ def test_acknowledgement_names_each_affected_system_with_its_workaround(
     for system in (SYSTEMS["payment"], SYSTEMS["login"]):
         assert system.title in message.text
         assert system.workaround in message.text
-        assert system.workaround in (message.html or "")
+        # In the html, the support phone in a workaround is a tel: link.
+        assert system.workaround in re.sub(r"<[^>]+>", "", message.html or "")
 
 
 def test_acknowledgement_explains_why_only_when_on_call_has_said(composer: Composer) -> None:
@@ -494,7 +497,7 @@ def test_validate_names_every_undefined_name_of_a_template(messages: Path) -> No
         "{% if reason == 'never' %}{{ greeting }}{% endif %}\n"
         "{% endblock %}\n",
     )
-    can_use = "(a message can use user, incident, org, kind, reason, next_update)"
+    can_use = "(a message can use user, incident, org, kind, reason, next_update, language)"
     has = "(it has id, name, first_name, email, phone, attempts, actions, systems, workarounds,"
     assert [(p.file, p.line, p.field, p.message) for p in problems_in(messages)] == [
         (str(path), 3, "subject", f"undefined: 'usr' is undefined {can_use}"),
@@ -742,7 +745,8 @@ def test_an_html_block_written_another_way_renders_the_same_html(
     base = messages / "_base.j2"
     base.write_text(
         base.read_text().replace(
-            "{{ self.text()|paragraphs }}", '{{ self.text()|paragraphs }}{{ "" }}'
+            "{{ self.text()|paragraphs|contact_links(org) }}",
+            '{{ self.text()|paragraphs|contact_links(org) }}{{ "" }}',
         )
     )
     who = recipient(name="<b>Bo</b> & Co", action="pay <i>now</i>", systems=("payment", "login"))
@@ -753,5 +757,7 @@ def test_an_html_block_written_another_way_renders_the_same_html(
     assert rewritten.html == shipped.html
     assert shipped.html is not None
     assert "&lt;b&gt;Bo&lt;/b&gt;" in shipped.html
-    assert shipped.html.startswith('<!DOCTYPE html>\n<html lang="en">\n<body')
+    assert shipped.html.startswith('<!DOCTYPE html>\n<html lang="en">\n<head>')
+    assert f"<title>{escape(shipped.subject)}</title>" in shipped.html
+    assert '<a href="tel:0800123456">0800 123 456</a>' in shipped.html
     assert shipped.html.endswith("</p>\n</body>\n</html>")

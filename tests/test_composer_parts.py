@@ -9,7 +9,7 @@ import pytest
 
 from monitor.config import Problem
 from monitor.model import MessageKind
-from monitor.notify.composer.html import html_frames, html_from_text
+from monitor.notify.composer.html import HtmlFrame, Slot, html_frames, html_from_text
 from monitor.notify.composer.sandbox import sandbox
 from monitor.notify.composer.templates import kind_of, read_templates
 
@@ -86,38 +86,63 @@ FRAME = (
 )
 
 
+TEXT, LINKED, SUBJECT, LANGUAGE = Slot.TEXT, Slot.LINKED_TEXT, Slot.SUBJECT, Slot.LANGUAGE
+
+
 @pytest.mark.parametrize(
     ("source", "frame"),
     [
-        (FRAME, ("<p>before</p>\n", "\n<p>after</p>\n")),
-        ("{% block html %}{{ self.text()|paragraphs }}{% endblock %}", ("", "")),
+        (FRAME, HtmlFrame(("<p>before</p>\n", TEXT, "\n<p>after</p>\n"))),
+        ("{% block html %}{{ self.text()|paragraphs }}{% endblock %}", HtmlFrame((TEXT,))),
+        (
+            FRAME.replace("paragraphs", "paragraphs|contact_links(org)"),
+            HtmlFrame(("<p>before</p>\n", LINKED, "\n<p>after</p>\n")),
+        ),
+        (
+            FRAME.replace(
+                "<p>before</p>", '<html lang="{{ language }}"><title>{{ self.subject() }}'
+            ),
+            HtmlFrame(
+                ('<html lang="', LANGUAGE, '"><title>', SUBJECT, "\n", TEXT, "\n<p>after</p>\n")
+            ),
+        ),
         ("{% block text %}Hello{% endblock %}", None),
         (FRAME.replace("paragraphs", "paragraphs|upper"), None),
+        (FRAME.replace("paragraphs", "paragraphs|contact_links(user)"), None),
+        (FRAME.replace("paragraphs", "contact_links(org)|paragraphs"), None),
         (FRAME.replace("self.text()", "self.subject()"), None),
         (FRAME.replace("self.text()", "self.text(1)"), None),
         (FRAME.replace("<p>after</p>", "{{ org.name }}"), None),
+        (FRAME.replace("<p>after</p>", "{{ self.subject(1) }}"), None),
         (FRAME.replace("<p>before</p>", "{% if user.name %}x{% endif %}"), None),
         (FRAME + "\n" + FRAME, None),
+        ("{% block html %}{{ self.text()|paragraphs }}{{ self.text()|paragraphs }}", None),
         ("{% block html %}{{ self.text()|paragraphs }", None),
     ],
 )
 def test_only_an_html_block_of_text_as_paragraphs_in_fixed_markup_is_written_directly(
-    source: str, frame: tuple[str, str] | None
+    source: str, frame: HtmlFrame | None
 ) -> None:
     """The html part is written from the text part only for a block that is exactly
-    ``self.text()|paragraphs`` between fixed markup; anything else goes through Jinja."""
+    ``self.text()|paragraphs`` (with ``|contact_links(org)`` or not) in fixed markup, with
+    ``self.subject()`` and ``language`` at most; anything else goes through Jinja."""
     env = sandbox(read_templates(MESSAGES).loader(), autoescape=True)
     assert html_from_text(env, source) == frame
 
 
 def test_the_shipped_html_is_written_directly_for_base_alone() -> None:
     """Of the shipped templates only _base.j2 and de/_base.j2 have an html block, so only
-    their html is written straight from the text (the German one's with lang="de")."""
+    their html is written straight from the text: the same frame, saying the language and
+    titled with the subject, the contacts as links."""
     templates = read_templates(MESSAGES)
     env = sandbox(templates.loader(), autoescape=True)
     frames = html_frames(env, templates)
     assert sorted(frames) == [templates.path("_base.j2"), templates.path("de/_base.j2")]
-    before, after = frames[templates.path("_base.j2")]
-    assert before.startswith('<!DOCTYPE html>\n<html lang="en">\n<body')
-    assert after == "\n</body>\n</html>\n"
-    assert frames[templates.path("de/_base.j2")][0].startswith('<!DOCTYPE html>\n<html lang="de">')
+    english, german = frames[templates.path("_base.j2")], frames[templates.path("de/_base.j2")]
+    assert english.pieces[:2] == ('<!DOCTYPE html>\n<html lang="', Slot.LANGUAGE)
+    middle = english.pieces[2:5]
+    assert str(middle[0]).endswith("<title>")
+    assert middle[1] is Slot.SUBJECT
+    assert str(middle[2]).startswith("</title>\n</head>\n<body")
+    assert english.pieces[-2:] == (Slot.LINKED_TEXT, "\n</body>\n</html>\n")
+    assert german == english

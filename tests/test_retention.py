@@ -16,7 +16,10 @@ from monitor.store.sqlite import _SCHEMA
 
 DAY = 86400.0
 RETENTION = 7 * DAY  # the default retention.max_age
+HISTORY = 90 * DAY  # the default retention.history: the status page's
 GONE = {"incidents": 0, "outbox": 0, "told": 0, "timeline": 0}
+# What stays for the status page's history (no note was written: no timeline customers see).
+PUBLIC = {"incidents": 1, "outbox": 0, "told": 0, "timeline": 0}
 
 
 def rows(store: SQLiteStore, table: str, incident_id: int | None = None) -> int:
@@ -100,9 +103,10 @@ async def test_old_incidents_are_pruned_and_the_file_stops_growing(
     tmp_path: Path, made: str
 ) -> None:
     """Six outages to 1,000 people, each resolved and then past retention: after each prune
-    nothing of the old incident is left, incident ids are never reused, and the database file
-    after the sixth outage is within 5% of its size after the second. "existing" is a file
-    made before auto_vacuum was set (it reuses its free pages instead of giving them back)."""
+    nothing of the old incident is left but what the status page shows, incident ids are never
+    reused, and the database file after the sixth outage is within 5% of its size after the
+    second; past the status page's history the incidents go too. "existing" is a file made
+    before auto_vacuum was set (it reuses its free pages instead of giving them back)."""
     db = tmp_path / "monitor.db"
     if made == "existing":
         with sqlite3.connect(db) as conn:
@@ -125,7 +129,7 @@ async def test_old_incidents_are_pruned_and_the_file_stops_growing(
             w.clock.advance(RETENTION + 60)
             deleted = await w.monitor.prune()
             assert deleted >= 2000 + 1000 + 1
-            assert everything_of(w.store, incident) == GONE
+            assert everything_of(w.store, incident) == PUBLIC
             after.append(size(db))
             assert size(db.with_name("monitor.db-wal")) == 0  # checkpointed after the prune
         print(f"\n{made}: peak {peak}\n{made}: after prune {after}\n{made}: wal {wal}")
@@ -134,6 +138,9 @@ async def test_old_incidents_are_pruned_and_the_file_stops_growing(
         assert max(wal) <= 16 * 1024 * 1024, wal  # journal_size_limit
         if made == "new":
             assert after[-1] < peak[-1] / 2, (after, peak)  # free pages went back
+        w.clock.advance(HISTORY)
+        assert await w.monitor.prune() >= 6
+        assert [everything_of(w.store, i) for i in ids] == [GONE] * 6
 
 
 async def test_what_is_recent_open_or_pending_is_never_pruned(tmp_path: Path) -> None:
@@ -164,7 +171,7 @@ async def test_what_is_recent_open_or_pending_is_never_pruned(tmp_path: Path) ->
         assert "Alice" in w.mail_to(ALICE.email or "")[0].text
         assert w.mail_to("bob@example.com")
         assert await w.monitor.prune() > 0
-        assert everything_of(w.store, old) == GONE
+        assert everything_of(w.store, old) == PUBLIC
         assert everything_of(w.store, still_open)["incidents"] == 1
         assert rows(w.store, "outbox", still_open) >= kept[still_open]["outbox"] == 1
         # Resolved just now: kept until retention has passed.
@@ -175,6 +182,10 @@ async def test_what_is_recent_open_or_pending_is_never_pruned(tmp_path: Path) ->
         await w.monitor.prune()
         assert await w.store.incident(still_open) is not None
         w.clock.advance(2 * 3600)
+        await w.monitor.prune()
+        assert rows(w.store, "outbox", still_open) == 0
+        assert await w.store.incident(still_open) is not None  # for the status page's history
+        w.clock.advance(HISTORY)
         await w.monitor.prune()
         assert await w.store.incident(still_open) is None
 
@@ -202,8 +213,7 @@ async def test_the_daily_limit_holds_across_a_prune(tmp_path: Path) -> None:
         assert rows(w.store, "outbox", second) == 0
         w.clock.advance(DAY)
         await w.monitor.prune()
-        assert await w.store.incident(first) is None
-        assert await w.store.incident(second) is None
+        assert rows(w.store, "outbox", first) == rows(w.store, "outbox", second) == 0
         third = await outage(w)
         assert third == second + 1
         assert len(w.mail_to("alice@example.com")) == 4

@@ -99,16 +99,25 @@ async def test_pruning_applies_the_retention_settings_from_monitor_yaml(tmp_path
     await store.close()
 
 
+@pytest.mark.parametrize(
+    ("retention", "kept"),
+    [
+        # Six days of flaps (twelve transitions) are older than seven days: one of them stays.
+        ("{max_age: 1h, history: 1d}", 40 - 11),
+        # The status page's eight days and one more: two days' flaps are older, one stays.
+        ("{max_age: 1h, history: 8d}", 40 - 3),
+    ],
+)
 async def test_pruning_forgets_state_history_older_than_the_uptime_window_and_no_more(
-    tmp_path: Path,
+    tmp_path: Path, retention: str, kept: int
 ) -> None:
     """Payment flaps twice a day for ten days; login went UP once, ten days ago. With max_age 1h,
-    pruning keeps the seven days the uptime figures read: each system's uptime is the same
-    before and after, and payment's older flaps are gone but for the one that says how it was
-    seven days ago."""
+    pruning keeps the seven days the uptime figures read, or the status page's history and a
+    day when longer: each system's uptime is the same before and after, and payment's older
+    flaps are gone but for the one that says how it was then."""
     checks = tmp_path / "checks"
     checks.mkdir()
-    (checks / "monitor.yaml").write_text("retention: {max_age: 1h}\n")
+    (checks / "monitor.yaml").write_text(f"retention: {retention}\n")
     for name in ("payment", "login"):
         (checks / f"{name}.yaml").write_text(CHECK.format(name=name, url="http://127.0.0.1:9/"))
     store = SQLiteStore(tmp_path / "monitor.db")
@@ -133,8 +142,7 @@ async def test_pruning_forgets_state_history_older_than_the_uptime_window_and_no
     assert before["payment"] == pytest.approx(1 - 14 / (7 * 24))
     assert before["login"] == 1.0
     assert [t.current for t in await store.transitions("login")] == [Health.UP]
-    # Six days of flaps (twelve transitions) were older than seven days: one of them stays.
-    assert len(await store.transitions("payment")) == 40 - 11
+    assert len(await store.transitions("payment")) == kept
     await store.close()
 
 

@@ -513,6 +513,54 @@ async def test_health_history_starts_with_how_each_system_was_then(store: Store)
     }
 
 
+async def test_health_changes_are_the_transitions_after_a_moment_in_time_order(
+    store: Store,
+) -> None:
+    """After a moment: each system's transitions in time order, whatever order they were
+    saved in (a replica saving late); one at the moment itself, and systems with none after,
+    are left out."""
+    changes = [
+        transition("payment", 100, Health.DOWN),
+        transition("login", 275, Health.DOWN),
+        transition("payment", 400, Health.UP),
+        transition("payment", 300, Health.DOWN),
+        transition("crm", 320, Health.DOWN),
+        transition("payment", 350, Health.UP),
+    ]
+    await store.save_transitions([(t, state_after(t)) for t in changes])
+    assert await store.health_changes(since=275.0) == {
+        "payment": [(300.0, Health.DOWN), (350.0, Health.UP), (400.0, Health.UP)],
+        "crm": [(320.0, Health.DOWN)],
+    }
+    assert await store.health_changes(since=400.0) == {}
+    assert await store.health_changes(since=275.0, until=350.0) == {
+        "payment": [(300.0, Health.DOWN), (350.0, Health.UP)],
+        "crm": [(320.0, Health.DOWN)],
+    }
+    assert await store.health_history(since=275.0, until=310.0) == {
+        "payment": [(275.0, Health.DOWN), (300.0, Health.DOWN)],
+        "login": [(275.0, Health.DOWN)],
+    }
+
+
+async def test_incidents_of_a_span_are_those_open_at_any_moment_of_it(store: Store) -> None:
+    """The incidents open at some moment of a span: resolved since its start (or open) and
+    opened before its end, by id."""
+    await store.save_incidents(
+        [
+            resolved_incident(1, 100.0),  # 50 to 100
+            resolved_incident(2, 250.0),  # 200 to 250
+            open_incident(3, 260.0),
+            resolved_incident(4, 450.0),  # 400 to 450
+            open_incident(5, 500.0),
+        ],
+        [],
+    )
+    found = await store.incidents(resolved_since=220.0, opened_before=420.0)
+    assert [i.id for i in found] == [2, 3, 4]
+    assert [i.id for i in await store.incidents(opened_before=210.0)] == [1, 2]
+
+
 # incidents -----------------------------------------------------------------------------------
 
 
@@ -673,6 +721,129 @@ async def test_an_incident_is_pruned_in_batches_messages_first_itself_last(store
     assert await store.prune_incident(3, resolved_before=500.0) == 0
     assert await store.prune_incident(2, resolved_before=50.0) == 0
     assert await everything_of(store, 3) == kept[3]
+
+
+async def test_resolved_incidents_are_paged_newest_first_before_an_id(store: Store) -> None:
+    """The status page's history pages back from an id: resolved incidents with a lower id,
+    newest first, the open ones left out."""
+    await store.save_incidents(
+        [resolved_incident(i, 100.0 * i) for i in (1, 2, 4, 5)] + [open_incident(3, 250.0)], []
+    )
+    newest = await store.latest_incidents(2, status="resolved")
+    assert [i.id for i in newest] == [5, 4]
+    older = await store.latest_incidents(2, status="resolved", before=4)
+    assert [i.id for i in older] == [2, 1]
+    assert await store.latest_incidents(2, status="resolved", before=1) == []
+    assert [i.id for i in await store.latest_incidents(10, before=4)] == [3, 2, 1]
+
+
+async def test_the_public_timeline_is_on_calls_notes_and_explanation(store: Store) -> None:
+    """Of an incident's timeline, customers may see the notes and the explanation, in the
+    order written: never the probes' reasons, counts of people or holds."""
+    await store.save_incidents(
+        [open_incident(1, 50.0)], [(1, TimelineEntry(50.0, "opened", "Payments: status 503"))]
+    )
+    await store.add_timeline(1, 60.0, "held", "customer messages held")
+    await store.add_timeline(1, 70.0, "note", "Our card provider is down. (sent)")
+    await store.add_timeline(1, 80.0, "messages", "acknowledge: 1,200 people")
+    await store.add_timeline(1, 90.0, "explanation", "A certificate expired.")
+    assert await store.public_timeline(1) == [
+        TimelineEntry(70.0, "note", "Our card provider is down. (sent)"),
+        TimelineEntry(90.0, "explanation", "A certificate expired."),
+    ]
+    assert await store.public_timeline(2) == []
+
+
+async def test_only_old_settled_incidents_keeping_their_private_part_are_prunable_so(
+    store: Store,
+) -> None:
+    """Incidents whose private part may go before a moment are those prunable then (resolved
+    and told before it, nothing pending), oldest first, until their private part is gone; a
+    note added to one afterwards does not bring it back."""
+    await store.save_incidents(
+        [
+            resolved_incident(1, 100.0),
+            resolved_incident(2, 90.0),
+            open_incident(3, 50.0),
+            resolved_incident(4, 900.0),
+            resolved_incident(5, 60.0, told_at=600.0),
+            resolved_incident(6, 80.0),
+        ],
+        [],
+    )
+    await store.decide([message("alice", incident=2)], {}, 2)
+    assert await store.private_prunable_incidents(resolved_before=500.0) == [6, 1]
+    assert await store.private_prunable_incidents(resolved_before=500.0, limit=1) == [6]
+    while await store.prune_private(6, resolved_before=500.0):
+        pass
+    assert await store.private_prunable_incidents(resolved_before=500.0) == [1]
+    await store.save_incident(replace(resolved_incident(6, 80.0), note="Fixed for good."))
+    assert await store.private_prunable_incidents(resolved_before=500.0) == [1]
+    assert await store.prunable_incidents(resolved_before=500.0) == [6, 1]
+
+
+async def test_an_incidents_private_part_is_pruned_in_batches_leaving_what_customers_see(
+    store: Store,
+) -> None:
+    """An old incident loses at most ``batch`` rows a call, its settled messages first, then
+    who was told, on-call's alert, the goodwill offered and the timeline customers may not
+    see; it stays with its notes and explanation, and then 0. A promise with no explanation
+    goes with it; one with a message pending, open, or resolved after the moment loses
+    nothing but settled messages."""
+    people = ["amy", "bob", "cy"]
+    told = {p: frozenset({"payment"}) for p in people}
+    entries = [
+        TimelineEntry(60.0, "opened", "Payments: status 503"),
+        TimelineEntry(65.0, "note", "The card provider is down."),
+        TimelineEntry(70.0, "messages", "acknowledge: 3 people"),
+        TimelineEntry(120.0, "explanation", "A certificate expired; we now renew them."),
+    ]
+    await store.save_incidents(
+        [resolved_incident(i, 100.0) for i in (1, 2, 4)] + [open_incident(3, 50.0)],
+        [(i, e) for i in (1, 2, 3, 4) for e in entries],
+    )
+    for i in (1, 2):
+        await store.decide([message(p, incident=i) for p in people], told, i)
+        await store.update_items([sent(message(p, incident=i)) for p in people[: 3 - i + 1]])
+    await store.record_alert(1, 61.0, ["slack"])
+    await store.offer_goodwill(1, {"amy": "incident-1.acknowledge.amy"})
+    await store.explain(1, "A certificate expired; we now renew them.", 120.0)
+    await store.settle_for_resolution(4, 100.0)  # a promise, never explained
+    incident = await store.incident(1)
+
+    steps = []
+    while deleted := await store.prune_private(1, resolved_before=500.0, batch=2):
+        steps.append(deleted)
+        if await store.outbox_items(1):  # while a message is left, the rest is all there
+            assert len([p async for page in store.told_pages(1) for p in page]) == 3, steps
+    assert all(1 <= n <= 2 for n in steps), steps
+    # 3 messages, 3 told, 2 private timeline entries, the alert, the goodwill, the mark
+    assert sum(steps) == 3 + 3 + 2 + 1 + 1 + 1, steps
+    assert await everything_of(store, 1) == Kept(incident, [], [], [entries[1], entries[3]])
+    assert await store.public_timeline(1) == [entries[1], entries[3]]
+    explanation = await store.explanation(1)
+    assert explanation is not None
+    assert explanation.text == "A certificate expired; we now renew them."
+    assert await store.alert(1) is None
+    assert await store.offer_goodwill(1, {"amy": "incident-1.update-2.amy"}) == {
+        "amy": "incident-1.update-2.amy"
+    }  # the earlier offer is forgotten
+
+    while await store.prune_private(4, resolved_before=500.0):
+        pass
+    assert await store.explanation(4) is None  # a promise alone is private: its people are gone
+    assert [e.kind for e in await store.timeline(4)] == ["note", "explanation"]
+
+    assert await store.prune_private(2, resolved_before=500.0) == 2  # its settled messages
+    assert await store.prune_private(2, resolved_before=500.0) == 0  # one is pending
+    assert len(await store.timeline(2)) == 4
+    assert await store.prune_private(3, resolved_before=500.0) == 0
+    assert await store.prune_private(1, resolved_before=50.0) == 0
+    assert len(await store.timeline(3)) == 4
+    while await store.prune_incident(1, resolved_before=500.0):
+        pass
+    assert await everything_of(store, 1) == Kept(None, [], [], [])
+    assert await store.explanation(1) is None
 
 
 # people ----------------------------------------------------------------------------------------
@@ -1051,6 +1222,47 @@ async def test_undeliverable_messages_are_listed_by_person_with_why(store: Store
         ("bob", "acknowledge", "SMS API 400: invalid number"),
     ]
     assert await store.undeliverable(3, limit=10) == []
+
+
+async def test_an_incidents_messages_are_tallied_by_kind_status_and_channel(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tally counts an incident's messages by kind, status and the channel that sent them,
+    the people nobody could reach once each, and gives the acknowledgements' times in order;
+    other incidents' messages are left out, and an incident without any has none."""
+    # SQLite counts a part of about this many messages at a time, each part ending with all
+    # of its last person's: here two people's messages a part.
+    monkeypatch.setattr("monitor.store.sqlite._TALLY_PART", 3)
+    people = ["amy", "bob", "cy", "dee", "eve"]
+    await store.decide([message(p) for p in people], {}, 1)
+    await store.decide([message(p, kind="resolved", created_at=300.0) for p in people], {}, 1)
+    await store.decide([message("abe", incident=2)], {}, 2)
+    by_sms = replace(message("bob"), channels=(Address("sms", "+15550100"),))
+    await store.update_items(
+        [
+            sent(message("amy"), at=190.0),
+            sent(by_sms, at=130.0),
+            sent(message("cy"), at=160.0),
+            undeliverable(message("dee"), "550 no such user"),
+            undeliverable(message("dee", kind="resolved", created_at=300.0), "550 no such user"),
+            sent(message("amy", kind="resolved", created_at=300.0), at=320.0),
+            sent(message("abe", incident=2), at=110.0),
+        ]
+    )
+    tally = await store.message_tally(1)
+    assert tally.counts == {
+        ("acknowledge", SENT, "email"): 2,
+        ("acknowledge", SENT, "sms"): 1,
+        ("acknowledge", UNDELIVERABLE, ""): 1,
+        ("acknowledge", PENDING, ""): 1,
+        ("resolved", SENT, "email"): 1,
+        ("resolved", UNDELIVERABLE, ""): 1,
+        ("resolved", PENDING, ""): 3,
+    }
+    assert tally.undeliverable_people == 1
+    assert tally.acknowledged_at == (130.0, 160.0, 190.0)
+    empty = await store.message_tally(3)
+    assert (empty.counts, empty.undeliverable_people, empty.acknowledged_at) == ({}, 0, ())
 
 
 # the store itself --------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The ``monitor`` command: run, validate, users import, preview, send-test, demo, simulate,
-check, and incidents / incident (show, note, hold, release) on a running monitor through its
-HTTP API.
+check, and incidents / incident (show, note, hold, release) and report on a running monitor
+through its HTTP API.
 
 Every option also reads its ``MONITOR_*`` environment variable, so a sidecar needs no flags.
 """
@@ -16,15 +16,19 @@ import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
-from monitor.app import App, Options, systems_info
+from monitor.app import App, Options, letterhead, systems_info
 from monitor.cli.database import on_database
+from monitor.cli.maintenance import on_maintenance
 from monitor.cli.parser import build_parser, show_by_default
 from monitor.cli.remote import on_monitor
+from monitor.cli.report import on_report
 from monitor.config import Config, ConfigError, MonitorSettings, Problem, load_config
 from monitor.locales import check_language
 from monitor.logs import configure
-from monitor.model import MessageKind, Person, SystemInfo
+from monitor.maintenance import NoticeKind
+from monitor.model import MessageKind, Person, RenderedMessage, SystemInfo
 from monitor.notify.composer import Composer, TemplateError, sample_context
+from monitor.notify.composer.samples import sample_planned
 from monitor.people.csv_file import UnreadableFile, read_people
 from monitor.people.rules import SYSTEM_NAME
 from monitor.replicas.identity import ReplicaNameError
@@ -71,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check": _check,
         "incidents": on_monitor,
         "incident": on_monitor,
+        "report": on_report,
+        "maintenance": on_maintenance,
     }[args.command]
     try:
         return handler(args, options, env)
@@ -152,6 +158,10 @@ def _validate(args: argparse.Namespace, options: Options, env: dict[str, str]) -
         systems = systems_info(config)
     composer = Composer.from_settings(options.messages, config.settings, systems)
     problems.extend(composer.validate())
+    try:
+        letterhead(config, env, options)  # the DKIM key, read and tried; the org on From
+    except ConfigError as exc:
+        problems.extend(exc.problems)
     if problems:
         for problem in problems:
             print(problem, file=sys.stderr)
@@ -243,17 +253,14 @@ def _preview(args: argparse.Namespace, options: Options, env: dict[str, str]) ->
         return 1
     info = systems_info(config)
     composer = Composer.from_settings(options.messages, config.settings, info)
-    sample = sample_context(info, args.system, MessageKind(args.kind), language=language)
     try:
-        message = composer.render(
-            sample.kind,
-            sample.reason,
-            sample.recipient,
-            sample.incident,
-            sample.now,
-            response=sample.response,
-            goodwill=bool(sample.goodwill),  # monitor.yaml's goodwill, when it has one
-        )
+        if args.kind in set(NoticeKind):
+            planned = sample_planned(info, args.system, NoticeKind(args.kind), language=language)
+            message = composer.render_planned(
+                planned.kind, planned.recipient, planned.occurrence, planned.now
+            )
+        else:
+            message = _rendered_sample(composer, info, args.system, args.kind, language)
     except TemplateError as exc:
         _report([exc.problem()])
         return 1
@@ -262,6 +269,26 @@ def _preview(args: argparse.Namespace, options: Options, env: dict[str, str]) ->
     else:
         print(f"Subject: {message.subject}\n\n{message.text}")
     return 0
+
+
+def _rendered_sample(
+    composer: Composer,
+    info: dict[str, SystemInfo],
+    system: str,
+    kind: str,
+    language: str | None,
+) -> RenderedMessage:
+    """The sample message of ``kind`` about ``system`` (raises TemplateError)."""
+    sample = sample_context(info, system, MessageKind(kind), language=language)
+    return composer.render(
+        sample.kind,
+        sample.reason,
+        sample.recipient,
+        sample.incident,
+        sample.now,
+        response=sample.response,
+        goodwill=bool(sample.goodwill),  # monitor.yaml's goodwill, when it has one
+    )
 
 
 def _send_test(args: argparse.Namespace, options: Options, env: dict[str, str]) -> int:

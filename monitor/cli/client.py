@@ -1,5 +1,5 @@
-"""The HTTP API of a running monitor, from the command line: what ``monitor incidents`` and
-``monitor incident ...`` call instead of curl.
+"""The HTTP API of a running monitor, from the command line: what ``monitor incidents``,
+``monitor incident ...`` and ``monitor report`` call instead of curl.
 
 Every failure is a ``ClientError`` whose text on-call can act on and whose ``exit_code`` a
 script can branch on: 1 when the monitor refused the request or has no such incident, 2 when
@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from yarl import URL
 
 from monitor.probing.probes.reasons import explain
+from monitor.web.maintenance import MaintenanceList, MaintenanceOut, MaintenanceRemoved
 from monitor.web.models import IncidentDetail, IncidentList
 from monitor.web.plumbing import TOKEN_VARIABLE
 
@@ -131,6 +132,31 @@ class MonitorClient:
     async def release(self, number: int) -> IncidentDetail:
         return await self._call("POST", f"api/v1/incidents/{number}/release", IncidentDetail)
 
+    async def report(self, number: int, form: str, timezone: str | None = None) -> str:
+        """The incident's post-incident report as ``form`` (json, markdown or html), its times
+        in ``timezone`` (default: the monitor's default_timezone)."""
+        query = {"format": form} | ({"timezone": timezone} if timezone else {})
+        path = f"api/v1/incidents/{number}/report"
+        status, media, raw = await self._request("GET", path, query=query)
+        expected = {"json": "application/json", "markdown": "text/markdown", "html": "text/html"}
+        if media != expected[form]:
+            raise self._not_the_monitor(status)
+        if form == "json":
+            return json.dumps(_json(raw), indent=2, ensure_ascii=False)
+        return raw.decode("utf-8", "replace")
+
+    async def maintenance(self) -> MaintenanceList:
+        """Every maintenance window, the files' and the API's."""
+        return await self._call("GET", "api/v1/maintenance", MaintenanceList)
+
+    async def add_maintenance(self, window: Mapping[str, object]) -> MaintenanceOut:
+        """Plan work (a window as ``POST /api/v1/maintenance`` takes it); the window made."""
+        return await self._call("POST", "api/v1/maintenance", MaintenanceOut, dict(window))
+
+    async def remove_maintenance(self, window_id: str) -> MaintenanceRemoved:
+        path = f"api/v1/maintenance/{window_id}"
+        return await self._call("DELETE", path, MaintenanceRemoved)
+
     async def _call(
         self,
         method: str,
@@ -140,6 +166,21 @@ class MonitorClient:
         *,
         query: Mapping[str, str] | None = None,
     ) -> M:
+        status, _, raw = await self._request(method, path, body, query=query)
+        try:
+            return answer.model_validate(_json(raw))
+        except ValidationError:
+            raise self._not_the_monitor(status) from None
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        body: object = None,
+        *,
+        query: Mapping[str, str] | None = None,
+    ) -> tuple[int, str, bytes]:
+        """The answer's status, media type and body; ClientError unless it is a success."""
         assert self._session is not None, "use MonitorClient in `async with`"
         url = self.url.joinpath(*path.split("/")).with_query(query)
         headers = {}
@@ -148,18 +189,15 @@ class MonitorClient:
         try:
             async with self._session.request(method, url, json=body, headers=headers) as response:
                 status = response.status
+                media = response.content_type
                 raw = await response.read()
         except TimeoutError:
             raise self._unreachable(f"no answer within {self._timeout:g}s") from None
         except aiohttp.ClientError as exc:
             raise self._unreachable(explain(exc, [self._token or ""])) from None
-        data = _json(raw)
         if status >= 400:
-            raise self._refusal(status, data, write=method != "GET")
-        try:
-            return answer.model_validate(data)
-        except ValidationError:
-            raise self._not_the_monitor(status) from None
+            raise self._refusal(status, _json(raw), write=method != "GET")
+        return status, media, raw
 
     def _unreachable(self, why: str) -> ClientError:
         return ClientError(

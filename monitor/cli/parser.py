@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
+from monitor.locales import check_timezone
+from monitor.maintenance import NoticeKind
 from monitor.model import MessageKind
 
 DISTRIBUTION = "customer-uptime-monitor"
@@ -46,14 +48,16 @@ def _limit(text: str) -> int:
     return int(text)
 
 
-def _remote_parser() -> argparse.ArgumentParser:
-    """The options of every command that talks to a running monitor."""
+def _remote_parser(*, output: bool = True) -> argparse.ArgumentParser:
+    """The options of every command that talks to a running monitor (``output``: and -o)."""
     remote = argparse.ArgumentParser(add_help=False)
     remote.add_argument(
         "--url",
         help="the running monitor's address (MONITOR_URL; default http://127.0.0.1 and the "
         "port of MONITOR_LISTEN, 9108)",
     )
+    if not output:
+        return remote
     remote.add_argument(
         "-o",
         "--output",
@@ -106,6 +110,94 @@ def _add_incident_commands(sub: argparse._SubParsersAction[argparse.ArgumentPars
                 help="the explanation as customers will read it, a UTF-8 text file (- reads "
                 "standard input)",
             )
+
+
+def _timezone(text: str) -> str:
+    try:
+        return check_timezone(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_report_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    report = sub.add_parser(
+        "report",
+        parents=[_remote_parser(output=False)],
+        help="an incident's post-incident report from a running monitor: timeline, systems, "
+        "people told by kind and channel, time to acknowledge, the promise",
+    )
+    report.add_argument("id", type=_incident_id, metavar="ID", help="the incident's id")
+    report.add_argument(
+        "--format",
+        choices=["markdown", "html", "json"],
+        default="markdown",
+        help="markdown for a postmortem document (default), html (a standalone page), or "
+        "json (the API's answer)",
+    )
+    report.add_argument(
+        "--timezone",
+        type=_timezone,
+        help="the IANA zone of the report's times, like Europe/Berlin (default: the monitor's "
+        "default_timezone)",
+    )
+
+
+def _add_maintenance_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    maintenance = sub.add_parser(
+        "maintenance",
+        help="a running monitor's maintenance windows: list them, plan work, remove it",
+    )
+    actions = maintenance.add_subparsers(
+        dest="maintenance_command", required=True, metavar="COMMAND"
+    )
+    actions.add_parser(
+        "list",
+        parents=[_remote_parser()],
+        help="every window, the files' and those added here, with the next occurrence",
+    )
+    add = actions.add_parser(
+        "add",
+        parents=[_remote_parser()],
+        help="plan work on some systems: their subscribers are told before and after, and "
+        "failures inside it reach no customer unless they outlast it (needs MONITOR_API_TOKEN)",
+    )
+    add.add_argument(
+        "--systems",
+        required=True,
+        help="the systems the work is on, comma-separated: payment,login",
+    )
+    add.add_argument(
+        "--start",
+        required=True,
+        help="when it starts: a date and time (2026-12-13 02:00, or with an offset), or with "
+        "--every a time of day (02:00)",
+    )
+    add.add_argument("--end", required=True, help="when it ends, written as --start is")
+    add.add_argument(
+        "--note", required=True, help="what the work is, as customers will read it (quote it)"
+    )
+    add.add_argument(
+        "--every",
+        help="the days it recurs on: day, a day of the week, or several comma-separated "
+        "(saturday,sunday); default: once",
+    )
+    add.add_argument(
+        "--timezone",
+        type=_timezone,
+        help="the IANA zone of --start and --end, like Europe/Berlin (default: the monitor's "
+        "default_timezone)",
+    )
+    add.add_argument(
+        "--notify-before",
+        help="how long before it its customers are told, like 2d (default: the monitor's "
+        "notify_before; 0s: not told)",
+    )
+    remove = actions.add_parser(
+        "remove",
+        parents=[_remote_parser()],
+        help="remove a window added through the API (needs MONITOR_API_TOKEN)",
+    )
+    remove.add_argument("id", metavar="ID", help="the window's id, as `maintenance list` shows it")
 
 
 def _add_database_commands(
@@ -176,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("system", help="the system the message is about, as its check names it")
     preview.add_argument(
         "--kind",
-        choices=[k.value for k in MessageKind],
+        choices=[k.value for k in (*MessageKind, *NoticeKind)],
         default="acknowledge",
         help="which message (default acknowledge)",
     )
@@ -199,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--config", help="check files directory (MONITOR_CONFIG, default checks/)")
     _add_database_commands(sub, db_only)
     _add_incident_commands(sub)
+    _add_maintenance_commands(sub)
+    _add_report_command(sub)
     demo = sub.add_parser(
         "demo",
         help="a scripted outage with simulated systems, end to end; then serves its pages"

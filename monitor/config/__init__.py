@@ -10,6 +10,8 @@ The modules, from the top; each uses only those below it, parsing and problems n
 
 - ``loader``: a directory -> ``Config`` or ``ConfigError`` (``load_config``)
 - ``dependencies``: the checks across files (``depends_on`` names a system, has no cycle)
+- ``windows``: the maintenance windows of ``maintenance/*.yaml`` and monitor.yaml, checked
+  across files (their systems, their names)
 - ``documents``: one file -> its data, with lines, values as written, ``${NAME}`` filled in
 - ``parsing``: YAML text -> data within size and depth limits, or why not, in plain words
 - ``problems``: ``Problem``, ``ConfigError``, and the words for what the schema refuses
@@ -26,7 +28,9 @@ from monitor.config.schema import (
     HttpClient,
     HttpExpect,
     HttpProbe,
+    MaintenanceWindow,
     MonitorSettings,
+    NamedMaintenanceWindow,
     Org,
     Probe,
     Step,
@@ -42,7 +46,9 @@ __all__ = [
     "HttpClient",
     "HttpExpect",
     "HttpProbe",
+    "MaintenanceWindow",
     "MonitorSettings",
+    "NamedMaintenanceWindow",
     "Org",
     "Probe",
     "Problem",

@@ -53,11 +53,18 @@ class _TooLarge(Exception):
 
 
 def read_document(
-    path: Path, env: Mapping[str, str], problems: list[Problem], *, empty_ok: bool
+    path: Path,
+    env: Mapping[str, str],
+    problems: list[Problem],
+    *,
+    empty_ok: bool,
+    holds: tuple[str, str] | None = None,
 ) -> Document | None:
     """``path`` as a Document, or None when it cannot be read (each reason is in ``problems``,
     as are a readable file's duplicate keys and unset variables). ``empty_ok``: an empty file
-    is no keys (monitor.yaml), not a mistake (a check file)."""
+    is no keys (monitor.yaml), not a mistake (a check file). ``holds``: what the file is and
+    the keys it needs, for its problems, when it is neither (``("a maintenance window", "name:
+    ..., systems: ...")``)."""
     file = str(path)
     try:
         with path.open("rb") as handle:
@@ -94,7 +101,7 @@ def read_document(
         if data is None and empty_ok:
             data = {}
         if not isinstance(data, dict):
-            raise Unreadable(1, _not_a_mapping(data, empty_ok))
+            raise Unreadable(1, _not_a_mapping(data, empty_ok, holds))
         index = _Index(file, {}, {}, problems)
         if node is not None:
             _index(node, (), index)
@@ -109,8 +116,12 @@ def read_document(
     return Document(file, data, index.lines, index.texts, unset)
 
 
-def _not_a_mapping(data: object, settings: bool) -> str:
+def _not_a_mapping(data: object, settings: bool, holds: tuple[str, str] | None = None) -> str:
     shape = "org: ..., notify_after: ..." if settings else "name: ..., title: ..., probe: ..."
+    if holds is not None:
+        shape = holds[1]
+        if data is None:
+            return f"the file is empty: {holds[0]} needs {shape}"
     if data is None:
         return "the file is empty: a check file needs at least name, title and probe"
     return f"the file holds {kind_of(data)}, but it should be keys and values ({shape})"

@@ -1,7 +1,8 @@
 """A config directory -> ``Config``, or ``ConfigError`` listing every problem of every file.
 
 Each file is read, then validated against its model (``monitor.yaml`` against the settings,
-every other ``*.yaml`` against a system); the checks across files come last. A file that cannot
+every other ``*.yaml`` against a system, each of ``maintenance/*.yaml`` against a maintenance
+window); the checks across files come last. A file that cannot
 be read or parsed still lets the others be checked, so one run shows everything to fix.
 """
 
@@ -24,7 +25,14 @@ from monitor.config.schema import (
     FieldFault,
     KeyPath,
     MonitorSettings,
+    NamedMaintenanceWindow,
     SystemConfig,
+)
+from monitor.config.windows import (
+    Written,
+    settings_as_written,
+    window_documents,
+    window_problems,
 )
 
 _SETTINGS_FILES = (SETTINGS_FILE, "monitor.yml")
@@ -44,6 +52,7 @@ def load_config(directory: str | Path, environ: Mapping[str, str] | None = None)
         raise ConfigError([Problem(str(directory), None, "", "no such config directory")])
 
     settings = MonitorSettings()
+    settings_doc: Document | None = None
     systems: dict[str, SystemConfig] = {}
     files: dict[str, str] = {}
     # Only what the checks across files need is kept of each file, not its whole document:
@@ -61,9 +70,10 @@ def load_config(directory: str | Path, environ: Mapping[str, str] | None = None)
                 refused |= _names_guessed(path)
             continue
         if is_settings:
+            settings_as_written(doc)
             loaded = _validate(MonitorSettings, doc, problems)
             if loaded is not None:
-                settings = loaded
+                settings, settings_doc = loaded, doc
             continue
         checks.append(Declared.of(doc))
         system = _validate(SystemConfig, doc, problems)
@@ -91,7 +101,23 @@ def load_config(directory: str | Path, environ: Mapping[str, str] | None = None)
 
     problems.extend(unknown_dependencies(checks, set(systems) | refused))
     problems.extend(dependency_cycles(systems, declared))
-    config = Config(settings=settings, systems=systems, files=files)
+    written = [
+        Written(window, settings_doc, ("maintenance", index))
+        for index, window in enumerate(settings.maintenance)
+        if settings_doc is not None
+    ]
+    for doc in window_documents(directory, env, problems):
+        window = _validate(NamedMaintenanceWindow, doc, problems)
+        if window is not None:
+            written.append(Written(window, doc))
+    problems.extend(window_problems(written, set(systems), refused))
+    config = Config(
+        settings=settings,
+        systems=systems,
+        files=files,
+        maintenance=tuple(w.window for w in written),
+        maintenance_files={w.window.name: w.doc.file for w in written},
+    )
     if problems:
         problems.sort(key=lambda p: (p.file, p.line or 0))
         raise ConfigError(problems, config, refused - set(systems))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import date, datetime, time
 from typing import Annotated, Any, Literal, TypeAlias
 from urllib.parse import urlsplit
 
@@ -18,6 +19,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -25,6 +27,7 @@ from pydantic_core import PydanticCustomError
 
 from monitor.durations import parse_duration, short_duration
 from monitor.locales import check_language, check_timezone
+from monitor.text import unknown_name
 
 SETTINGS_FILE = "monitor.yaml"
 DEFAULT_TIMEOUT = 5.0  # a probe's, when its check file does not say (and every is longer)
@@ -253,6 +256,18 @@ class Org(_Strict):
 class Retention(_Strict):
     max_age: Duration = 7 * 86400.0
     max_results_per_system: Whole = Field(default=1000, ge=1)
+    # The status page's history: a bar a day, and the incidents' public part, kept this long.
+    history: Duration = 90 * 86400.0
+
+    @field_validator("history")
+    @classmethod
+    def _whole_days_a_phone_can_show(cls, value: float) -> float:
+        if value % 86400 or not 86400 <= value <= 90 * 86400:
+            raise ValueError(
+                "must be whole days from 1d to 90d: the status page shows a bar a day, and 90 "
+                "is as many as a phone's width can show"
+            )
+        return value
 
 
 class HttpClient(_Strict):
@@ -283,6 +298,184 @@ class Replicas(_Strict):
         return self
 
 
+_DNS_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_DNS_NAME = re.compile(rf"{_DNS_LABEL}(?:\.{_DNS_LABEL})*")
+
+
+def _dns_name(value: str) -> str:
+    if not _DNS_NAME.fullmatch(value) or len(value) > 253:
+        raise ValueError(
+            f"{value!r} is not a DNS name (labels of letters, digits and inner hyphens)"
+        )
+    return value
+
+
+DnsName = Annotated[str, AfterValidator(_dns_name)]
+
+
+class Dkim(_Strict):
+    """DKIM signing of customer mail (the email channel's): the key is read from ``key_file``,
+    else from the environment's MONITOR_DKIM_KEY (never written here), and published in DNS
+    at ``<selector>._domainkey.<domain>``; ``domain`` is the From address's by default."""
+
+    selector: DnsName
+    domain: DnsName | None = None
+    key_file: str | None = Field(default=None, min_length=1)
+
+
+class EmailSettings(_Strict):
+    """How customer mail is sent, besides MONITOR_SMTP_URL and MONITOR_SMTP_FROM."""
+
+    dkim: Dkim | None = None
+
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_EVERY_DAY = ("day", "daily")
+_CLOCK_TIME = re.compile(r"([01]?[0-9]|2[0-3]):([0-5][0-9])(?::([0-5][0-9]))?")
+_MOMENT_WANTED = "a date and time like 2026-12-13 02:00 (2026-12-13T02:00+01:00 with an offset)"
+
+
+def _moment(value: object) -> object:
+    # A window's start or end: a date and time (ISO 8601; YAML's own timestamps too), or for a
+    # window that recurs, a time of day. Which one a window needs is checked on the whole.
+    if isinstance(value, datetime):
+        return _in_range(value)
+    if isinstance(value, time):
+        return value
+    if isinstance(value, date):
+        raise PydanticCustomError(
+            "moment_date", "{day} needs a time too, like '{day} 02:00'", {"day": str(value)}
+        )
+    if not isinstance(value, str):
+        raise PydanticCustomError(
+            "moment_type",
+            "expected {wanted}, or a time of day like 02:00",
+            {"wanted": _MOMENT_WANTED},
+        )
+    text = value.strip()
+    clock = _CLOCK_TIME.fullmatch(text)
+    if clock is not None:
+        return time(int(clock[1]), int(clock[2]), int(clock[3] or 0))
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        moment = None
+    if moment is None or len(text) <= 10:  # a date alone reads as midnight: never meant
+        raise PydanticCustomError(
+            "moment_format",
+            "{text} is not a date and time: write {wanted}, or a time of day like 02:00",
+            {"text": repr(text), "wanted": _MOMENT_WANTED},
+        )
+    return _in_range(moment)
+
+
+def _in_range(moment: datetime) -> datetime:
+    # A year the clock cannot reach is a typo, and past 9998 a time zone could not convert it.
+    if not 1971 <= moment.year <= 9998:
+        raise PydanticCustomError(
+            "moment_year", "{year} is not a year planned work happens in", {"year": moment.year}
+        )
+    return moment
+
+
+def _weekdays(value: object) -> object:
+    # ``day`` (every day), a day of the week, or a list of days: the days, in the week's order.
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items:
+        raise PydanticCustomError(
+            "every_type", "expected day, a day of the week like sunday, or a list of days"
+        )
+    days: set[str] = set()
+    for item in items:
+        word = item.strip().lower() if isinstance(item, str) else ""
+        if word in _EVERY_DAY:
+            days.update(WEEKDAYS)
+        elif word in WEEKDAYS or (len(word) == 3 and any(d.startswith(word) for d in WEEKDAYS)):
+            days.add(next(d for d in WEEKDAYS if d.startswith(word)))
+        else:
+            raise PydanticCustomError(
+                "every_day", "{said}", {"said": unknown_name("day", str(item), [*WEEKDAYS, "day"])}
+            )
+    return tuple(d for d in WEEKDAYS if d in days)
+
+
+def _window_name(name: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9-]*", name):
+        slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-").lstrip("0123456789-")
+        raise ValueError(
+            f"{name!r} is not a valid window name: a letter, then lowercase letters, digits and "
+            f"'-', like {slug or 'db-upgrade'!r}"
+        )
+    return name
+
+
+Moment = Annotated[datetime | time, BeforeValidator(_moment)]
+
+
+def _at_most_30_days(seconds: float) -> float:
+    if seconds > 30 * 86400:
+        raise ValueError(f"must be at most 30d, got {short_duration(seconds)}")
+    return seconds
+
+
+# How long before planned work its customers are told (0: not told), or the grace after it.
+Lead = Annotated[float, BeforeValidator(_duration), Field(ge=0), AfterValidator(_at_most_30_days)]
+
+
+class MaintenanceWindow(_Strict):
+    """Planned work on some systems (docs/configuration.md, "Maintenance windows"): once, from
+    ``start`` to ``end`` (dates and times; without an offset, in ``timezone``), or, with
+    ``every``, on those days from ``start`` to ``end`` (times of day in ``timezone``; an end
+    before the start is the next day's). ``note`` is what customers read the work is."""
+
+    systems: list[str] = Field(min_length=1, max_length=10_000)
+    start: Moment
+    end: Moment
+    every: Annotated[tuple[str, ...], BeforeValidator(_weekdays)] | None = None
+    timezone: Annotated[str, AfterValidator(check_timezone)] | None = None
+    note: str = Field(min_length=1, max_length=2000)
+    notify_before: Lead | None = None  # this window's, instead of monitor.yaml's; 0: no notice
+
+    @field_serializer("notify_before")
+    def _lead_as_written(self, seconds: float | None) -> str | None:
+        # As a file writes it, so that what is dumped (the API's windows, kept as JSON) reads
+        # back the same.
+        return None if seconds is None else f"{seconds:g}s"
+
+    @model_validator(mode="after")
+    def _times_fit(self) -> MaintenanceWindow:
+        if self.every is not None:
+            for key, value in (("start", self.start), ("end", self.end)):
+                if isinstance(value, datetime):
+                    raise FieldFault(
+                        (key,), "a window with every takes a time of day, like 02:00, not a date"
+                    )
+            if self.start == self.end:
+                raise FieldFault(("end",), "must not be the same time as start")
+            return self
+        start, end = self.start, self.end
+        for key, value in (("start", start), ("end", end)):
+            if not isinstance(value, datetime):
+                raise FieldFault(
+                    (key,),
+                    f"needs a date as well, like 2026-12-13 {value:%H:%M} (or write every: "
+                    "sunday for a window that recurs)",
+                )
+        if isinstance(start, datetime) and isinstance(end, datetime):
+            if (start.tzinfo is None) != (end.tzinfo is None):
+                raise FieldFault(("end",), "give an offset to both start and end, or to neither")
+            if end <= start:
+                raise FieldFault(("end",), "must be after start")
+        return self
+
+
+class NamedMaintenanceWindow(MaintenanceWindow):
+    """A window written in a file: its name (in its notices' Message-IDs) keeps it the same
+    window however the files move."""
+
+    name: Annotated[str, Field(max_length=63), AfterValidator(_window_name)]
+
+
 class MonitorSettings(_Strict):
     """Global settings from checks/monitor.yaml."""
 
@@ -306,10 +499,17 @@ class MonitorSettings(_Strict):
     retention: Retention = Retention()
     http: HttpClient = HttpClient()
     replicas: Replicas = Replicas()
+    email: EmailSettings = EmailSettings()
     # For people without a zone or language of their own; the top-level messages/*.j2 are
     # written in default_language.
     default_timezone: Annotated[str, AfterValidator(check_timezone)] = "UTC"
     default_language: Annotated[str, AfterValidator(check_language)] = "en"
+    # Planned work: windows written here (as in checks/maintenance/*.yaml); their systems'
+    # subscribers are told notify_before each starts (0: not told), and a failure inside one is
+    # told to customers only once it outlasts it by maintenance_grace.
+    maintenance: list[NamedMaintenanceWindow] = []
+    notify_before: Lead = 86400.0
+    maintenance_grace: Lead = 900.0
 
 
 @dataclass(frozen=True)
@@ -319,3 +519,7 @@ class Config:
     settings: MonitorSettings
     systems: dict[str, SystemConfig]
     files: dict[str, str] = field(default_factory=dict)  # system name -> file it came from
+    # Every maintenance window of the files (monitor.yaml's, then checks/maintenance/'s) and,
+    # by its name, the file it came from.
+    maintenance: tuple[NamedMaintenanceWindow, ...] = ()
+    maintenance_files: dict[str, str] = field(default_factory=dict)

@@ -35,10 +35,8 @@ class CaughtMessage:
 
     @property
     def subject(self) -> str:
-        """The Subject as a mail client shows it. A subject that fits a line of its own but
-        not beside "Subject: " is folded onto the next line by Python's email package, and
-        unfolds with a leading space, which clients do not show."""
-        return str(self.message.get("Subject", "")).strip()
+        """The Subject as a mail client shows it ("" when there is none)."""
+        return str(self.message.get("Subject", ""))
 
     @property
     def text(self) -> str:
@@ -175,6 +173,7 @@ class MailCatcher:
             loop=asyncio.get_running_loop(),
             auth_require_tls=False,
             authenticator=self._authenticate if self.credentials else None,
+            enable_SMTPUTF8=True,  # as real servers do: mail to a non-ASCII address arrives
         )
 
     def _authenticate(

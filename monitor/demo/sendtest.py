@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 import aiohttp
 
-from monitor.app import Options, channels_from_env, systems_info
+from monitor.app import Options, channels_from_env, letterhead, systems_info
 from monitor.config import ConfigError, load_config
 from monitor.delivery.channels import DeliveryError, Email
 from monitor.model import MessageKind
@@ -70,9 +70,15 @@ async def send_test(
         text=message.text,
         html=message.html,
     )
+    try:  # signed and addressed as customers' mail is
+        mail_letterhead = letterhead(config, env, options)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
     async with aiohttp.ClientSession() as session:
         try:
-            channels = channels_from_env(session, env, domain)
+            channels = channels_from_env(session, env, domain, mail_letterhead)
         except ValueError as exc:
             print(f"cannot send: {exc}", file=sys.stderr)
             return 1

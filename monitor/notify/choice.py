@@ -9,6 +9,10 @@ When an incident's people are told (``due``, once an incident and tick):
 1. A resolved incident whose fix has not been told since it was (last) resolved: the fix is
    owed. Once told, a resolved incident owes nothing more.
 2. An open incident that on-call holds tells nobody anything until it is released.
+   Nor does one whose systems still down all failed inside a maintenance window that, with
+   its grace, has not yet ended (``in_maintenance``; the rest of the rules then read the
+   incident as customers are told of it, without its systems in maintenance: see
+   ``monitor.maintenance.rules``).
 3. An open incident younger than ``notify_after`` tells nobody yet: a blip that ends before
    then reaches no customer.
 4. The first tick past ``notify_after`` starts the telling (``notified_at``), and everyone
@@ -58,6 +62,7 @@ constants made once, never a new object.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
@@ -95,6 +100,14 @@ PERIODIC = Message(MessageKind.UPDATE, Reason.PERIODIC)
 RESOLVED = Message(MessageKind.RESOLVED, Reason.RESOLVED)
 EXPLANATION = Message(MessageKind.EXPLANATION, Reason.EXPLANATION)
 REMIND_EVERY = 86400.0  # after the first reminder of an open promise
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def key_part(person_id: str) -> str:
+    """A person's id as the last part of an outbox key, which is also a Message-ID's left part:
+    characters a Message-ID cannot carry are written as ``=XX``, so distinct ids stay distinct.
+    Each decision's key is unique: that is what makes it once."""
+    return _UNSAFE.sub(lambda m: "".join(f"={b:02X}" for b in m.group().encode()), person_id)
 
 
 def _owed(message: Message) -> tuple[Message, Withheld]:
@@ -115,6 +128,7 @@ class Due(StrEnum):
     RESOLUTION = "the fix is owed to everyone told"
     FIX_TOLD = "resolved, and the fix told"
     HELD = "on-call holds its customer messages"
+    IN_MAINTENANCE = "every system of it still down failed inside a maintenance window"
     TOO_EARLY = "younger than notify_after"
     FIRST_WORD = "the telling starts"
     PERIODIC_ROUND = "update_every has passed since the last update: a periodic round starts"
@@ -134,12 +148,14 @@ def due(
     update_every: float,
     may_have_newcomers: bool,
     goodwill_after: float | None = None,
+    in_maintenance: bool = False,
 ) -> Due:
     """What ``incident`` owes its people at ``now`` (the module's first list of rules).
 
     ``may_have_newcomers``: something since the last look may have made more people affected.
     ``goodwill_after``: when goodwill is configured, how long an incident lasts before it is
-    offered (None: no goodwill).
+    offered (None: no goodwill). ``in_maintenance``: the systems of it still down all failed
+    inside a maintenance window that has not yet ended (with its grace).
     """
     if not incident.is_open:
         told_at = incident.resolution_told_at
@@ -148,6 +164,8 @@ def due(
         return Due.FIX_TOLD
     if incident.held:
         return Due.HELD
+    if in_maintenance:
+        return Due.IN_MAINTENANCE
     if now - incident.opened_at < notify_after:
         return Due.TOO_EARLY
     if incident.notified_at is None:

@@ -17,15 +17,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from itertools import islice
 
-from monitor.config import MonitorSettings
+from pydantic import ValidationError
+
+from monitor.config import MaintenanceWindow, MonitorSettings
+from monitor.durations import format_duration
 from monitor.incidents.audience import Audience, attempts_window
 from monitor.incidents.correlation import Correlator, Incident
 from monitor.logs import event
+from monitor.maintenance import (
+    API_SOURCE,
+    Occurrence,
+    Schedule,
+    Window,
+    covered,
+    customer_view,
+    down_systems,
+    in_maintenance,
+    window_of,
+)
 from monitor.model import (
     Address,
     Attempt,
@@ -53,6 +67,7 @@ from monitor.notify.choice import (
     due,
     explanation_due,
     goodwill_owed,
+    key_part,
     reminder_due,
     resolved_carries,
     start_round,
@@ -60,6 +75,7 @@ from monitor.notify.choice import (
 )
 from monitor.notify.composer import Composer, Response
 from monitor.notify.correlating import IncidentListener, correlate
+from monitor.notify.planned import PlannedWork
 from monitor.notify.resume import missed_transitions
 from monitor.store import OutboxItem, Store, StoreUnavailable
 
@@ -67,7 +83,6 @@ __all__ = ["IncidentListener", "Notifier", "channels_of", "outbox_key"]
 
 log = logging.getLogger("monitor.notifier")
 DAY = 86400.0
-_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 _LOOKUP_GROUP = 500  # people whose record is read in one go during a fan-out
 
 
@@ -76,8 +91,7 @@ def outbox_key(incident_id: int, kind: str, person_id: str) -> str:
 
     Characters a Message-ID cannot carry are written as ``=XX``, so distinct ids stay distinct.
     """
-    safe = _UNSAFE.sub(lambda m: "".join(f"={b:02X}" for b in m.group().encode()), person_id)
-    return f"incident-{incident_id}.{kind}.{safe}"
+    return f"incident-{incident_id}.{kind}.{key_part(person_id)}"
 
 
 def channels_of(person: Person) -> tuple[Address, ...]:
@@ -118,6 +132,19 @@ class Notifier:
     _dirty: set[int] | None = None  # None: not yet known, so every open incident is re-checked
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _attempt_counts: dict[int, int] = field(default_factory=dict)  # by open incident
+    # Planned work: the files' windows, and every window there is as of the last tick (the
+    # API's read from the store, so that every replica has them).
+    windows: Sequence[Window] = ()
+    schedule: Schedule = field(default_factory=Schedule)
+    planned: PlannedWork = field(init=False)
+    _api_windows: dict[int, tuple[str, Window | None]] = field(default_factory=dict)
+    # Each incident's systems in maintenance at the last tick (None: none read since the start)
+    _hidden_before: dict[int, frozenset[str]] | None = None
+
+    def __post_init__(self) -> None:
+        self.planned = PlannedWork(
+            self.store, self.composer, self.systems, self._decide, channels_of
+        )
 
     def reconfigure(
         self,
@@ -125,6 +152,7 @@ class Notifier:
         systems: dict[str, SystemInfo],
         composer: Composer,
         correlator: Correlator,
+        windows: Sequence[Window] | None = None,
     ) -> None:
         """Use a reloaded configuration from the next decision on."""
         self.settings, self.systems, self.composer, self.correlator = (
@@ -133,6 +161,9 @@ class Notifier:
             composer,
             correlator,
         )
+        self.planned.composer, self.planned.systems = composer, systems
+        if windows is not None:
+            self.windows = tuple(windows)
 
     # inputs -------------------------------------------------------------------------------
 
@@ -233,22 +264,135 @@ class Notifier:
     # timed work and fan-out ---------------------------------------------------------------
 
     async def tick(self) -> None:
-        """Do what is due now: first acknowledgements, periodic updates, fan-outs, resolutions."""
+        """Do what is due now: first acknowledgements, periodic updates, fan-outs, resolutions;
+        planned work's notices."""
         async with self._lock:
+            self.schedule = await self.read_schedule()
             await self._correlate()
             now = self.clock.now()
             known = await self.store.incidents(resolved_since=now - DAY)
             if self._dirty is None:
                 self._dirty = {i.id for i in known}
             await self._notice_attempts(known)
+            hidden_before = self._hidden_before
+            # Kept as it was for the incidents a failing store leaves unread this tick.
+            self._hidden_before = dict(hidden_before or {})
             for incident in known:
-                owed = self._due(incident, now)
+                hidden = self.maintenance_of(incident, now)
+                await self._note_maintenance(incident, hidden, hidden_before, now)
+                owed = self._due(incident, now, hidden)
                 if owed is Due.RESOLUTION:
-                    await self._tell_resolved(incident, now)
+                    await self._tell_resolved(incident, now, hidden)
                 elif owed is Due.FIRST_WORD or owed in FAN_OUT:
-                    await self._tell_open(incident, owed, now)
+                    await self._tell_open(incident, owed, now, hidden)
                 self._dirty.discard(incident.id)
+            self._hidden_before = {i.id: self._hidden_before[i.id] for i in known}
             await self._keep_promises(now)
+            settings = self.settings
+            await self.planned.tell(
+                self.schedule,
+                now,
+                settings.notify_before,
+                settings.maintenance_grace,
+                down_systems(known),
+            )
+
+    # planned work ---------------------------------------------------------------------------
+
+    def maintenance_of(self, incident: Incident, now: float | None = None) -> dict[str, Occurrence]:
+        """The systems of ``incident`` in maintenance (``monitor.maintenance.rules``, rule 1),
+        each with the window's occurrence it failed in: customers are not told of them."""
+        at = self.clock.now() if now is None else now
+        return covered(incident, self.schedule, at, self.settings.maintenance_grace)
+
+    async def add_window(self, spec: MaintenanceWindow) -> Window:
+        """Keep a window posted to the API (every replica reads it from the store)."""
+        stored = await self.store.add_maintenance_window(spec.model_dump_json(), self.clock.now())
+        return window_of(spec, str(stored.id), self.settings.default_timezone, API_SOURCE)
+
+    async def remove_window(self, window_id: int) -> Window | None:
+        """Forget a window posted to the API: the window it was, or None when there is none.
+        Customers told of it are not told it is over (it did not happen as announced)."""
+        schedule = await self.read_schedule()
+        found = next((w for w in schedule.windows if w.ref == str(window_id)), None)
+        if found is None or found.source != API_SOURCE:
+            return None
+        return found if await self.store.remove_maintenance_window(window_id) else None
+
+    async def read_schedule(self) -> Schedule:
+        """The files' windows and the API's as the store has them now: each API window read
+        from its JSON once (a window the monitor can no longer read is left out, said once)."""
+        zone = self.settings.default_timezone
+        windows = list(self.windows)
+        seen = set()
+        for stored in await self.store.maintenance_windows():
+            seen.add(stored.id)
+            known = self._api_windows.get(stored.id)
+            if known is None or known[0] != f"{zone} {stored.spec}":
+                try:
+                    spec = MaintenanceWindow.model_validate_json(stored.spec)
+                    found: Window | None = window_of(spec, str(stored.id), zone, API_SOURCE)
+                except (ValidationError, ValueError) as exc:
+                    event(
+                        log,
+                        "a stored maintenance window cannot be read",
+                        logging.ERROR,
+                        window=stored.id,
+                        error=str(exc),
+                    )
+                    found = None
+                known = self._api_windows[stored.id] = (f"{zone} {stored.spec}", found)
+            if known[1] is not None:
+                windows.append(known[1])
+        for gone in self._api_windows.keys() - seen:
+            del self._api_windows[gone]
+        # The same windows as last time: the schedule, and what it worked out, stay.
+        return self.schedule if self.schedule.same_windows(windows) else Schedule(windows)
+
+    async def _note_maintenance(
+        self,
+        incident: Incident,
+        hidden: Mapping[str, Occurrence],
+        before: Mapping[int, frozenset[str]] | None,
+        now: float,
+    ) -> None:
+        """On the incident's timeline (on-call's ``monitor incident ID``): a system failing in
+        maintenance, and one still down once its window and the grace are over (customers are
+        told from then: its people may be newly affected). Not at the first tick after a start,
+        which has nothing to compare with."""
+        current = frozenset(hidden)
+        assert self._hidden_before is not None
+        self._hidden_before[incident.id] = current
+        if before is None:
+            return
+        was = before.get(incident.id, frozenset())
+        if current == was:
+            return
+        grace = format_duration(self.settings.maintenance_grace)
+        for name in sorted(current - was):
+            ends = f"{datetime.fromtimestamp(hidden[name].end, UTC):%Y-%m-%d %H:%M} UTC"
+            await self.store.add_timeline(
+                incident.id,
+                now,
+                "maintenance",
+                f"{self._title(name)}: in maintenance ({hidden[name].window.ref}, until {ends}); "
+                f"customers are not told unless it is still down {grace} after",
+            )
+        ended = [name for name in sorted(was - current) if (m := incident.member(name)) and m.down]
+        if was - current:
+            self._mark(incident.id)
+        for name in ended:
+            await self.store.add_timeline(
+                incident.id,
+                now,
+                "maintenance",
+                f"{self._title(name)}: in maintenance no more (its window and {grace} after "
+                "it are over, or the window was removed) and still down; customers are told as "
+                "usual",
+            )
+
+    def _title(self, name: str) -> str:
+        return self.systems.get(name, SystemInfo(name, name)).title
 
     async def _keep_promises(self, now: float) -> None:
         """Send the explanations promised and now given; remind on-call of those still owed.
@@ -286,33 +430,39 @@ class Notifier:
                     self._mark(incident.id)
         self._attempt_counts = counts
 
-    def _due(self, incident: Incident, now: float) -> Due:
+    def _due(self, incident: Incident, now: float, hidden: Collection[str] = ()) -> Due:
+        """What ``incident`` owes now, read as customers are told of it (without its systems
+        in maintenance, ``hidden``)."""
         assert self._dirty is not None
         settings = self.settings
+        shown = customer_view(incident, hidden)
         return due(
-            incident,
+            shown,
             now,
             settings.notify_after,
             settings.update_every,
             incident.id in self._dirty,
             self._goodwill_after(),
+            in_maintenance(shown),
         )
 
     def _goodwill_after(self) -> float | None:
         return self.settings.goodwill_after if self.settings.goodwill else None
 
-    async def _tell_open(self, incident: Incident, owed: Due, now: float) -> None:
+    async def _tell_open(
+        self, incident: Incident, owed: Due, now: float, hidden: Collection[str] = ()
+    ) -> None:
         """Save the round ``owed`` starts, fan it out, then save it as done."""
         if owed is Due.FIRST_WORD:
             incident = begin_telling(incident, now)
             await self.store.save_incident(incident)
             self._mark(incident.id)
-            owed = self._due(incident, now)  # what else the rules say of it as it now is
+            owed = self._due(incident, now, hidden)  # what else the rules say of it as it now is
         if owed is Due.PERIODIC_ROUND:
             incident = start_round(incident, Reason.PERIODIC, now)
             await self.store.save_incident(incident)
         if owed in FAN_OUT:
-            incident = await self._fan_out(incident, now)
+            incident = await self._fan_out(incident, now, hidden)
             if incident.pending_round is not None:
                 incident = replace(incident, pending_round=None)
                 await self.store.save_incident(incident)
@@ -339,11 +489,15 @@ class Notifier:
             incident.systems, attempts_window(incident, self.settings.attempt_lookback), until
         )
 
-    async def _fan_out(self, incident: Incident, now: float) -> Incident:
-        """Decide every message this incident owes now (``choice.choose`` for each person);
-        return the incident as saved."""
+    async def _fan_out(
+        self, incident: Incident, now: float, hidden: Collection[str] = ()
+    ) -> Incident:
+        """Decide every message this incident owes now (``choice.choose`` for each person),
+        to the people of its systems not in maintenance (``hidden``); return the incident as
+        saved."""
         limit = self.settings.max_messages_per_person_per_day
-        view = self._view(incident)
+        shown = customer_view(incident, hidden)
+        view = self._view(shown)
         response = await self._response(incident)
         goodwill_after = self._goodwill_after()
         grew_seq: int | None = None
@@ -358,7 +512,7 @@ class Notifier:
         # What the people were told and sent today is read a group at a time: for everyone at
         # once it is two dicts of 100,000 entries held through the fan-out, and a day's outbox
         # counted in one query that holds the loop for a third of a second.
-        async for group in self._audience(incident):
+        async for group in self._audience(shown):
             # Updates that may offer goodwill wait for the end of the group: the store says,
             # for all of them in one go, which message is each person's one offer.
             offers: list[tuple[Recipient, Message, str, frozenset[str] | None]] = []
@@ -430,10 +584,12 @@ class Notifier:
         await self._note_counts(incident.id, now, counts)
         return incident
 
-    async def _tell_resolved(self, incident: Incident, now: float) -> None:
+    async def _tell_resolved(
+        self, incident: Incident, now: float, hidden: Collection[str] = ()
+    ) -> None:
         """The fix to everyone told; the explanation with it when on-call gave it first, else
         the promise of one (settled as the first of them is decided: nobody told, no promise)."""
-        view = self._view(incident)
+        view = self._view(customer_view(incident, hidden))
 
         async def settled() -> IncidentView:
             explanation = await self.store.settle_for_resolution(incident.id, now)

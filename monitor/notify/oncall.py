@@ -12,14 +12,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import apprise
 
 from monitor.durations import format_duration
 from monitor.incidents.correlation import Change, Incident
 from monitor.logs import event
+from monitor.maintenance import Occurrence
 from monitor.model import Explanation
 
 log = logging.getLogger("monitor.oncall")
@@ -43,13 +45,28 @@ def describe(
     audience: int | None,
     notify_after: float,
     held: bool,
+    maintenance: Mapping[str, Occurrence] | None = None,
+    grace: float = 0.0,
 ) -> Notice | None:
     """The notice for a change ``systems`` made to an incident together (thousands of systems
-    failing at once are one notice), or None if the change is not worth a message."""
+    failing at once are one notice), or None if the change is not worth a message.
+    ``maintenance``: the systems of the incident that failed in a maintenance window, each
+    with its occurrence (customers are not told of them for now; see
+    ``monitor.maintenance.rules``), and the grace after which they are."""
     names = _named([titles.get(m.name, m.name) for m in incident.members])
     cause = titles.get(incident.cause, incident.cause)
     where = f"/api/v1/incidents/{incident.id}"
+    planned = maintenance or {}
+    down = [m.name for m in incident.members if m.down]
+    quiet = bool(down) and all(name in planned for name in down)  # nobody is told for now
     if change is Change.OPENED:
+        if quiet:
+            return Notice(
+                f"Incident {incident.id} opened: {cause} is down (in maintenance)",
+                f"Systems: {names}. Likely cause: {cause}.\n"
+                f"{_in_maintenance(planned, titles, grace)}",
+                "warning",
+            )
         if held:
             plan = f"Customer messages are held: release with POST {where}/release."
         else:
@@ -58,6 +75,8 @@ def describe(
                 f"{format_duration(notify_after)} unless it recovers first; hold with "
                 f"POST {where}/hold."
             )
+        if planned:
+            plan += f"\n{_in_maintenance(planned, titles, grace)}"
         return Notice(
             f"Incident {incident.id} opened: {cause} is down",
             f"Systems: {names}. Likely cause: {cause}.\n{plan}",
@@ -67,9 +86,11 @@ def describe(
         one = len(systems) == 1
         who = titles.get(systems[0], systems[0]) if one else f"{len(systems):,} systems"
         verb = "joined" if change is Change.JOINED else "failed again and re-opened"
+        marked = " (in maintenance)" if all(name in planned for name in systems) else ""
+        said = f"\n{_in_maintenance(planned, titles, grace)}" if planned else ""
         return Notice(
-            f"Incident {incident.id}: {who} {verb}",
-            f"Systems now: {names}. Likely cause: {cause}.",
+            f"Incident {incident.id}: {who} {verb}{marked}",
+            f"Systems now: {names}. Likely cause: {cause}.{said}",
             "warning",
         )
     if change is Change.RESOLVED and incident.resolved_at is not None:
@@ -97,6 +118,24 @@ def reminder(
         f"/api/v1/incidents/{incident.id}/explanation): each of them gets it once. "
         "Until then this reminder comes daily.",
         "warning",
+    )
+
+
+def _in_maintenance(
+    planned: Mapping[str, Occurrence], titles: Mapping[str, str], grace: float
+) -> str:
+    """Which systems failed in a maintenance window, until when, and what customers hear."""
+    by_window: dict[tuple[str, float], list[str]] = {}
+    for name, occurrence in planned.items():
+        by_window.setdefault((occurrence.window.ref, occurrence.end), []).append(name)
+    parts = [
+        f"{_named([titles.get(n, n) for n in names])} (window {ref}, until "
+        f"{datetime.fromtimestamp(end, UTC):%Y-%m-%d %H:%M} UTC)"
+        for (ref, end), names in by_window.items()
+    ]
+    return (
+        f"In maintenance: {'; '.join(parts)}. Their customers are not told of it; if it is "
+        f"still down {format_duration(grace)} after the window, they are told as usual."
     )
 
 

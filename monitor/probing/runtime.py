@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from monitor.config import Config, SystemConfig
+from monitor.config.schema import Retention
 from monitor.logs import event
 from monitor.model import UPTIME_WINDOW, Clock, Health, ProbeResult, SystemState, Transition
 from monitor.probing.probes import Prober
@@ -202,8 +203,8 @@ class Monitor:
     async def prune(self) -> int:
         """Apply the retention settings a small delete at a time, yielding between them, so a
         large history never holds up probes: results, state transitions (never within the
-        uptime window), then resolved incidents with their messages. Returns how many rows
-        went."""
+        uptime window or the status page's history), then resolved incidents: their messages,
+        and later what customers saw of them. Returns how many rows went."""
         retention = self.config.settings.retention
         now = self.clock.now()
         deleted = 0
@@ -215,7 +216,7 @@ class Monitor:
             for chunk in _batches(systems, PRUNE_SYSTEMS):
                 deleted += await self.store.prune_systems(chunk, retention.max_results_per_system)
                 await asyncio.sleep(0)
-            history_from = now - max(retention.max_age, UPTIME_WINDOW)
+            history_from = now - max(retention.max_age, UPTIME_WINDOW, _history_kept(retention))
             for chunk in _batches(await self.store.transition_systems(), PRUNE_SYSTEMS):
                 deleted += await self.store.prune_transitions(chunk, history_from)
                 await asyncio.sleep(0)
@@ -225,8 +226,11 @@ class Monitor:
         return deleted
 
     async def prune_incidents(self) -> int:
-        """Delete incidents resolved longer ago than ``retention.max_age``, with their outbox
-        rows, what each person was told and their timeline, ``PRUNE_BATCH`` rows at a time.
+        """Delete the private part of incidents resolved longer ago than ``retention.max_age``
+        (their outbox rows, what each person was told, the timeline customers may not see),
+        and whole incidents resolved longer ago than the status page's history
+        (``retention.history``, and a day more: the oldest bar is a whole day), ``PRUNE_BATCH``
+        rows at a time.
 
         Never sooner than a day after (the outbox is what ``max_messages_per_person_per_day``
         counts) nor than ``correlation_window`` (a flap re-opens an incident resolved within
@@ -235,18 +239,15 @@ class Monitor:
         """
         settings = self.config.settings
         keep = max(settings.retention.max_age, DAY, settings.correlation_window)
-        deleted = 0
-        while True:
-            before = self.clock.now() - keep
-            found = await self.store.prunable_incidents(before, limit=10)
-            went = 0
-            for incident_id in found:
-                while batch := await self.store.prune_incident(incident_id, before, PRUNE_BATCH):
-                    went += batch
-                    await asyncio.sleep(0)
-            deleted += went
-            if len(found) < 10 or not went:
-                break
+        store = self.store
+        deleted = await _prune_each(
+            lambda: self.clock.now() - max(keep, _history_kept(settings.retention)),
+            store.prunable_incidents,
+            store.prune_incident,
+        )
+        deleted += await _prune_each(
+            lambda: self.clock.now() - keep, store.private_prunable_incidents, store.prune_private
+        )
         if deleted:
             done = await self.store.maintain()
             event(log, "pruned resolved incidents", rows=deleted, **done)
@@ -273,6 +274,33 @@ class Monitor:
         for name in removed:
             self.states.pop(name, None)
         return added, changed, removed
+
+
+def _history_kept(retention: Retention) -> float:
+    """How long the status page's history needs state changes and incidents: its days, and
+    one more, since the oldest bar is a whole day from its midnight."""
+    return retention.history + DAY
+
+
+async def _prune_each(
+    before: Callable[[], float],
+    find: Callable[[float, int], Awaitable[list[int]]],
+    prune: Callable[[int, float, int], Awaitable[int]],
+) -> int:
+    """Prune (``prune``) the incidents ``find`` gives, resolved before the moment ``before``
+    says (read again each round, as the clock moves), ten at a time; how many rows went."""
+    deleted = 0
+    while True:
+        moment = before()
+        found = await find(moment, 10)
+        went = 0
+        for incident_id in found:
+            while batch := await prune(incident_id, moment, PRUNE_BATCH):
+                went += batch
+                await asyncio.sleep(0)
+        deleted += went
+        if len(found) < 10 or not went:
+            return deleted
 
 
 def _batches(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:

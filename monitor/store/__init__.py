@@ -1,14 +1,15 @@
 """Where the monitor remembers things, behind one async interface (``roles.Store``, made of
 small roles: ``StateLog``, ``IncidentLog``, ``People``, ``Outbox``, ``Replicas``,
-``Housekeeping``; see docs/store.md) with the data types every backend and caller share
-(``types``); ``sqlite`` is
-the embedded backend, ``postgres`` the shared one, ``location`` says which database ``--db`` /
-``MONITOR_DB`` names and ``opening`` opens it. Only this package knows SQL.
+``Maintenance``, ``Housekeeping``; see docs/store.md) with the data types every backend and
+caller share (``types``); ``sqlite`` is the embedded backend, ``postgres`` the shared one,
+``location`` says which database ``--db`` / ``MONITOR_DB`` names and ``opening`` opens it.
+Only this package knows SQL.
 """
 
 from monitor.store.roles import (
     Housekeeping,
     IncidentLog,
+    Maintenance,
     Outbox,
     People,
     Replicas,
@@ -21,8 +22,10 @@ from monitor.store.types import (
     SENT,
     UNDELIVERABLE,
     ExplanationFinal,
+    NoticeRecord,
     OutboxItem,
     ReplicaRecord,
+    StoredWindow,
     StoreUnavailable,
     TimelineEntry,
 )
@@ -34,6 +37,8 @@ __all__ = [
     "ExplanationFinal",
     "Housekeeping",
     "IncidentLog",
+    "Maintenance",
+    "NoticeRecord",
     "Outbox",
     "OutboxItem",
     "People",
@@ -43,5 +48,6 @@ __all__ = [
     "StateLog",
     "Store",
     "StoreUnavailable",
+    "StoredWindow",
     "TimelineEntry",
 ]

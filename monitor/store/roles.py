@@ -25,7 +25,20 @@ from monitor.model import (
     SystemState,
     Transition,
 )
-from monitor.store.types import Alert, OutboxItem, ReplicaRecord, TimelineEntry
+from monitor.store.types import (
+    Alert,
+    MessageTally,
+    NoticeRecord,
+    OutboxItem,
+    ReplicaRecord,
+    StoredWindow,
+    TimelineEntry,
+)
+
+# The kinds of timeline entry customers may see: on-call's notes and explanation, kept with the
+# incident for the status page's history. The others carry probe results, counts of people and
+# on-call's holds: they go with the incident's messages.
+PUBLIC_TIMELINE = ("note", "explanation")
 
 
 class StateLog(Protocol):
@@ -61,10 +74,20 @@ class StateLog(Protocol):
     async def transitions(
         self, system: str | None = None, limit: int = 100
     ) -> list[Transition]: ...
-    async def health_history(self, since: float) -> dict[str, list[tuple[float, Health]]]:
-        """Each system's health from ``since`` on, ``[(at, health), ...]`` in time order: first
-        ``(since, health then)`` when a transition before ``since`` says it, then every
-        transition after. Systems with no transitions are absent."""
+    async def health_history(
+        self, since: float, until: float | None = None
+    ) -> dict[str, list[tuple[float, Health]]]:
+        """Each system's health from ``since`` on (to ``until``, when given), ``[(at, health),
+        ...]`` in time order: first ``(since, health then)`` when a transition before ``since``
+        says it, then every transition after (up to ``until``). Systems with no transitions
+        are absent."""
+
+    async def health_changes(
+        self, since: float, until: float | None = None
+    ) -> dict[str, list[tuple[float, Health]]]:
+        """Each system's transitions after ``since`` (up to ``until``), ``[(at, health), ...]``
+        in time order: ``health_history`` without the health at ``since``, read off an index of
+        their times (the status page's history knows how each system was then)."""
 
     async def prune_results(self, older_than: float, keep_per_system: int) -> int:
         """Delete results older than ``older_than`` and all but each system's newest
@@ -106,16 +129,28 @@ class IncidentLog(Protocol):
 
     async def incident(self, incident_id: int) -> Incident | None: ...
     async def incidents(
-        self, open_only: bool = False, resolved_since: float | None = None
+        self,
+        open_only: bool = False,
+        resolved_since: float | None = None,
+        opened_before: float | None = None,
     ) -> list[Incident]:
-        """By id; all, the open ones, or the open ones and those resolved since a moment."""
+        """By id; all, the open ones, or the open ones and those resolved since a moment; with
+        ``opened_before``, only those opened before another (those of a day, say)."""
 
-    async def latest_incidents(self, limit: int, status: str | None = None) -> list[Incident]:
-        """The newest ``limit``, newest first; ``status`` "open" or "resolved" filters."""
+    async def latest_incidents(
+        self, limit: int, status: str | None = None, before: int | None = None
+    ) -> list[Incident]:
+        """The newest ``limit``, newest first; ``status`` "open" or "resolved" filters, and
+        ``before`` keeps those with a lower id (the next page of the status page's history)."""
 
     async def open_incident_count(self) -> int: ...
     async def add_timeline(self, incident_id: int, at: float, kind: str, text: str) -> None: ...
     async def timeline(self, incident_id: int) -> list[TimelineEntry]: ...
+    async def public_timeline(self, incident_id: int) -> list[TimelineEntry]:
+        """The entries of the incident's timeline customers may see (``PUBLIC_TIMELINE``:
+        on-call's notes and explanation), in order. They stay as long as the incident does;
+        the others go with its messages (``prune_private``)."""
+
     async def explanation(self, incident_id: int) -> Explanation | None:
         """The incident's explanation and promise; None when it has neither."""
 
@@ -150,10 +185,27 @@ class IncidentLog(Protocol):
     async def alert(self, incident_id: int) -> Alert | None:
         """When and how on-call was first alerted of the incident; None when never."""
 
+    async def private_prunable_incidents(
+        self, resolved_before: float, limit: int = 100
+    ) -> list[int]:
+        """Incidents resolved, and their resolution decided, before ``resolved_before``, with
+        no message still pending, that still keep their private part: oldest first."""
+
+    async def prune_private(
+        self, incident_id: int, resolved_before: float, batch: int = 2000
+    ) -> int:
+        """Delete up to ``batch`` rows of the private part of an incident resolved before
+        ``resolved_before`` (its settled messages, what each person was told, on-call's alert,
+        the goodwill offered, a promise with no explanation given, the timeline entries
+        customers may not see), then mark it pruned (1 row); 0 once it is. What customers may
+        see stays (the incident, ``public_timeline``, the explanation) until
+        ``prune_incident``. A pending message is never deleted, and while one is left nothing
+        else of its incident is. (A promise still open goes: its customers can no longer be
+        told, and on-call was reminded daily until then.)"""
+
     async def prunable_incidents(self, resolved_before: float, limit: int = 100) -> list[int]:
         """Incidents resolved, and their resolution decided, before ``resolved_before``, with
-        no message still pending: oldest first. (A promise still open goes with its incident:
-        retention bounds the database, and on-call was reminded daily until then.)"""
+        no message still pending: oldest first."""
 
     async def prune_incident(
         self, incident_id: int, resolved_before: float, batch: int = 2000
@@ -251,6 +303,12 @@ class Outbox(Protocol):
         """``(person_id, kind, why)`` of the incident's messages nobody could deliver, by
         person, at most ``limit``."""
 
+    async def message_tally(self, incident_id: int) -> MessageTally:
+        """The incident's messages counted by kind, status and channel, the people who could
+        not be told, and when each acknowledgement was sent: counted by the database, a part
+        at a time where a call would otherwise hold the event loop (100,000 people's
+        messages)."""
+
     async def pending_count(self) -> int: ...
 
 
@@ -323,5 +381,46 @@ class Replicas(Protocol):
         one leads: ``GET /api/v1/replicas``."""
 
 
-class Store(StateLog, IncidentLog, People, Outbox, Replicas, Housekeeping, Protocol):
+class Maintenance(Protocol):
+    """Planned work: the windows posted to the API (every replica reads them), and the
+    occurrences of windows whose customers are being or were told, each under an id its
+    messages are kept under (the outbox's and told's ``incident_id`` is minus it: see
+    ``Outbox.decide``, ``told_pages``), so exactly-once holds for them as for incidents."""
+
+    async def add_maintenance_window(self, spec: str, now: float) -> StoredWindow:
+        """Keep a window (its settings as JSON) under a new id, never handed out again."""
+
+    async def maintenance_windows(self) -> list[StoredWindow]:
+        """Every window posted to the API and not removed, by id."""
+
+    async def remove_maintenance_window(self, window_id: int) -> bool:
+        """Forget a window; whether there was one of that id."""
+
+    async def begin_maintenance_notice(
+        self, ref: str, systems: Sequence[str], starts_at: float, ends_at: float
+    ) -> NoticeRecord:
+        """The record of the occurrence ``ref``, made now unless there is one (of two replicas
+        making it at once, one does, and both get it)."""
+
+    async def maintenance_notices(self) -> list[NoticeRecord]:
+        """The occurrences not yet told as over, by id (an index holds only them)."""
+
+    async def mark_maintenance_notice(
+        self, notice_id: int, *, announced_at: float | None = None, over_at: float | None = None
+    ) -> None:
+        """Every notice of the occurrence is decided (``announced_at``), or it is told as over
+        (``over_at``); a moment recorded before stays."""
+
+    async def prunable_maintenance_notices(self, over_before: float, limit: int = 100) -> list[int]:
+        """Occurrences told as over before ``over_before`` with no message still pending."""
+
+    async def prune_maintenance_notice(
+        self, notice_id: int, over_before: float, batch: int = 2000
+    ) -> int:
+        """Delete up to ``batch`` rows of an occurrence told as over before ``over_before``
+        (its settled messages, what each person was told, then its record); 0 once it is gone.
+        A pending message is never deleted, and while one is left nothing else of it is."""
+
+
+class Store(StateLog, IncidentLog, People, Outbox, Replicas, Maintenance, Housekeeping, Protocol):
     """All of it: what the wiring (``monitor.app``) holds and hands each part."""

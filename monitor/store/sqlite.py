@@ -19,6 +19,7 @@ from monitor.model import (
     Attempt,
     Explanation,
     Health,
+    MessageKind,
     Person,
     ProbeResult,
     SystemState,
@@ -48,13 +49,17 @@ from monitor.store.records import (
     person_row,
 )
 from monitor.store.records import person as person_of
+from monitor.store.roles import PUBLIC_TIMELINE
+from monitor.store.sqlite_maintenance import SQLiteMaintenance
 from monitor.store.sqlite_replicas import SQLiteReplicas
 from monitor.store.types import (
     PENDING,
+    SENT,
     UNDELIVERABLE,
     Alert,
     AlreadyApplied,
     ExplanationFinal,
+    MessageTally,
     OutboxItem,
     StoreUnavailable,
     TimelineEntry,
@@ -74,12 +79,14 @@ RECLAIM_STEP = 256  # free pages given back per step (1 MiB at SQLite's 4 KiB pa
 _SCHEMA = migrations(sqlite_schema.BACKEND)[0].sql
 
 _PEOPLE_PAGE = 1000
+_HEALTH = {health.value: health for health in Health}  # a lookup: 100,000 rows of history
 _SYSTEMS_BY_KEY = 32  # above this many systems, an audience is read in person order
 _IDS_PER_QUERY = 500
+_TALLY_PART = 5000  # messages a step of message_tally reads: ~5 ms
 # OutboxItem's fields, in order: a row of them is the item's arguments.
 
 
-class SQLiteStore(SQLiteReplicas):
+class SQLiteStore(SQLiteReplicas, SQLiteMaintenance):
     """The embedded store: one SQLite file in WAL mode, behind ``roles.Store``.
 
     Its methods are coroutines with synchronous bodies: the file is local and each call is
@@ -332,24 +339,43 @@ class SQLiteStore(SQLiteReplicas):
             for r in rows
         ][::-1]
 
-    async def health_history(self, since: float) -> dict[str, list[tuple[float, Health]]]:
+    async def health_history(
+        self, since: float, until: float | None = None
+    ) -> dict[str, list[tuple[float, Health]]]:
         """Each system's health from ``since`` on: ``[(at, health), ...]`` in time order.
 
         The first entry is ``(since, health then)`` when a transition before ``since`` says what
-        it was; every transition after ``since`` follows. Systems with no transitions are absent.
+        it was; every transition after ``since`` (up to ``until``) follows. Systems with no
+        transitions are absent.
         """
         history: dict[str, list[tuple[float, Health]]] = {}
-        # SQLite takes the bare column ``current`` from the row holding MAX(id).
-        for row in self.db.query(
-            "SELECT system, current, MAX(id) FROM transitions WHERE at <= ? GROUP BY system",
+        # Each system (every one with a transition has a state row) finds its last transition
+        # at ``since`` by one probe of its (system, at) index: a GROUP BY would read all the
+        # history the status page keeps (90 days).
+        for system, current in self.db.execute(
+            "SELECT system, (SELECT current FROM transitions INDEXED BY transitions_system_at "
+            "WHERE transitions.system = states.system AND at <= ? ORDER BY at DESC, id DESC "
+            "LIMIT 1) FROM states",
             (since,),
-        ):
-            history[row["system"]] = [(since, Health(row["current"]))]
-        for row in self.db.query(
-            "SELECT system, at, current FROM transitions WHERE at > ? ORDER BY at, id", (since,)
-        ):
-            history.setdefault(row["system"], []).append((row["at"], Health(row["current"])))
+        ).fetchall():
+            if current is not None:
+                history[system] = [(since, _HEALTH[current])]
+        for system, changes in (await self.health_changes(since, until)).items():
+            history.setdefault(system, []).extend(changes)
         return history
+
+    async def health_changes(
+        self, since: float, until: float | None = None
+    ) -> dict[str, list[tuple[float, Health]]]:
+        changes: dict[str, list[tuple[float, Health]]] = {}
+        bounds, params = ("AND at <= ?", (since, until)) if until is not None else ("", (since,))
+        for system, at, current in self.db.execute(
+            "SELECT system, at, current FROM transitions INDEXED BY transitions_at "
+            f"WHERE at > ? {bounds} ORDER BY at, id",
+            params,
+        ).fetchall():
+            changes.setdefault(system, []).append((at, _HEALTH[current]))
+        return changes
 
     # incidents ----------------------------------------------------------------------------
 
@@ -401,14 +427,19 @@ class SQLiteStore(SQLiteReplicas):
         return _incident(rows[0]) if rows else None
 
     async def incidents(
-        self, open_only: bool = False, resolved_since: float | None = None
+        self,
+        open_only: bool = False,
+        resolved_since: float | None = None,
+        opened_before: float | None = None,
     ) -> list[Incident]:
         if open_only:
-            sql, params = "WHERE resolved_at IS NULL", []
+            sql, params = "WHERE (resolved_at IS NULL)", []
         elif resolved_since is not None:
-            sql, params = "WHERE resolved_at IS NULL OR resolved_at >= ?", [resolved_since]
+            sql, params = "WHERE (resolved_at IS NULL OR resolved_at >= ?)", [resolved_since]
         else:
-            sql, params = "", []
+            sql, params = "WHERE 1", []
+        if opened_before is not None:
+            sql, params = f"{sql} AND opened_at < ?", [*params, opened_before]
         rows = self.db.query(f"SELECT * FROM incidents {sql} ORDER BY id", params)
         return [_incident(r) for r in rows]
 
@@ -421,14 +452,32 @@ class SQLiteStore(SQLiteReplicas):
         )
         return [TimelineEntry(r["at"], r["kind"], r["text"]) for r in rows]
 
-    async def latest_incidents(self, limit: int, status: str | None = None) -> list[Incident]:
-        """The newest ``limit`` incidents, newest first; ``status`` "open" or "resolved" filters."""
-        where = {
-            None: "",
-            "open": "WHERE resolved_at IS NULL",
-            "resolved": "WHERE resolved_at IS NOT NULL",
-        }[status]
-        rows = self.db.query(f"SELECT * FROM incidents {where} ORDER BY id DESC LIMIT ?", (limit,))
+    async def public_timeline(self, incident_id: int) -> list[TimelineEntry]:
+        rows = self.db.query(
+            "SELECT at, kind, text FROM timeline WHERE incident_id = ? AND kind IN "
+            f"({', '.join('?' for _ in PUBLIC_TIMELINE)}) ORDER BY id",
+            (incident_id, *PUBLIC_TIMELINE),
+        )
+        return [TimelineEntry(r["at"], r["kind"], r["text"]) for r in rows]
+
+    async def latest_incidents(
+        self, limit: int, status: str | None = None, before: int | None = None
+    ) -> list[Incident]:
+        """The newest ``limit`` incidents, newest first; ``status`` "open" or "resolved" filters,
+        ``before`` keeps those with a lower id."""
+        where = [
+            {
+                None: "1",
+                "open": "resolved_at IS NULL",
+                "resolved": "resolved_at IS NOT NULL",
+            }[status]
+        ]
+        if before is not None:
+            where.append("id < :before")
+        rows = self.db.query(
+            f"SELECT * FROM incidents WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT :limit",
+            {"before": before, "limit": limit},
+        )
         return [_incident(r) for r in rows]
 
     async def prunable_incidents(self, resolved_before: float, limit: int = 100) -> list[int]:
@@ -442,6 +491,69 @@ class SQLiteStore(SQLiteReplicas):
             {"before": resolved_before, "pending": PENDING, "limit": limit},
         )
         return [int(r["id"]) for r in rows]
+
+    async def private_prunable_incidents(
+        self, resolved_before: float, limit: int = 100
+    ) -> list[int]:
+        rows = self.db.query(
+            "SELECT id FROM incidents INDEXED BY incidents_private_kept "
+            "WHERE resolved_at IS NOT NULL AND NOT private_pruned AND resolved_at < :before "
+            "AND (resolution_told_at IS NULL OR resolution_told_at < :before) "
+            "AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.incident_id = incidents.id "
+            "AND outbox.status = :pending) ORDER BY resolved_at, id LIMIT :limit",
+            {"before": resolved_before, "pending": PENDING, "limit": limit},
+        )
+        return [int(r["id"]) for r in rows]
+
+    async def prune_private(
+        self, incident_id: int, resolved_before: float, batch: int = 2000
+    ) -> int:
+        """Delete up to ``batch`` rows of the private part of one incident resolved before
+        ``resolved_before`` (settled messages first, as ``prune_incident`` does), then mark it
+        pruned; how many rows went or were marked, 0 once it is."""
+        resolved = (
+            "EXISTS (SELECT 1 FROM incidents WHERE id = :id AND resolved_at IS NOT NULL "
+            "AND resolved_at < :before AND NOT private_pruned)"
+        )
+        params: dict[str, Any] = {
+            "id": incident_id,
+            "before": resolved_before,
+            "pending": PENDING,
+            "n": batch,
+        }
+        public = ", ".join(f"'{kind}'" for kind in PUBLIC_TIMELINE)
+        conn = self.db.conn
+        try:
+            with self.db.atomic():
+                deleted = conn.execute(
+                    "DELETE FROM outbox WHERE rowid IN (SELECT rowid FROM outbox WHERE "
+                    f"incident_id = :id AND status != :pending LIMIT :n) AND {resolved}",
+                    params,
+                ).rowcount
+                if deleted:
+                    return int(deleted)
+                left = "SELECT 1 FROM outbox WHERE incident_id = :id LIMIT 1"
+                if conn.execute(left, params).fetchone() is not None:
+                    return 0  # a message is still pending: keep all of the incident
+                for sql in (
+                    "DELETE FROM told WHERE incident_id = :id AND person_id IN (SELECT "
+                    f"person_id FROM told WHERE incident_id = :id LIMIT :n) AND {resolved}",
+                    "DELETE FROM timeline WHERE id IN (SELECT id FROM timeline WHERE "
+                    f"incident_id = :id AND kind NOT IN ({public}) LIMIT :n) AND {resolved}",
+                    "DELETE FROM explanations WHERE incident_id = :id AND text = '' "
+                    f"AND {resolved}",
+                    f"DELETE FROM alerts WHERE incident_id = :id AND {resolved}",
+                    "DELETE FROM goodwill WHERE incident_id = :id AND person_id IN (SELECT "
+                    f"person_id FROM goodwill WHERE incident_id = :id LIMIT :n) AND {resolved}",
+                    "UPDATE incidents SET private_pruned = 1 WHERE id = :id "
+                    "AND resolved_at IS NOT NULL AND resolved_at < :before AND NOT private_pruned",
+                ):
+                    deleted = conn.execute(sql, params).rowcount
+                    if deleted:
+                        return int(deleted)
+                return 0
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(str(exc)) from exc
 
     async def prune_incident(
         self, incident_id: int, resolved_before: float, batch: int = 2000
@@ -954,6 +1066,52 @@ class SQLiteStore(SQLiteReplicas):
         )
         return [(str(person), str(kind), str(why)) for person, kind, why in rows]
 
+    async def message_tally(self, incident_id: int) -> MessageTally:
+        """Counted a part of the incident's people at a time (their messages all in one part),
+        yielding between parts: the 200,000 messages of a 100,000-person incident, counted at
+        once, would hold the event loop (and every probe) for a fifth of a second
+        (benchmarks/report.py)."""
+        counts: dict[tuple[str, str, str], int] = {}
+        acknowledged: list[float] = []
+        undeliverable = 0
+        after: str | None = None
+        while True:
+            await asyncio.sleep(0)  # the loop's turn before each part, the first one too
+            # The last person of the next part: its messages are in the part, so no person's
+            # messages are split between two.
+            last = self.db.conn.execute(
+                "SELECT person_id FROM outbox WHERE incident_id = ? AND person_id > ? "
+                "ORDER BY person_id LIMIT 1 OFFSET ?",
+                (incident_id, after or "", _TALLY_PART - 1),
+            ).fetchone()
+            where = "incident_id = ? AND person_id > ?" + (" AND person_id <= ?" if last else "")
+            params = [incident_id, after or "", *([last[0]] if last else [])]
+            for kind, status, channel, count in self.db.conn.execute(
+                "SELECT kind, status, CASE WHEN status = ? "
+                "THEN substr(sent_via, 1, instr(sent_via, ':') - 1) ELSE '' END AS channel, "
+                f"COUNT(*) FROM outbox WHERE {where} GROUP BY kind, status, channel",
+                [SENT, *params],
+            ):
+                key = (str(kind), str(status), str(channel))
+                counts[key] = counts.get(key, 0) + int(count)
+            acknowledged.extend(
+                float(at)
+                for (at,) in self.db.conn.execute(
+                    f"SELECT sent_at FROM outbox WHERE {where} AND kind = ? AND status = ? "
+                    "ORDER BY sent_at",
+                    [*params, MessageKind.ACKNOWLEDGE.value, SENT],
+                )
+            )
+            undeliverable += self.db.conn.execute(
+                f"SELECT COUNT(DISTINCT person_id) FROM outbox WHERE {where} AND status = ?",
+                [*params, UNDELIVERABLE],
+            ).fetchone()[0]
+            if last is None:
+                break
+            after = last[0]
+        acknowledged.sort()  # a merge of the parts' runs, each in order already
+        return MessageTally(counts, undeliverable, tuple(acknowledged))
+
 
 def _id_chunks(ids: Sequence[str]) -> Iterator[tuple[Sequence[str], str]]:
     """``ids`` in pieces a query can take as parameters, each with its ``?, ?, ...``."""
@@ -962,7 +1120,17 @@ def _id_chunks(ids: Sequence[str]) -> Iterator[tuple[Sequence[str], str]]:
         yield chunk, ", ".join("?" * len(chunk))
 
 
-_SAVE_INCIDENT = "INSERT OR REPLACE INTO incidents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INCIDENT_COLUMNS = (
+    "id", "opened_at", "resolved_at", "cause", "members", "note", "held", "notified_at",
+    "last_update_at", "update_seq", "pending_round", "resolution_told_at",
+)  # fmt: skip
+# An upsert of the notifier's columns: whether the incident's private part was pruned is the
+# store's own (a note added to an old incident must not make it look unpruned).
+_SAVE_INCIDENT = (
+    f"INSERT INTO incidents ({', '.join(_INCIDENT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _INCIDENT_COLUMNS)}) ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in _INCIDENT_COLUMNS[1:])
+)
 _HIGHEST_INCIDENT = "COALESCE((SELECT MAX(id) FROM incidents), 0)"
 _RESERVE_INCIDENT_ID = (
     f"INSERT INTO counters (name, value) VALUES ('incident', {_HIGHEST_INCIDENT} + 1) "

@@ -100,3 +100,42 @@ class ReplicaRecord:
     checks: int = 0
     leads: bool = False
     shards: int = 0  # outbox shards it sends from
+
+
+@dataclass(frozen=True, slots=True)
+class MessageTally:
+    """An incident's messages counted, for its post-incident report: how many of each kind
+    went by each channel, wait or could not be delivered; how many people could not be told
+    anything; and when each acknowledgement went out."""
+
+    # (kind, status, channel) -> messages; the channel ("email", "sms", "webhook") of those
+    # sent, "" for the others.
+    counts: dict[tuple[str, str, str], int]
+    undeliverable_people: int  # people with a message nobody could deliver
+    acknowledged_at: tuple[float, ...]  # when each acknowledgement was sent, earliest first
+
+
+@dataclass(frozen=True, slots=True)
+class StoredWindow:
+    """A maintenance window posted to the API: its settings as the API took them (JSON of
+    ``config.MaintenanceWindow``), under an id the database never hands out again."""
+
+    id: int
+    spec: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeRecord:
+    """An occurrence of a maintenance window whose customers are being, or were, told: by its
+    ``ref`` (the window's and its start's), with the id its messages are kept under (the
+    outbox's and told's ``incident_id`` is ``-id``), when all its notices were decided and when
+    it was told as over (or found owing no such note)."""
+
+    id: int
+    ref: str
+    systems: tuple[str, ...]
+    starts_at: float
+    ends_at: float
+    announced_at: float | None = None
+    over_at: float | None = None

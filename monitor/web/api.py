@@ -22,11 +22,13 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import BaseModel
 
+from monitor.config import MaintenanceWindow
 from monitor.people.rules import Subscriber
 from monitor.web.handlers import (
     get_incident,
     get_incidents,
     get_replicas,
+    get_report,
     get_status,
     get_systems,
     post_attempt,
@@ -36,6 +38,14 @@ from monitor.web.handlers import (
     post_release,
     post_reload,
     post_users,
+)
+from monitor.web.maintenance import (
+    MaintenanceList,
+    MaintenanceOut,
+    MaintenanceRemoved,
+    delete_maintenance,
+    get_maintenance,
+    post_maintenance,
 )
 from monitor.web.models import (
     AttemptAccepted,
@@ -48,6 +58,7 @@ from monitor.web.models import (
     Reloaded,
     ReloadRefused,
     ReplicaList,
+    ReportOut,
     StatusOut,
     SystemList,
     UsersIn,
@@ -79,6 +90,8 @@ class Route:
     write: bool = False
     params: tuple[Param, ...] = ()
     tags: tuple[str, ...] = field(default=("api",))
+    # Other media types the 200 answer may be, beside the JSON of its model: {type: what}.
+    also_as: dict[str, str] = field(default_factory=dict)
 
     def guarded(self) -> Handler:
         """The handler, behind the bearer-token check when this is a write route."""
@@ -140,6 +153,40 @@ ROUTES: tuple[Route, ...] = (
         "One incident with its timeline and message counts.",
         {200: ("The incident.", IncidentDetail), **_BAD, **_NO_INCIDENT},
         params=(_ID,),
+    ),
+    Route(
+        "GET",
+        "/api/v1/incidents/{id}/report",
+        get_report,
+        "The incident's post-incident report: timeline, systems and cause, duration per "
+        "system, people affected and told by kind and channel, time to acknowledge (first, "
+        "p50, p99, last), who could not be told and why, on-call's notes, the explanation and "
+        "the promise.",
+        {
+            200: ("The report, as JSON unless ?format= says otherwise.", ReportOut),
+            **_BAD,
+            **_NO_INCIDENT,
+        },
+        params=(
+            _ID,
+            Param(
+                "format",
+                "query",
+                {"type": "string", "enum": ["json", "markdown", "html"], "default": "json"},
+                "json (default); markdown, for a postmortem document; html, a page of it.",
+            ),
+            Param(
+                "timezone",
+                "query",
+                {"type": "string", "maxLength": 64},
+                "The IANA zone of the times in markdown and html (default: monitor.yaml's "
+                "default_timezone); JSON's times are UTC.",
+            ),
+        ),
+        also_as={
+            "text/markdown": "The report as Markdown (?format=markdown).",
+            "text/html": "The report as a standalone HTML page (?format=html).",
+        },
     ),
     Route(
         "POST",
@@ -206,6 +253,47 @@ ROUTES: tuple[Route, ...] = (
         body=ExplanationIn,
         write=True,
         params=(_ID,),
+    ),
+    Route(
+        "GET",
+        "/api/v1/maintenance",
+        get_maintenance,
+        "Every maintenance window: the files' and those posted here, each with the occurrence "
+        "under way or next.",
+        {200: ("The windows.", MaintenanceList)},
+    ),
+    Route(
+        "POST",
+        "/api/v1/maintenance",
+        post_maintenance,
+        "Plan work on some systems, once or every given day: their subscribers are told "
+        "notify_before it starts and when it is over, and failures inside it are told to "
+        "customers only once they outlast it by maintenance_grace. Every replica has it.",
+        {201: ("The window, under its id.", MaintenanceOut), **_BAD, **_TOO_LARGE},
+        body=MaintenanceWindow,
+        write=True,
+    ),
+    Route(
+        "DELETE",
+        "/api/v1/maintenance/{id}",
+        delete_maintenance,
+        "Remove a window posted here (a file's is changed in its file). Customers told of it "
+        "are not told it is over.",
+        {
+            200: ("The window removed.", MaintenanceRemoved),
+            404: ("No window posted here has this id.", ErrorOut),
+            409: ("The window is written in a file.", ErrorOut),
+        },
+        write=True,
+        params=(
+            Param(
+                "id",
+                "path",
+                {"type": "string", "maxLength": 100},
+                "The window's id, as GET /api/v1/maintenance lists it.",
+                required=True,
+            ),
+        ),
     ),
     Route(
         "GET",

@@ -4,9 +4,12 @@ operation ids."""
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from aiohttp import web
 
 from monitor.config import Problem
+from monitor.locales import check_timezone
 from monitor.model import Attempt
 from monitor.people.rules import known_systems
 from monitor.store import ExplanationFinal
@@ -38,6 +41,7 @@ from monitor.web.plumbing import (
     parse,
     respond,
 )
+from monitor.web.reports import FORMATS, incident_report, report_response
 from monitor.web.services import SERVICES
 from monitor.web.views import incident_detail, incident_view, systems_view, utc, utc_or_none
 
@@ -61,6 +65,22 @@ async def get_incident(request: web.Request) -> web.Response:
     if incident is None:
         raise no_incident(number)
     return respond(await incident_detail(services, incident))
+
+
+async def get_report(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    number = incident_id(request)
+    form = choice(request, "format", FORMATS) or "json"
+    zone = request.query.get("timezone") or services.config().settings.default_timezone
+    try:
+        check_timezone(zone)
+    except ValueError as exc:
+        raise ApiError(400, f"timezone: {exc}", "timezone") from None
+    incident = await services.store.incident(number)
+    if incident is None:
+        raise no_incident(number)
+    report = await incident_report(services, incident)
+    return report_response(report, form, ZoneInfo(zone))
 
 
 async def post_attempt(request: web.Request) -> web.Response:

@@ -180,6 +180,91 @@ class IncidentList(BaseModel):
     incidents: list[IncidentOut]
 
 
+class ReportSystem(IncidentSystem):
+    down_for: float = Field(description="Seconds from down_at to up_at, or to made_at.")
+    cause: bool = Field(description="Whether it is the incident's likely cause.")
+
+
+class ReportPeople(BaseModel):
+    affected: int = Field(
+        description="Subscribers of the incident's systems and people who reported a failed "
+        "attempt, each once, counted now as the notifier counts them."
+    )
+    acknowledged: int = Field(description="People sent an acknowledgement.")
+    undeliverable: int = Field(description="People with a message no channel could deliver.")
+
+
+class ReportMessages(BaseModel):
+    """The messages of one kind."""
+
+    kind: str
+    sent: dict[str, int] = Field(description="Sent, by the channel that delivered them.")
+    pending: int
+    undeliverable: int
+
+
+class ReportFirstFailure(BaseModel):
+    at: datetime
+    system: str = Field(description="The system found DOWN then.")
+    before_opening: bool = Field(
+        description="True when that failure reached the incident after the one that opened "
+        "it (another replica's, saved late): then it is earlier than opened_at."
+    )
+
+
+class ReportAcknowledgements(BaseModel):
+    """Seconds from the first failure to each acknowledgement sent; null with none sent."""
+
+    first_failure: ReportFirstFailure
+    people: int = Field(description="People acknowledged.")
+    first: float | None
+    p50: float | None = Field(description="By the nearest rank.")
+    p99: float | None = Field(description="By the nearest rank.")
+    last: float | None
+
+
+class ReportUndeliverable(BaseModel):
+    person: str = Field(description="The person's id.")
+    kinds: list[str] = Field(description="The kinds of message that could not reach them.")
+    error: str = Field(description="Why the last of them could not be delivered.")
+
+
+class ReportAlert(BaseModel):
+    at: datetime = Field(description="When on-call was first alerted.")
+    routes: list[str] = Field(description='The services alerted, such as "Slack".')
+
+
+class ReportOut(BaseModel):
+    """An incident's post-incident report (``?format=markdown`` or ``html`` words it)."""
+
+    id: int
+    status: Literal["open", "resolved"]
+    opened_at: datetime
+    resolved_at: datetime | None
+    duration: float = Field(description="Seconds from opening to resolution, or to made_at.")
+    made_at: datetime = Field(description="The moment the figures are of.")
+    cause: SystemRef
+    systems: list[ReportSystem]
+    people: ReportPeople
+    messages: list[ReportMessages]
+    acknowledgements: ReportAcknowledgements
+    undeliverable: list[ReportUndeliverable] = Field(
+        description=f"Who could not be told, and why: the people of the first "
+        f"{UNDELIVERABLE_LISTED} such messages, by id (people.undeliverable counts them all)."
+    )
+    oncall_alert: ReportAlert | None
+    notes: list[TimelineOut] = Field(description="On-call's notes, as the timeline has them.")
+    explanation: ExplanationOut
+    promise: Literal["explained before the fix", "kept", "open", "none"] = Field(
+        description="explained before the fix: the resolved messages carried it; kept: every "
+        "explanation message was decided; open: owed since explanation.promised_at; none."
+    )
+    timeline: list[TimelineOut] = Field(
+        description="The incident's timeline, with on-call's first alert (kind alerted) in its "
+        "place."
+    )
+
+
 class AttemptAccepted(BaseModel):
     accepted: Literal[True]
     system: str

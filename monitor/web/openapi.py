@@ -6,6 +6,7 @@ the document cannot promise what the server does not do. Served at ``/api/v1/ope
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -18,10 +19,47 @@ from monitor.web.models import ErrorOut
 from monitor.web.plumbing import BODY_LIMIT, TOKEN_VARIABLE, USERS_BODY_LIMIT
 
 OPENAPI_PATH = "/api/v1/openapi.json"
+_NUMBER = {"type": "integer", "minimum": 1}
 
 # The routes that are not JSON API: (path, operationId, summary, {status: (description, type)}).
 _PLAIN: tuple[tuple[str, str, str, dict[int, tuple[str, str]]], ...] = (
-    ("/", "status_page", "The public status page.", {200: ("The page.", "text/html")}),
+    (
+        "/",
+        "status_page",
+        "The public status page: `?page=N` for the Nth hundred services.",
+        {
+            200: ("The page.", "text/html"),
+            400: ("`page` is not a whole number from 1.", "text/html"),
+            404: ("No such page of services.", "text/html"),
+        },
+    ),
+    (
+        "/incidents/{id}",
+        "incident_page",
+        "An incident's public page, with its timeline.",
+        {200: ("The page.", "text/html"), 404: ("No such incident kept.", "text/html")},
+    ),
+    (
+        "/history",
+        "history_page",
+        "Past incidents, newest first, 20 a page: `?before=ID` for older ones.",
+        {
+            200: ("The page.", "text/html"),
+            400: ("`before` is not a whole number from 1.", "text/html"),
+        },
+    ),
+    (
+        "/feed.atom",
+        "feed",
+        "The Atom feed of the newest incidents.",
+        {200: ("The feed.", "application/atom+xml")},
+    ),
+    (
+        "/status.json",
+        "status_json",
+        "The status page as JSON, for other sites to embed (any origin may read it).",
+        {200: ("Every service with its state and uptime; the incidents.", "application/json")},
+    ),
     ("/healthz", "healthz", "The process is alive.", {200: ("Alive.", "text/plain")}),
     (
         "/readyz",
@@ -86,6 +124,9 @@ def _operation(
         }
         for status, (description, model) in sorted(route.responses.items())
     }
+    for media, said in route.also_as.items():
+        responses["200"]["description"] += f" {said}"
+        responses["200"]["content"][media] = {"schema": {"type": "string"}}
     responses["503"] = {"description": "The database is unavailable.", "content": _json(error)}
     operation: dict[str, Any] = {
         "operationId": route.handler.__name__,
@@ -137,7 +178,7 @@ def openapi_document(routes: Sequence[Route]) -> dict[str, Any]:
     )
     paths: dict[str, dict[str, Any]] = {}
     for path, operation_id, summary, answers in _PLAIN:
-        paths.setdefault(path, {})["get"] = {
+        operation = paths.setdefault(path, {})["get"] = {
             "operationId": operation_id,
             "summary": summary,
             "tags": ["operations"],
@@ -153,6 +194,10 @@ def openapi_document(routes: Sequence[Route]) -> dict[str, Any]:
                 for status, (description, media) in answers.items()
             },
         }
+        if named := re.findall(r"\{(\w+)\}", path):  # an incident's number: its page's
+            operation["parameters"] = [
+                {"name": name, "in": "path", "required": True, "schema": _NUMBER} for name in named
+            ]
     for route in routes:
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, refs)
     return {

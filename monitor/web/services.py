@@ -15,26 +15,46 @@ from typing import Protocol
 
 from aiohttp import web
 
-from monitor.config import Config, Problem
+from monitor.config import Config, MaintenanceWindow, Problem
 from monitor.incidents.correlation import Incident
+from monitor.maintenance import PublicWindow, Schedule, Window
 from monitor.model import Attempt, Clock, Explanation, Health, Person, SystemState
 from monitor.store import ReplicaRecord, TimelineEntry
+from monitor.store.types import Alert, MessageTally
 
 
 class WebStore(Protocol):
     """What the web asks the store (``monitor.store.Store`` has all of it): reads, and the one
     write ``POST /api/v1/users`` makes. Awaited, as every store call is."""
 
-    async def health_history(self, since: float) -> dict[str, list[tuple[float, Health]]]: ...
+    async def health_history(
+        self, since: float, until: float | None = None
+    ) -> dict[str, list[tuple[float, Health]]]: ...
+    async def health_changes(
+        self, since: float, until: float | None = None
+    ) -> dict[str, list[tuple[float, Health]]]: ...
     async def incident(self, incident_id: int) -> Incident | None: ...
     async def incidents(
-        self, open_only: bool = False, resolved_since: float | None = None
+        self,
+        open_only: bool = False,
+        resolved_since: float | None = None,
+        opened_before: float | None = None,
     ) -> list[Incident]: ...
-    async def latest_incidents(self, limit: int, status: str | None = None) -> list[Incident]: ...
+    async def latest_incidents(
+        self, limit: int, status: str | None = None, before: int | None = None
+    ) -> list[Incident]: ...
     async def timeline(self, incident_id: int) -> list[TimelineEntry]: ...
+    # What the status page shows of an incident: its notes and explanation.
+    async def public_timeline(self, incident_id: int) -> list[TimelineEntry]: ...
     async def explanation(self, incident_id: int) -> Explanation | None: ...
     async def outbox_counts(self, incident_id: int | None = None) -> dict[str, dict[str, int]]: ...
     async def undeliverable(self, incident_id: int, limit: int) -> list[tuple[str, str, str]]: ...
+    # The post-incident report's reads (GET /api/v1/incidents/ID/report).
+    async def message_tally(self, incident_id: int) -> MessageTally: ...
+    async def alert(self, incident_id: int) -> Alert | None: ...
+    async def audience_count(
+        self, systems: Iterable[str], attempts_from: float, until: float
+    ) -> int: ...
     async def upsert_people(self, people: Iterable[Person]) -> int: ...
 
 
@@ -49,6 +69,21 @@ class IncidentActions(Protocol):
     async def release(self, incident_id: int) -> Incident: ...
     async def explain(self, incident_id: int, text: str) -> Incident:
         """Raises ``ExplanationFinal`` (``monitor.store``) once it has gone to customers."""
+
+
+class MaintenanceActions(Protocol):
+    """What on-call asks of planned work (``monitor.notify.Notifier``): every window there is
+    (the files' and the API's, read from the store so every replica has the same), and adding
+    or removing one through the API."""
+
+    async def read_schedule(self) -> Schedule: ...
+    async def add_window(self, spec: MaintenanceWindow) -> Window: ...
+    async def remove_window(self, window_id: int) -> Window | None:
+        """The window removed; None when the API has no window of that id."""
+
+
+async def _no_planned_work() -> Sequence[PublicWindow]:
+    return ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +125,10 @@ class Services:
     metrics_page: Callable[[], Awaitable[bytes]]  # the /metrics page, Prometheus' text format
     replicas: Callable[[], Awaitable[ReplicaView]]  # read from the store at each request
     api_token: str  # what write routes need as their bearer token; "" disables them
+    # Planned work: on-call's windows (/api/v1/maintenance), and what the status page may show
+    # of them (public fields only: titles, start and end, the customers' note).
+    maintenance: MaintenanceActions | None = None
+    planned_work: Callable[[], Awaitable[Sequence[PublicWindow]]] = _no_planned_work
 
 
 SERVICES: web.AppKey[Services] = web.AppKey("services", Services)

@@ -16,6 +16,12 @@ connections per client may want fewer).
 
 User and password are percent-decoded, so ``p%40ss`` is ``p@ss``. Neither ever appears in an
 error message or a repr.
+
+Every message carries the channel's :class:`Letterhead`: the org's name on ``From`` (unless
+``MONITOR_SMTP_FROM`` names one itself), ``Reply-To`` the support address, ``Auto-Submitted:
+auto-generated`` (RFC 3834: auto-responders do not answer it) and, with a signer, a
+``DKIM-Signature`` over the headers and the body. An :class:`Email` may add header fields of
+its own (``headers``), written and signed like the rest.
 """
 
 from __future__ import annotations
@@ -28,14 +34,19 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy, quoprimime
+from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
+from email.policy import Policy
 from email.utils import format_datetime, parseaddr
 from functools import lru_cache
 from typing import ClassVar, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
+import dkim
+from aiosmtplib.email import flatten_message
 
+from monitor.delivery.channels.dkim_signing import DkimSigner
 from monitor.delivery.channels.errors import DeliveryError
 from monitor.model import Clock, SystemClock
 from monitor.store import OutboxItem
@@ -59,7 +70,10 @@ _QUIT_TIMEOUT = 5.0
 # A header value the policy writes back unchanged: an addr-spec or a msg-id of dot-atoms, with
 # no "=?" that could be read as an encoded word. Anything else goes through the policy.
 _VERBATIM = re.compile(rf"<?{_ATOM}(?:\.{_ATOM})*@{_ATOM}(?:\.{_ATOM})*>?")
-_MAX_LINE = 78  # policy.SMTP.max_line_length
+_MAX_LINE = 78  # policy.SMTP.max_line_length: how headers are folded
+# RFC 2045 limits a quoted-printable line to 76 characters (the email package writes up to its
+# policy's 78, which SpamAssassin's MIME_QP_LONG_LINE counts against a message).
+_QP_LINE = 76
 _BOUNDARY_DIGITS = len(repr(sys.maxsize - 1))  # as email.generator makes them
 # Characters quoted-printable writes as they are in a body (``email.quoprimime``): printable
 # ASCII but "=", space, tab and line ends. Any other run is written "=XX" byte by byte.
@@ -69,8 +83,54 @@ _TEXT_HEAD = (
     "Content-Transfer-Encoding: quoted-printable\r\n"
 )
 
-Outgoing = bytes | EmailMessage
-"""A message ready to send: its bytes, or (for a non-ASCII address) the message to flatten."""
+# A header field name (RFC 5322: printable ASCII but ":"), as we write them.
+_FIELD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
+# The fields every message has, in the order written (then its own ``headers``, then MIME's).
+_OWN_FIELDS = ("From", "To", "Subject", "Date", "Message-ID", "Reply-To", "Auto-Submitted")
+_MIME_FIELDS = ("MIME-Version", "Content-Type", "Content-Transfer-Encoding")
+# Fields a message may not add of its own: the ones above, and the signature.
+_RESERVED = {name.lower() for name in (*_OWN_FIELDS, *_MIME_FIELDS, "DKIM-Signature")}
+AUTO_SUBMITTED = "auto-generated"
+
+
+class _ValueBesideName(BaseHeader):
+    """A header field that never leaves its name alone on a line.
+
+    The email package moves a value that does not fit beside its name, but would fit on a line
+    of its own, whole onto the next line ("Subject:" CRLF " Online payments ..."); read back
+    (by the email package itself among others) that value starts with a space. Here the value
+    starts beside the name, folded at its last space that fits (or not at all: a line may be
+    998 characters, 78 is a should). Unfolded, both are the same field."""
+
+    def fold(self, *, policy: Policy) -> str:
+        folded = super().fold(policy=policy)
+        return _beside_name(folded, self.name, policy.linesep, policy.max_line_length or 78)
+
+
+def _beside_name(folded: str, name: str, linesep: str, width: int) -> str:
+    alone = f"{name}:{linesep}"
+    if not folded.startswith(alone):
+        return folded
+    first, sep, rest = folded[len(alone) :].partition(linesep)
+    if not first.strip() or first[0] not in " \t":
+        return folded  # an empty value: nothing was moved
+    line = f"{name}:{first}"  # ``first`` starts with the folding space
+    if len(line) > width:
+        cut = line.rfind(" ", len(name) + 2, width + 1)
+        if cut > 0 and line[cut:].strip():
+            line = f"{line[:cut]}{linesep}{line[cut:]}"
+    return f"{line}{sep}{rest}"
+
+
+# ``policy.SMTP`` with the header fields above. The generator (ours and aiosmtplib's, whatever
+# its policy) folds each field by the field's own class, so both paths below write the same.
+_POLICY = policy.SMTP.clone(header_factory=HeaderRegistry(base_class=_ValueBesideName))
+# The message's own policy: its parts' quoted-printable lines at most 76 characters (headers are
+# folded by the generator's policy, at 78, whatever the message's says).
+_BODY_POLICY = _POLICY.clone(max_line_length=_QP_LINE)
+
+Outgoing = tuple[bytes, bool]
+"""A message ready to send: its bytes, and whether they need SMTPUTF8 (a non-ASCII address)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +141,9 @@ class Email:
     sent as ``Message-ID: <...>`` unchanged, so a resend after a crash is the same message.
     Both sides of its one "@" are dot-atoms (letters, digits, dots and ``!#$%&'*+/=?^_`{|}~-``);
     anything else (a second "@", a space) is refused rather than sent altered.
+
+    ``headers`` are this message's own header fields (``List-Unsubscribe``, ...), written after
+    the ones every message has, and signed with them.
     """
 
     message_id: str
@@ -88,6 +151,21 @@ class Email:
     subject: str
     text: str
     html: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Letterhead:
+    """What every message from this monitor carries besides its own content.
+
+    ``name`` is shown on ``From`` when the sender address has no name of its own (the org's
+    name); ``reply_to`` is where a customer's answer goes (the support address), None for
+    none; ``signer`` signs each message with DKIM, None for unsigned mail.
+    """
+
+    name: str = ""
+    reply_to: str | None = None
+    signer: DkimSigner | None = None
 
 
 class EmailChannel:
@@ -116,6 +194,7 @@ class EmailChannel:
         pool_size: int = 4,
         timeout: float = 30.0,
         clock: Clock | None = None,
+        letterhead: Letterhead | None = None,
     ) -> None:
         if pool_size < 1:
             raise ValueError("pool_size must be at least 1")
@@ -135,6 +214,10 @@ class EmailChannel:
         self._timeout = timeout
         self._clock: Clock = clock or SystemClock()
         self._date: tuple[int, str] = (-1, "")  # the Date header's value for this second
+        self._from = sender
+        self._reply_to: str | None = None
+        self._signer: DkimSigner | None = None
+        self.letterhead = letterhead or Letterhead()
         self._closed = False
         # Last in, first out: a quiet period reuses the connection just used instead of
         # opening the others.
@@ -151,6 +234,7 @@ class EmailChannel:
         timeout: float = 30,
         *,
         clock: Clock | None = None,
+        letterhead: Letterhead | None = None,
     ) -> EmailChannel:
         """Build a channel from ``MONITOR_SMTP_URL`` (see the module docstring).
 
@@ -192,7 +276,29 @@ class EmailChannel:
             pool_size=pool_size,
             timeout=timeout,
             clock=clock,
+            letterhead=letterhead,
         )
+
+    @property
+    def sender(self) -> str:
+        """The sender as configured (``MONITOR_SMTP_FROM``), before the letterhead's name."""
+        return self._sender
+
+    @property
+    def letterhead(self) -> Letterhead:
+        return self._letterhead
+
+    @letterhead.setter
+    def letterhead(self, letterhead: Letterhead) -> None:
+        """Carry ``letterhead`` from the next message on (a reload may change it). Raises
+        ValueError when its name or reply address cannot be written (``check_letterhead``)."""
+        wrong = check_letterhead(letterhead, self._sender)
+        if wrong:
+            raise ValueError("; ".join(f"{field}: {message}" for field, message in wrong))
+        self._letterhead = letterhead
+        self._from = _from_field(letterhead.name, self._sender)
+        self._reply_to = letterhead.reply_to
+        self._signer = letterhead.signer
 
     def __repr__(self) -> str:
         user = f", username={self.username!r}" if self.username else ""
@@ -230,7 +336,9 @@ class EmailChannel:
             self._idle.put_nowait(client)
 
     async def deliver(self, to: str, item: OutboxItem) -> None:
-        """Send the outbox item as an :class:`Email` to ``to`` (see :meth:`send`)."""
+        """Send the outbox item as an :class:`Email` to ``to`` (see :meth:`send`). Headers
+        of the person's own (a List-Unsubscribe link) go in its ``headers``: signed, and
+        written by both paths alike."""
         await self.send(
             Email(
                 message_id=f"{item.key}@{self.message_domain}",
@@ -309,12 +417,7 @@ class EmailChannel:
 
     async def _transact(self, client: aiosmtplib.SMTP, message: Outgoing, recipient: str) -> None:
         try:
-            if isinstance(message, EmailMessage):
-                await client.send_message(
-                    message, sender=self._envelope_from, recipients=[recipient]
-                )
-            else:
-                await _send_bytes(client, self._envelope_from, recipient, message)
+            await _send_bytes(client, self._envelope_from, recipient, *message)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [refused.code for refused in exc.recipients]
             replies = "; ".join(_reply(refused) for refused in exc.recipients)
@@ -352,9 +455,21 @@ class EmailChannel:
             raise DeliveryError(f"{email.to!r} is not a usable email address", permanent=True)
         if not _MESSAGE_ID.fullmatch(email.message_id):
             raise DeliveryError(f"{email.message_id!r} is not a usable Message-ID", permanent=True)
-        if recipient.isascii() and self._envelope_from.isascii():
-            return self._bytes(email), recipient
-        return self._message(email), recipient
+        for name, _ in email.headers:
+            if not _FIELD_NAME.fullmatch(name) or name.lower() in _RESERVED:
+                raise DeliveryError(f"{name!r} is not a header a message may add", permanent=True)
+        utf8 = not (recipient.isascii() and self._envelope_from.isascii())
+        # A non-ASCII address needs the email package's SMTPUTF8 writing (rare: its cost is
+        # no matter); everything else is written directly.
+        data = flatten_message(self._message(email), utf8=True) if utf8 else self._bytes(email)
+        if self._signer is not None:
+            fields = [*_OWN_FIELDS, *(name for name, _ in email.headers), *_MIME_FIELDS]
+            try:
+                data = self._signer.sign(data, fields)
+            except dkim.DKIMException as exc:
+                # Never sent unsigned: kept for a retry, and the error says why.
+                raise DeliveryError(f"cannot DKIM-sign the email: {exc}", permanent=False) from exc
+        return (data, utf8), recipient
 
     def _bytes(self, email: Email) -> bytes:
         """The bytes ``send_message`` would send for ``_message(email)`` (but for the random
@@ -366,17 +481,21 @@ class EmailChannel:
         date = self._date[1]
         try:
             head = [
-                _header("From", self._sender)[1],
+                _header("From", self._from)[1],
                 _header("To", email.to)[1],
                 _header("Subject", one_line(email.subject))[1],
                 _header("Date", date)[1],
             ]
             message_id, line = _header("Message-ID", f"<{email.message_id}>")
+            head.append(line)
+            if self._reply_to is not None:
+                head.append(_header("Reply-To", self._reply_to)[1])
+            head.append(_header("Auto-Submitted", AUTO_SUBMITTED)[1])
+            head.extend(_header(name, value)[1] for name, value in email.headers)
         except ValueError as exc:
             raise DeliveryError(f"cannot build the email: {exc}", permanent=True) from exc
         if message_id != f"<{email.message_id}>":
             raise DeliveryError(f"{email.message_id!r} is not a usable Message-ID", permanent=True)
-        head.append(line)
         if email.html is None:
             return b"".join((*head, _text_part(email.text, "plain", mime_version=True)))
         boundary = f"{'=' * 15}{random.randrange(sys.maxsize):0{_BOUNDARY_DIGITS}d}=="
@@ -395,17 +514,22 @@ class EmailChannel:
         )
 
     def _message(self, email: Email) -> EmailMessage:
-        """The message as an ``EmailMessage``, for ``send_message`` to flatten (with SMTPUTF8
+        """The message as an ``EmailMessage``, for the email package to flatten (with SMTPUTF8
         when an address needs it)."""
-        message = EmailMessage(policy=policy.SMTP)
+        message = EmailMessage(policy=_BODY_POLICY)
         try:
-            message["From"] = self._sender
+            message["From"] = self._from
             message["To"] = email.to
             # Subjects come from templates: fold any line break (or other control character)
             # into a space rather than let it start a header of its own.
             message["Subject"] = one_line(email.subject)
             message["Date"] = format_datetime(datetime.fromtimestamp(self._clock.now(), UTC))
             message["Message-ID"] = f"<{email.message_id}>"
+            if self._reply_to is not None:
+                message["Reply-To"] = self._reply_to
+            message["Auto-Submitted"] = AUTO_SUBMITTED
+            for name, value in email.headers:
+                message[name] = value
         except ValueError as exc:
             raise DeliveryError(f"cannot build the email: {exc}", permanent=True) from exc
         if str(message["Message-ID"]) != f"<{email.message_id}>":
@@ -419,8 +543,50 @@ class EmailChannel:
         return message
 
 
-async def _send_bytes(client: aiosmtplib.SMTP, sender: str, recipient: str, data: bytes) -> None:
-    """What ``sendmail`` does for one ASCII recipient, given the flattened message.
+def envelope_sender(sender: str) -> str | None:
+    """The bare address mail from ``sender`` (``Name <a@b>`` or ``a@b``) is sent from, or None
+    when it is not one a server would take."""
+    return _addr_spec(sender)
+
+
+def check_letterhead(letterhead: Letterhead, sender: str) -> list[tuple[str, str]]:
+    """What cannot be written of ``letterhead`` on mail from ``sender``: (field, why) for
+    ``name`` (on From) and ``reply_to``; empty when all can."""
+    wrong: list[tuple[str, str]] = []
+    try:
+        _header("From", _from_field(letterhead.name, sender))
+    except ValueError as exc:
+        wrong.append(("name", f"cannot be written as the name on From: {exc}"))
+    reply_to = letterhead.reply_to
+    if reply_to is not None:
+        if _addr_spec(reply_to) is None:
+            wrong.append(("reply_to", f"{reply_to!r} is not an email address Reply-To can use"))
+        else:
+            try:
+                _header("Reply-To", reply_to)
+            except ValueError as exc:
+                wrong.append(("reply_to", f"cannot be written as Reply-To: {exc}"))
+    return wrong
+
+
+def _from_field(name: str, sender: str) -> str:
+    """``sender``, with ``name`` shown on it unless it names itself (``Name <a@b>``)."""
+    shown = one_line(name)
+    own, address = parseaddr(sender)
+    if own or not shown:
+        return sender
+    try:
+        return str(Address(display_name=shown, addr_spec=address))
+    except (ValueError, IndexError) as exc:
+        raise ValueError(str(exc)) from None
+
+
+async def _send_bytes(
+    client: aiosmtplib.SMTP, sender: str, recipient: str, data: bytes, utf8: bool
+) -> None:
+    """What ``sendmail`` does for one recipient, given the flattened message (``utf8``: with
+    SMTPUTF8, which a non-ASCII address needs; raises SMTPNotSupported, as ``send_message``
+    does, when the server does not offer it).
 
     The envelope commands go through ``execute_command`` rather than ``sendmail``: both
     addresses are plain addr-specs already (``_addr_spec``), and ``sendmail`` parses each twice
@@ -437,7 +603,14 @@ async def _send_bytes(client: aiosmtplib.SMTP, sender: str, recipient: str, data
             if not client.is_connected:
                 raise
             await client.helo()
+    if utf8 and not client.supports_extension("smtputf8"):
+        raise aiosmtplib.SMTPNotSupported(
+            "An address containing non-ASCII characters was provided, but "
+            "SMTPUTF8 is not supported by this server"
+        )
     options = [b"BODY=8BITMIME"] if client.supports_extension("8bitmime") else []
+    if utf8:
+        options.append(b"SMTPUTF8")
     if client.supports_extension("size"):
         options.insert(0, b"SIZE=%d" % len(data))  # RFC 1870: CRLF line ends, as ``data`` has
     try:
@@ -468,15 +641,15 @@ def _header(name: str, value: str) -> tuple[str, bytes]:
 
 @lru_cache(maxsize=1024)  # the same From, Subject and Date for many messages in a row
 def _policy_header(name: str, value: str) -> tuple[str, bytes]:
-    header = policy.SMTP.header_store_parse(name, value)[1]
-    return str(header), policy.SMTP.fold_binary(name, header)
+    header = _POLICY.header_store_parse(name, value)[1]
+    return str(header), _POLICY.fold_binary(name, header)
 
 
 def _text_part(text: str, subtype: str, *, mime_version: bool) -> bytes:
     """A UTF-8 quoted-printable part as ``set_content``/``add_alternative`` and the generator
     write it: lines ending in CRLF, the body ending in one."""
     lines = text.encode("utf-8").splitlines()
-    body = _qp_body((b"\n".join(lines) + b"\n").decode("latin-1"), _MAX_LINE)
+    body = _qp_body((b"\n".join(lines) + b"\n").decode("latin-1"), _QP_LINE)
     head = _TEXT_HEAD.format(subtype=subtype) + ("MIME-Version: 1.0\r\n" if mime_version else "")
     return (head + "\r\n" + body.replace("\n", "\r\n")).encode("ascii")
 

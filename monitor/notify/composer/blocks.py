@@ -11,13 +11,12 @@ from dataclasses import dataclass, field
 from jinja2 import Environment, TemplateNotFound, nodes
 from jinja2.exceptions import TemplateSyntaxError
 from jinja2.runtime import Context
-from markupsafe import escape
 
 from monitor.notify.composer.errors import TemplateError, explain
-from monitor.notify.composer.filters import paragraphs
 from monitor.notify.composer.html import html_frames, text_as_block
 from monitor.notify.composer.sandbox import sandbox
 from monitor.notify.composer.templates import Templates
+from monitor.text import one_line
 
 REQUIRED_BLOCKS = ("subject", "text")
 
@@ -57,7 +56,7 @@ class BlockRenderer:
             (self._html_env, ("html",)),
         )
         for env, wanted in plans:
-            if env is self._html_env and self._derive_html(result):
+            if env is self._html_env and self._derive_html(result, data):
                 break
             try:
                 if name not in self._sources:
@@ -75,8 +74,12 @@ class BlockRenderer:
             # stays in that block).
             context.blocks = chains
             if env is self._html_env and "text" in result.rendered:
-                # ``self.text()`` in the html block is the text part as sent, escaped whole.
+                # ``self.text()`` in the html block is the text part as sent, escaped whole;
+                # ``self.subject()`` the subject, on one line.
                 context.blocks["text"] = [text_as_block(result.rendered["text"])]
+                if "subject" in result.rendered:
+                    subject = one_line(result.rendered["subject"])
+                    context.blocks["subject"] = [text_as_block(subject)]
             for block in wanted:
                 if block not in chains:
                     continue
@@ -115,10 +118,10 @@ class BlockRenderer:
             tb = tb.tb_next
         return TemplateError(self._path(file), line, block, explain(exc, self._templates.dir))
 
-    def _derive_html(self, result: Blocks) -> bool:
+    def _derive_html(self, result: Blocks, data: Mapping[str, object]) -> bool:
         """Write the html part without a second environment when the html block in use is
-        the text as paragraphs in a fixed frame, as ``_base.j2``'s is: running the template's
-        top level again, autoescaped, was a fifth of the cost of rendering a message."""
+        the text as paragraphs in a frame, as ``_base.j2``'s is (``HtmlFrame``): running the
+        template's top level again, autoescaped, was a fifth of the cost of a message."""
         chain = result.chains.get("html")
         if not chain or "text" not in result.rendered:
             return False
@@ -126,9 +129,8 @@ class BlockRenderer:
         frame = self._html_from_text.get(filename)
         if frame is None:
             return False
-        before, after = frame
-        html = paragraphs(escape(result.rendered["text"]))
-        result.rendered["html"] = f"{before}{html}{after}"
+        rendered = result.rendered
+        rendered["html"] = frame.render(rendered["text"], rendered.get("subject", ""), data)
         result.origins["html"] = self._names_by_filename.get(filename, filename)
         return True
 

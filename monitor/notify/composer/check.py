@@ -13,6 +13,7 @@ from jinja2 import Environment, nodes
 from jinja2.exceptions import TemplateSyntaxError
 
 from monitor.config import Problem
+from monitor.maintenance import NoticeKind, Occurrence
 from monitor.model import IncidentView, MessageKind, Reason, Recipient, SystemInfo
 from monitor.notify.composer.blocks import REQUIRED_BLOCKS, BlockRenderer, Blocks
 from monitor.notify.composer.errors import TemplateError, explain_undefined
@@ -21,6 +22,7 @@ from monitor.notify.composer.facts import (
     CONTEXT_RECORDS,
     FIELD_TYPES,
     NO_RESPONSE,
+    PLANNED_CONTEXT_NAMES,
     RECORD_FIELDS,
     Response,
 )
@@ -31,8 +33,9 @@ from monitor.notify.composer.samples import (
     SAMPLE_SYSTEMS,
     Sample,
     sample_context,
+    sample_planned,
 )
-from monitor.notify.composer.templates import Templates, kind_of, language_folders
+from monitor.notify.composer.templates import KINDS, Templates, kind_of, language_folders
 from monitor.text import one_line, unknown_name
 
 
@@ -54,6 +57,20 @@ class ContextOf(Protocol):
     ) -> Mapping[str, object]: ...
 
 
+class PlannedContextOf(Protocol):
+    """What templates about planned work see (``Composer.planned_context``)."""
+
+    def __call__(
+        self,
+        kind: NoticeKind,
+        recipient: Recipient,
+        occurrence: Occurrence,
+        now: float,
+        *,
+        template: str | None = None,
+    ) -> Mapping[str, object]: ...
+
+
 # Names Jinja gives a template itself: its blocks, a block's parent, a loop, a macro's caller.
 _JINJA_NAMES = frozenset({"self", "super", "loop", "caller", "varargs", "kwargs"})
 _GUARDS = frozenset({"defined", "undefined", "default", "d"})  # tests and filters that allow it
@@ -64,12 +81,14 @@ def validate(
     renderer: BlockRenderer,
     context: ContextOf,
     systems: Mapping[str, SystemInfo],
+    planned: PlannedContextOf | None = None,
 ) -> list[Problem]:
     """Every problem with ``templates``, each with file, line and block (``field``).
 
     Renders every message template (defaults and per-system overrides, in every language)
     against sample data: with each system as the cause and as affected, for each reason its
-    kind is sent for, to a named person who tried something and to a nameless subscriber.
+    kind is sent for, to a named person who tried something and to a nameless subscriber; a
+    template about planned work (``planned`` words it) with each system in the work, to each.
     """
     languages = language_folders(templates.sources, systems)
     problems = [*templates.unreadable, *_layout_problems(templates, systems, languages)]
@@ -85,6 +104,14 @@ def validate(
         if kind is None or (owner is not None and owner not in known):
             continue
         systems_of_sample = [owner] if owner else sorted(known)
+        if isinstance(kind, NoticeKind):
+            for system, person in product(systems_of_sample, SAMPLE_PEOPLE):
+                if planned is None:
+                    continue
+                told = sample_planned(known, system, kind, person=person)
+                data = planned(kind, told.recipient, told.occurrence, told.now, template=name)
+                problems.extend(_rendered_problems(renderer, name, data, longest))
+            continue
         for system, as_cause, reason, person in product(
             systems_of_sample, (True, False), REASONS[kind], SAMPLE_PEOPLE
         ):
@@ -125,6 +152,13 @@ def _sample_problems(
         response=sample.response,
         goodwill=sample.goodwill,
     )
+    return _rendered_problems(renderer, name, data, longest)
+
+
+def _rendered_problems(
+    renderer: BlockRenderer, name: str, data: Mapping[str, object], longest: dict[Problem, int]
+) -> list[Problem]:
+    """What rendering ``name`` with ``data`` finds wrong; an sms too long goes in ``longest``."""
     errors: list[TemplateError] = []
     blocks = renderer.render(name, data, errors)
     problems = [error.problem() for error in errors]
@@ -150,7 +184,7 @@ def _layout_problems(
     problems = []
     if not templates.dir.is_dir():
         return [Problem(str(templates.dir), None, "", "no such messages directory")]
-    defaults = [f"{kind.value}.j2" for kind in MessageKind]
+    defaults = [f"{kind.value}.j2" for kind in KINDS]
     for default in defaults:
         if default not in templates.sources:
             problems.append(
@@ -203,7 +237,7 @@ def _undefined_names(templates: Templates, env: Environment) -> list[Problem]:
     # A name set, imported or made a macro in any template may reach another through
     # {% extends %}: only names no template gives at all are certainly undefined.
     assigned = {found for tree in trees.values() for found in _assigned_names(tree)}
-    known = {*CONTEXT_NAMES, *env.globals, *_JINJA_NAMES, *assigned}
+    known = {*CONTEXT_NAMES, *PLANNED_CONTEXT_NAMES, *env.globals, *_JINJA_NAMES, *assigned}
     found = []
     for name, tree in trees.items():
         # ``{% if nickname is defined %}{{ nickname }}``: a name asked about is allowed.

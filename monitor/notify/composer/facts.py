@@ -14,7 +14,10 @@ from typing import get_type_hints
 from monitor.config import Org
 from monitor.model import SystemInfo
 
-CONTEXT_NAMES = ("user", "incident", "org", "kind", "reason", "next_update")
+CONTEXT_NAMES = ("user", "incident", "org", "kind", "reason", "next_update", "language")
+# What the messages about planned work (maintenance.j2, maintenance-over.j2) see instead of
+# ``incident``, ``reason`` and ``next_update``.
+PLANNED_CONTEXT_NAMES = ("user", "maintenance", "org", "kind", "language")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,23 @@ class IncidentFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class MaintenanceFacts:
+    """Planned work, in the notice before it and the note once it is over. ``systems`` are all
+    of its systems (the person's own are ``user.systems``); ``when`` says when it is, whole
+    ("tomorrow from 2:00 AM to 3:00 AM", "morgen von 02:00 Uhr bis 03:00 Uhr"); ``starts_at``
+    and ``ends_at`` are moments as a message says them; ``duration`` how long it lasts;
+    ``note`` what the work is, as on-call wrote it; ``id`` names the occurrence."""
+
+    id: str
+    note: str
+    systems: tuple[SystemFacts, ...]
+    when: str
+    starts_at: str
+    ends_at: str
+    duration: str
+
+
+@dataclass(frozen=True, slots=True)
 class OrgFacts:
     """Who is writing. ``contact`` is how to reach them, ready for a sentence: "call 0800 123 456
     or email help@example.com" ("" when neither is configured)."""
@@ -110,7 +130,7 @@ NO_RESPONSE = Response()
 
 RECORD_FIELDS: Mapping[type, frozenset[str]] = {
     cls: frozenset(f.name for f in fields(cls))
-    for cls in (SystemFacts, AttemptFacts, UserFacts, IncidentFacts, OrgFacts)
+    for cls in (SystemFacts, AttemptFacts, UserFacts, IncidentFacts, MaintenanceFacts, OrgFacts)
 }
 """Each record's fields: the sandbox lets them through unchecked, the check knows them."""
 FIELD_TYPES: Mapping[type, Mapping[str, object]] = {
@@ -119,6 +139,7 @@ FIELD_TYPES: Mapping[type, Mapping[str, object]] = {
 CONTEXT_RECORDS: Mapping[str, type] = {
     "user": UserFacts,
     "incident": IncidentFacts,
+    "maintenance": MaintenanceFacts,
     "org": OrgFacts,
 }
 """The names of the context that are records, whose fields the check can know."""
@@ -127,6 +148,7 @@ LABELS: Mapping[str, tuple[str, type]] = {
     for label, cls in (
         ("user", UserFacts),
         ("incident", IncidentFacts),
+        ("maintenance", MaintenanceFacts),
         ("a system", SystemFacts),
         ("an attempt", AttemptFacts),
         ("org", OrgFacts),

@@ -1,13 +1,21 @@
 """The filters templates may use besides Jinja's own: ``human_join``, ``sentence``,
-``paragraphs``."""
+``paragraphs``, ``contact_links``."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import lru_cache
 from itertools import groupby
+from typing import Protocol
+from urllib.parse import quote
 
 from markupsafe import Markup, escape
+
+# A phone number written with digits and the usual separators only: anything else (a letter,
+# "ext.") cannot be dialled as written, so it stays text.
+_DIALLABLE = re.compile(r"\+?[0-9][0-9 ().\-/]*[0-9]")
+_LINKABLE_EMAIL = re.compile(r"[^\s@<>\"]+@[^\s@<>\"]+\.[^\s@<>\"]+")
 
 
 def human_join(items: Iterable[object], word: str = "and") -> str:
@@ -46,3 +54,39 @@ def paragraphs(value: object) -> Markup:
             else:
                 out.append("<p>" + "<br>\n".join(group) + "</p>")
     return Markup("\n".join(out))
+
+
+class Contacts(Protocol):
+    """The org as ``contact_links`` reads it (a template's ``org``)."""
+
+    @property
+    def support_phone(self) -> str: ...
+
+    @property
+    def support_email(self) -> str: ...
+
+
+def contact_links(html: object, org: Contacts) -> Markup:
+    """Html (``paragraphs``' output) with the org's support phone, wherever it is written, a
+    ``tel:`` link and its support email a ``mailto:`` link: a tap on a phone calls or writes.
+    A number with anything but digits and separators in it stays text."""
+    link = _contact_linker(org.support_phone, org.support_email)
+    return Markup(link(str(html)) if link else html)
+
+
+@lru_cache(maxsize=16)  # one org for every message
+def _contact_linker(phone: str, email: str) -> Callable[[str], str] | None:
+    links: dict[str, str] = {}
+    if _DIALLABLE.fullmatch(phone.strip()):
+        number = re.sub(r"[^0-9+]", "", phone)
+        links[str(escape(phone.strip()))] = f'<a href="tel:{number}">{escape(phone.strip())}</a>'
+    if _LINKABLE_EMAIL.fullmatch(email.strip()):
+        address = email.strip()
+        href = escape("mailto:" + quote(address, safe="@.+-_~!$&'*=,;"))
+        links[str(escape(address))] = f'<a href="{href}">{escape(address)}</a>'
+    if not links:
+        return None
+    # Longest first, and not inside a longer word, number or address.
+    written = "|".join(re.escape(text) for text in sorted(links, key=len, reverse=True))
+    pattern = re.compile(rf"(?<![\w@+.-])(?:{written})(?![\w@-]|\.\w)")
+    return lambda html: pattern.sub(lambda found: links[found.group()], html)

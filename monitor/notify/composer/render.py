@@ -7,12 +7,13 @@ writes into every message (the incident, the moments) is worded once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from monitor.config import MonitorSettings, Org, Problem
 from monitor.locales import same_language
+from monitor.maintenance import NoticeKind, Occurrence
 from monitor.model import IncidentView, MessageKind, Reason, Recipient, RenderedMessage, SystemInfo
 from monitor.notify.composer.blocks import REQUIRED_BLOCKS, BlockRenderer
 from monitor.notify.composer.check import validate
@@ -21,6 +22,7 @@ from monitor.notify.composer.facts import (
     NO_RESPONSE,
     AttemptFacts,
     IncidentFacts,
+    MaintenanceFacts,
     Response,
     UserFacts,
     org_facts,
@@ -72,6 +74,8 @@ class Composer:
         )
         self._last_incident: tuple[IncidentView, Response, float] | None = None
         self._incident_by_speaker: dict[Speaker, IncidentFacts] = {}
+        self._last_planned: tuple[str, float] | None = None
+        self._planned_by_speaker: dict[Speaker, MaintenanceFacts] = {}
         self._blocks = BlockRenderer(self._templates)
         # Bound once: each message calls it.
         self._render_blocks = self._blocks.render
@@ -96,21 +100,29 @@ class Composer:
         """The template used, relative to ``messages_dir``: the cause's override, else one for
         the recipient's affected systems (by name), else the default; each in the person's
         language (``de/payment/acknowledge.j2``) before the default language's."""
-        language = recipient.person.language
+        owners = [incident.cause.name, *sorted(info.name for info in recipient.affected)]
+        return self._template(kind.value, owners, recipient.person.language)
+
+    def planned_template_for(self, kind: NoticeKind, recipient: Recipient) -> str:
+        """The template of a message about planned work: one for the recipient's systems of it
+        (by name), else the default; each in the person's language first."""
+        owners = sorted(info.name for info in recipient.affected)
+        return self._template(kind.value, owners, recipient.person.language)
+
+    def _template(self, kind: str, owners: Sequence[str], language: str | None) -> str:
         folders = self._folders.get(language)
         if folders is None:
             folders = self._folders_for(language)
-        owners = [incident.cause.name, *sorted(info.name for info in recipient.affected)]
         for owner in owners:
             for folder in folders:
-                name = f"{folder}{owner}/{kind.value}.j2"
+                name = f"{folder}{owner}/{kind}.j2"
                 if name in self._sources:
                     return name
         for folder in folders:
-            name = f"{folder}{kind.value}.j2"
+            name = f"{folder}{kind}.j2"
             if name in self._sources:
                 return name
-        return f"{kind.value}.j2"
+        return f"{kind}.j2"
 
     def _folders_for(self, language: str | None) -> tuple[str, ...]:
         """Where a person's templates are looked for, best first: their language's folder
@@ -148,6 +160,21 @@ class Composer:
             response=response,
             goodwill=self.goodwill_for(recipient, incident, name) if goodwill else "",
         )
+        return self._message(name, data, errors)
+
+    def render_planned(
+        self, kind: NoticeKind, recipient: Recipient, occurrence: Occurrence, now: float
+    ) -> RenderedMessage:
+        """The notice of planned work, or the note that it is over, to ``recipient`` (their
+        systems of it as ``affected``); raise TemplateError as ``render`` does."""
+        name = self.planned_template_for(kind, recipient)
+        errors: list[TemplateError] = []
+        data = self.planned_context(kind, recipient, occurrence, now, template=name)
+        return self._message(name, data, errors)
+
+    def _message(
+        self, name: str, data: Mapping[str, object], errors: list[TemplateError]
+    ) -> RenderedMessage:
         blocks = self._render_blocks(name, data, errors)
         if errors:
             raise errors[0]
@@ -165,7 +192,9 @@ class Composer:
         a named person who tried something and to a nameless subscriber; and reads each for
         every undefined name.
         """
-        problems = validate(self._templates, self._blocks, self.context, self._systems)
+        problems = validate(
+            self._templates, self._blocks, self.context, self._systems, self.planned_context
+        )
         languages = set(self._languages.values())
         for key, wrong, known in goodwill_problems(
             self._goodwill_texts, self._systems, languages, self._default_language
@@ -215,7 +244,8 @@ class Composer:
         goodwill: str = "",
     ) -> dict[str, object]:
         """What templates see: ``user``, ``incident``, ``org``, ``kind``, ``reason``,
-        ``next_update``. Every value is a str, None, a tuple or a frozen record of those.
+        ``next_update``, ``language`` (the template's: ``de``). Every value is a str, None, a
+        tuple or a frozen record of those.
 
         Times and durations are in the person's zone, in the language of ``template`` (by
         default the one ``template_for`` picks). ``response`` is what the team is doing;
@@ -262,7 +292,76 @@ class Composer:
             "kind": kind.value,
             "reason": reason.value,
             "next_update": speaker.next_update,
+            "language": self._language_of.get(template, self._default_language),
         }
+
+    def planned_context(
+        self,
+        kind: NoticeKind,
+        recipient: Recipient,
+        occurrence: Occurrence,
+        now: float,
+        *,
+        template: str | None = None,
+    ) -> dict[str, object]:
+        """What the messages about planned work see: ``user`` (their systems of it; no
+        attempts), ``maintenance``, ``org``, ``kind``, ``language``; worded as ``context``
+        words an incident's."""
+        if template is None:
+            template = self.planned_template_for(kind, recipient)
+        person = recipient.person
+        speaker = self._speakers.get((person.language, person.timezone, template))
+        if speaker is None:
+            speaker = self._speaker(person.language, person.timezone, template)
+        systems = tuple(system_facts(info) for info in recipient.affected)
+        start, end = occurrence.start, occurrence.end
+        user = UserFacts(
+            id=person.id,
+            name=one_line(person.name),
+            first_name=one_line(person.first_name),
+            email=person.email or "",
+            phone=person.phone or "",
+            attempts=(),
+            actions=(),
+            systems=systems,
+            workarounds=tuple(system for system in systems if system.workaround),
+            affected_since=speaker.when(start, now),
+            affected_for=speaker.duration(end - start),
+            goodwill="",
+        )
+        return {
+            "user": user,
+            "maintenance": self._planned_facts(occurrence, now, speaker),
+            "org": self._org,
+            "kind": kind.value,
+            "language": self._language_of.get(template, self._default_language),
+        }
+
+    def _planned_facts(
+        self, occurrence: Occurrence, now: float, speaker: Speaker
+    ) -> MaintenanceFacts:
+        # A fan-out of notices words the same occurrence at the same moment for every person,
+        # in a few zones and languages.
+        if self._last_planned != (occurrence.ref, now):
+            self._last_planned = (occurrence.ref, now)
+            self._planned_by_speaker = {}
+        facts = self._planned_by_speaker.get(speaker)
+        if facts is None:
+            start, end = occurrence.start, occurrence.end
+            facts = MaintenanceFacts(
+                id=occurrence.ref,
+                note=occurrence.window.note,
+                systems=tuple(
+                    system_facts(self._systems.get(name) or SystemInfo(name, name))
+                    for name in occurrence.systems
+                ),
+                when=speaker.span(start, end, now),
+                starts_at=speaker.when(start, now),
+                ends_at=speaker.when(end, now),
+                duration=speaker.duration(end - start),
+            )
+            self._planned_by_speaker[speaker] = facts
+        return facts
 
     def _speaker(self, language: str | None, zone: str | None, template: str) -> Speaker:
         """Who words the times of ``template`` for a person of ``language`` in ``zone``: in

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
+from monitor.maintenance import NoticeKind, Occurrence, Window
 from monitor.model import (
     Attempt,
     IncidentView,
@@ -187,3 +188,65 @@ def sample_context(
         goodwill = _SAMPLE_GOODWILL if reason is Reason.PERIODIC else ""
         return Sample(kind, reason, recipient, incident, now, response, goodwill)
     return Sample(kind, reason, recipient, incident, now)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedSample:
+    """Everything ``Composer.render_planned`` needs for one realistic message."""
+
+    kind: NoticeKind
+    recipient: Recipient
+    occurrence: Occurrence
+    now: float
+
+
+# Planned work on a Sunday night, told the day before at lunchtime; over ten minutes after.
+_PLANNED_START = datetime(2025, 3, 9, 2, 0, tzinfo=UTC).timestamp()
+_PLANNED_END = _PLANNED_START + 2 * 3600
+_PLANNED_NOW = {NoticeKind.NOTICE: _PLANNED_START - 14 * 3600, NoticeKind.OVER: _PLANNED_END + 600}
+_PLANNED_NOTE = "We are moving our database to a faster server."
+
+
+def sample_planned(
+    systems: Mapping[str, SystemInfo],
+    system: str,
+    kind: NoticeKind = NoticeKind.NOTICE,
+    *,
+    person: SamplePerson = "alice",
+    language: str | None = None,
+) -> PlannedSample:
+    """A realistic message about planned work on ``system`` and another: to Alice Martin, who
+    follows ``system``, or to a nameless subscriber of both."""
+    known = dict(systems) or dict(SAMPLE_SYSTEMS)
+    focus = known.get(system) or SystemInfo(system, system)
+    others = [info for name, info in sorted(known.items()) if name != system]
+    involved = (focus, *others[:1])
+    window = Window(
+        ref="db-move",
+        systems=tuple(info.name for info in involved),
+        note=_PLANNED_NOTE,
+        zone="UTC",
+        source="sample",
+        start=_PLANNED_START,
+        end=_PLANNED_END,
+    )
+    occurrence = Occurrence(window, _PLANNED_START, _PLANNED_END)
+    if person == "alice":
+        alice = Person(
+            id="u-1042",
+            name="Alice Martin",
+            email="alice.martin@example.com",
+            phone="+44 7700 900123",
+            systems=(focus.name,),
+            language=language,
+        )
+        recipient = Recipient(alice, (focus,), (), _PLANNED_START)
+    else:
+        subscriber = Person(
+            id="u-2208",
+            email="orders@northwind.example",
+            systems=window.systems,
+            language=language,
+        )
+        recipient = Recipient(subscriber, involved, (), _PLANNED_START)
+    return PlannedSample(kind, recipient, occurrence, _PLANNED_NOW[kind])

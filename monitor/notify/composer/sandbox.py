@@ -11,7 +11,7 @@ from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from monitor.notify.composer.facts import RECORD_FIELDS
-from monitor.notify.composer.filters import human_join, paragraphs, sentence
+from monitor.notify.composer.filters import contact_links, human_join, paragraphs, sentence
 
 _MAX_SEQUENCE = 100_000  # longest string or list a template may build with ``*``
 _MAX_EXPONENT = 1_000
@@ -35,6 +35,7 @@ def sandbox(loader: BaseLoader, *, autoescape: bool) -> Environment:
     env.filters["human_join"] = human_join
     env.filters["sentence"] = sentence
     env.filters["paragraphs"] = paragraphs
+    env.filters["contact_links"] = contact_links
     return env
 
 

@@ -15,7 +15,12 @@ from jinja2 import BaseLoader, Environment, TemplateNotFound
 
 from monitor.config import Problem
 from monitor.locales import check_language
+from monitor.maintenance import NoticeKind
 from monitor.model import MessageKind
+
+# Every kind of message a template may be: about an incident, or about planned work.
+AnyKind = MessageKind | NoticeKind
+KINDS: tuple[AnyKind, ...] = (*MessageKind, *NoticeKind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,14 +74,15 @@ def language_folders(sources: Collection[str], systems: Collection[str]) -> dict
     return found
 
 
-def kind_of(name: str, languages: Collection[str] = ()) -> tuple[MessageKind | None, str | None]:
+def kind_of(name: str, languages: Collection[str] = ()) -> tuple[AnyKind | None, str | None]:
     """``acknowledge.j2`` -> (ACKNOWLEDGE, None); ``payment/update.j2`` -> (UPDATE, "payment");
-    ``de/payment/update.j2`` -> (UPDATE, "payment") when ``de`` is one of ``languages``."""
+    ``de/payment/update.j2`` -> (UPDATE, "payment") when ``de`` is one of ``languages``;
+    ``maintenance.j2`` -> (NoticeKind.NOTICE, None)."""
     *folders, file = name.split("/")
     if folders and folders[0] in languages:
         folders.pop(0)
     stem = file.removesuffix(".j2")
-    kind = next((k for k in MessageKind if k.value == stem), None)
+    kind = next((k for k in KINDS if k.value == stem), None)
     return kind, ("/".join(folders) if folders else None)
 
 

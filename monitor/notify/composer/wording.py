@@ -40,6 +40,35 @@ _SHAPES = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class _SpanShape:
+    """How a language says from when to when (planned work): within one day (``{day}``, a
+    relative day or ``dated_one`` of the date) and across two (``{day}``, ``{end_day}``,
+    each a relative day or ``dated_two``)."""
+
+    one_day: str
+    two_days: str
+    dated_one: str
+    dated_two: str
+
+
+_SPAN_SHAPES = {
+    "en": _SpanShape(
+        "{day} from {start} to {end}",
+        "from {start} {day} to {end} {end_day}",
+        "on {date}",
+        "on {date}",
+    ),
+    "de": _SpanShape(
+        "{day} von {start} bis {end}",
+        "von {day} {start} bis {end_day} {end}",
+        "am {date},",
+        "{date},",
+    ),
+}
+_SPAN_DAYS = (-1, 0, 1)  # said as yesterday, today, tomorrow; the others by their date
+
+
 class Speaker:
     """Says moments and durations in ``language`` (a BCP 47 tag), at the clock of ``zone``;
     with ``say_zone``, each time is followed by the zone's abbreviation ("2:05 PM UTC"), for
@@ -86,6 +115,37 @@ class Speaker:
         """When the next word comes at the latest: ``within 24 hours``, ``in 24 Stunden``."""
         return say_within(self.language, seconds)
 
+    def span(self, start: float, end: float, now: float) -> str:
+        """From ``start`` to ``end``, as of ``now``: "tomorrow from 2:00 AM to 3:00 AM",
+        "from 11:00 PM today to 1:00 AM tomorrow", "am Sonntag, 13. Dezember, von 02:00 Uhr
+        bis 03:00 Uhr"; in a language without a shape of its own, the two moments."""
+        shape = _SPAN_SHAPES.get(str(self._locale.language))
+        if shape is None:
+            return f"{self.when(start, now)} - {self.when(end, now)}"
+        begins, ends = (datetime.fromtimestamp(at, self._zone) for at in (start, end))
+        today = datetime.fromtimestamp(now, self._zone).date()
+        times = {"start": self._clock(begins), "end": self._clock(ends)}
+        if begins.date() == ends.date():
+            day = self._day(begins.date(), today, shape.dated_one)
+            return shape.one_day.format(day=day, **times)
+        days = (self._day(moment.date(), today, shape.dated_two) for moment in (begins, ends))
+        return shape.two_days.format(day=next(days), end_day=next(days), **times)
+
+    def _day(self, day: date, today: date, dated: str) -> str:
+        offset = (day - today).days
+        if offset in _SPAN_DAYS and offset in self._days:
+            return self._days[offset]
+        return dated.format(date=self._date(day, today))
+
+    def _clock(self, moment: datetime) -> str:
+        """The clock time of ``moment``, in the language's shape, with the zone if said."""
+        clock = self._shape.clock.format(time=format_time(moment, "short", locale=self._locale))
+        if self._say_zone:
+            clock = f"{clock} {moment.tzname()}"
+        # CLDR puts a narrow no-break space in "5:01 PM": outside SMS's GSM alphabet, one
+        # such character would send the whole SMS as UCS-2, at 70 characters a segment.
+        return clock.translate(_PLAIN_SPACES)
+
     def routes(self, routes: tuple[str, ...]) -> str:
         """On-call's routes as a list: ``Slack and email``, ``Slack und E-Mail``."""
         return say_routes(self.language, routes)
@@ -93,12 +153,7 @@ class Speaker:
     def _word(self, at: float, now: float) -> str:
         moment = datetime.fromtimestamp(at, self._zone)
         today = datetime.fromtimestamp(now, self._zone).date()
-        clock = self._shape.clock.format(time=format_time(moment, "short", locale=self._locale))
-        if self._say_zone:
-            clock = f"{clock} {moment.tzname()}"
-        # CLDR puts a narrow no-break space in "5:01 PM": outside SMS's GSM alphabet, one
-        # such character would send the whole SMS as UCS-2, at 70 characters a segment.
-        clock = clock.translate(_PLAIN_SPACES)
+        clock = self._clock(moment)
         offset = (moment.date() - today).days
         if offset in (0, -1) and offset in self._days:
             return self._shape.relative.format(day=self._days[offset], time=clock)

@@ -1,6 +1,7 @@
 """The shared store: PostgreSQL through psycopg 3 and psycopg-pool, behind ``roles.Store``.
 
-A module a role (``states``, ``incidents``, ``people``, ``outbox``, ``replicas``), each
+A module a role (``states``, ``incidents``, ``people``, ``outbox``, ``replicas``,
+``maintenance``), each
 holding its SQL, over one ``connection.Database`` (the pool; every driver error becomes
 ``StoreUnavailable``); ``schema`` applies ``migrations/postgres``; ``rows`` writes values as
 SQLite's backend does.
@@ -14,6 +15,7 @@ from monitor.store.migrations import SchemaChange
 from monitor.store.postgres import schema
 from monitor.store.postgres.connection import CHECK_WAIT_S, Database
 from monitor.store.postgres.incidents import Incidents
+from monitor.store.postgres.maintenance import Maintenance
 from monitor.store.postgres.outbox import Outbox
 from monitor.store.postgres.people import People
 from monitor.store.postgres.replicas import Replicas
@@ -22,7 +24,7 @@ from monitor.store.postgres.states import States
 __all__ = ["PostgresStore", "open_postgres"]
 
 
-class PostgresStore(States, Incidents, People, Outbox, Replicas):
+class PostgresStore(States, Incidents, People, Outbox, Replicas, Maintenance):
     """Every role on one PostgreSQL database. Open it with ``open_postgres``."""
 
     def __init__(self, db: Database, schema_change: SchemaChange) -> None:

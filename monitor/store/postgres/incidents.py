@@ -27,6 +27,7 @@ from monitor.store.postgres.rows import (
     incident,
     incident_row,
 )
+from monitor.store.roles import PUBLIC_TIMELINE
 from monitor.store.types import (
     PENDING,
     Alert,
@@ -51,6 +52,10 @@ _MARK_APPLIED = "UPDATE transitions SET applied = true WHERE id = ANY(%b::bigint
 _RESOLVED = (
     "EXISTS (SELECT 1 FROM incidents WHERE id = %(id)s AND resolved_at IS NOT NULL "
     "AND resolved_at < %(before)s)"
+)
+_PRIVATE_KEPT = (
+    "EXISTS (SELECT 1 FROM incidents WHERE id = %(id)s AND resolved_at IS NOT NULL "
+    "AND resolved_at < %(before)s AND NOT private_pruned)"
 )
 
 
@@ -109,28 +114,40 @@ class Incidents:
         return incident(row) if row is not None else None
 
     async def incidents(
-        self, open_only: bool = False, resolved_since: float | None = None
+        self,
+        open_only: bool = False,
+        resolved_since: float | None = None,
+        opened_before: float | None = None,
     ) -> list[Incident]:
         if open_only:
-            sql, params = "WHERE resolved_at IS NULL", []
+            sql, params = "WHERE (resolved_at IS NULL)", []
         elif resolved_since is not None:
-            sql, params = "WHERE resolved_at IS NULL OR resolved_at >= %s", [resolved_since]
+            sql, params = "WHERE (resolved_at IS NULL OR resolved_at >= %s)", [resolved_since]
         else:
-            sql, params = "", []
+            sql, params = "WHERE true", []
+        if opened_before is not None:
+            sql, params = f"{sql} AND opened_at < %s", [*params, opened_before]
         rows = await self.db.rows(
             f"SELECT {INCIDENT_COLUMNS} FROM incidents {sql} ORDER BY id", params
         )
         return [incident(row) for row in rows]
 
-    async def latest_incidents(self, limit: int, status: str | None = None) -> list[Incident]:
-        where = {
-            None: "",
-            "open": "WHERE resolved_at IS NULL",
-            "resolved": "WHERE resolved_at IS NOT NULL",
-        }[status]
+    async def latest_incidents(
+        self, limit: int, status: str | None = None, before: int | None = None
+    ) -> list[Incident]:
+        where = [
+            {
+                None: "true",
+                "open": "resolved_at IS NULL",
+                "resolved": "resolved_at IS NOT NULL",
+            }[status]
+        ]
+        if before is not None:
+            where.append("id < %(before)s")
         rows = await self.db.rows(
-            f"SELECT {INCIDENT_COLUMNS} FROM incidents {where} ORDER BY id DESC LIMIT %s",
-            (limit,),
+            f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE {' AND '.join(where)} "
+            "ORDER BY id DESC LIMIT %(limit)s",
+            {"before": before, "limit": limit},
         )
         return [incident(row) for row in rows]
 
@@ -150,6 +167,66 @@ class Incidents:
             (incident_id,),
         )
         return [TimelineEntry(*row) for row in rows]
+
+    async def public_timeline(self, incident_id: int) -> list[TimelineEntry]:
+        rows = await self.db.rows(
+            "SELECT at, kind, text FROM timeline WHERE incident_id = %s "
+            "AND kind = ANY(%s::text[]) ORDER BY id",
+            (incident_id, list(PUBLIC_TIMELINE)),
+        )
+        return [TimelineEntry(*row) for row in rows]
+
+    async def private_prunable_incidents(
+        self, resolved_before: float, limit: int = 100
+    ) -> list[int]:
+        rows = await self.db.rows(
+            "SELECT id FROM incidents WHERE resolved_at IS NOT NULL AND NOT private_pruned "
+            "AND resolved_at < %(before)s "
+            "AND (resolution_told_at IS NULL OR resolution_told_at < %(before)s) "
+            "AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.incident_id = incidents.id "
+            "AND outbox.status = %(pending)s) ORDER BY resolved_at, id LIMIT %(limit)s",
+            {"before": resolved_before, "pending": PENDING, "limit": limit},
+        )
+        return [int(id_) for (id_,) in rows]
+
+    async def prune_private(
+        self, incident_id: int, resolved_before: float, batch: int = 2000
+    ) -> int:
+        """Delete up to ``batch`` rows of the private part of one incident resolved before
+        ``resolved_before`` (settled messages first), then mark it pruned; how many rows went
+        or were marked, 0 once it is, or while a message is pending."""
+        params = {
+            "id": incident_id,
+            "before": resolved_before,
+            "pending": PENDING,
+            "n": batch,
+            "public": list(PUBLIC_TIMELINE),
+        }
+        kept = _PRIVATE_KEPT
+        async with self.db.transaction() as conn:
+            for sql in (
+                "DELETE FROM outbox WHERE key IN (SELECT key FROM outbox WHERE "
+                f"incident_id = %(id)s AND status != %(pending)s LIMIT %(n)s) AND {kept}",
+                # A message still pending: keep all of the incident.
+                "SELECT 1 FROM outbox WHERE incident_id = %(id)s LIMIT 1",
+                "DELETE FROM told WHERE incident_id = %(id)s AND person_id IN (SELECT "
+                f"person_id FROM told WHERE incident_id = %(id)s LIMIT %(n)s) AND {kept}",
+                "DELETE FROM timeline WHERE id IN (SELECT id FROM timeline WHERE incident_id "
+                f"= %(id)s AND kind <> ALL(%(public)s::text[]) LIMIT %(n)s) AND {kept}",
+                f"DELETE FROM explanations WHERE incident_id = %(id)s AND text = '' AND {kept}",
+                f"DELETE FROM alerts WHERE incident_id = %(id)s AND {kept}",
+                "DELETE FROM goodwill WHERE incident_id = %(id)s AND person_id IN (SELECT "
+                f"person_id FROM goodwill WHERE incident_id = %(id)s LIMIT %(n)s) AND {kept}",
+                "UPDATE incidents SET private_pruned = true WHERE id = %(id)s "
+                "AND resolved_at IS NOT NULL AND resolved_at < %(before)s AND NOT private_pruned",
+            ):
+                cursor = await conn.execute(sql, params)
+                if sql.startswith("SELECT"):
+                    if await cursor.fetchone() is not None:
+                        return 0
+                elif cursor.rowcount:
+                    return cursor.rowcount
+        return 0
 
     async def prunable_incidents(self, resolved_before: float, limit: int = 100) -> list[int]:
         rows = await self.db.rows(

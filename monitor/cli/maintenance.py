@@ -1,0 +1,101 @@
+"""``monitor maintenance list|add|remove``: on-call plans work on a running monitor through its
+HTTP API (``/api/v1/maintenance``) and reads the answer as text or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+from monitor.app import Options
+from monitor.cli.client import ClientError, MonitorClient, monitor_url
+from monitor.web.maintenance import MaintenanceList, MaintenanceOut
+from monitor.web.plumbing import TOKEN_VARIABLE
+
+
+def on_maintenance(args: argparse.Namespace, options: Options, env: dict[str, str]) -> int:
+    """Ask the running monitor and print its answer; 1 when it refused (a bad window, no such
+    id, the token), 2 when it cannot be reached."""
+    try:
+        url = monitor_url(args.url, env)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+
+    async def ask() -> str:
+        async with MonitorClient(url, env.get(TOKEN_VARIABLE)) as client:
+            return await _ask(client, args)
+
+    try:
+        print(asyncio.run(ask()))
+    except ClientError as exc:
+        print(f"monitor maintenance {args.maintenance_command}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+async def _ask(client: MonitorClient, args: argparse.Namespace) -> str:
+    json_out = args.output == "json"
+    if args.maintenance_command == "list":
+        found = await client.maintenance()
+        return _json(found.model_dump(mode="json")) if json_out else windows_table(found)
+    if args.maintenance_command == "add":
+        made = await client.add_maintenance(window_body(args))
+        if json_out:
+            return _json(made.model_dump(mode="json"))
+        return f"maintenance window {made.id} added: {_when(made)}; {', '.join(made.systems)}"
+    removed = await client.remove_maintenance(args.id)
+    if json_out:
+        return _json(removed.model_dump(mode="json"))
+    return f"maintenance window {removed.window.id} removed"
+
+
+def window_body(args: argparse.Namespace) -> dict[str, object]:
+    """The body of ``POST /api/v1/maintenance`` the options of ``add`` write."""
+    body: dict[str, object] = {
+        "systems": [name.strip() for name in args.systems.split(",") if name.strip()],
+        "start": args.start,
+        "end": args.end,
+        "note": args.note,
+    }
+    if args.every:
+        body["every"] = [day.strip() for day in args.every.split(",") if day.strip()]
+    if args.timezone:
+        body["timezone"] = args.timezone
+    if args.notify_before:
+        body["notify_before"] = args.notify_before
+    return body
+
+
+def windows_table(found: MaintenanceList) -> str:
+    """One line a window: id, systems, when it is, its next occurrence (UTC), where it is
+    written; or that there is none."""
+    if not found.windows:
+        return "no maintenance windows"
+    rows = [("ID", "SYSTEMS", "WHEN", "NEXT (UTC)", "SOURCE")]
+    rows += [(w.id, ", ".join(w.systems), _when(w), _next(w), w.source) for w in found.windows]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in rows
+    ]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _when(window: MaintenanceOut) -> str:
+    if window.every:
+        days = "day" if len(window.every) == 7 else ", ".join(window.every)
+        return f"every {days} {window.start}-{window.end} {window.timezone}"
+    return f"{window.start} - {window.end}"
+
+
+def _next(window: MaintenanceOut) -> str:
+    if window.next is None:
+        return "past"
+    said = f"{window.next.start:%Y-%m-%d %H:%M} - {window.next.end:%H:%M}"
+    return f"{said} (under way)" if window.active else said
+
+
+def _json(data: object) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False)

@@ -1,0 +1,119 @@
+"""The rules of planned work, as pure functions of plain values and the clock.
+
+Failures inside a window (``covered``, ``customer_view``):
+
+1. A system of an incident is *in maintenance* when it went DOWN inside an occurrence of a
+   window about it (from its start, before its end) and either it was UP again by the end plus
+   ``maintenance_grace``, or that moment has not come yet.
+2. Customers are told about an incident as if its systems in maintenance were not in it: the
+   people of those systems alone hear nothing, and an open incident whose systems still down
+   are all in maintenance tells nobody (on-call still hears of it, marked "in maintenance").
+3. A system still DOWN at the end plus the grace is in maintenance no more: from then the
+   incident is told as any other, to that system's people too; its first word waits
+   ``notify_after`` from the first failure outside maintenance, which is long past by then.
+
+The notices (``notice_due``, ``over_due``):
+
+4. Each subscriber of a window's systems is told of an occurrence once, from its lead
+   (``notify_before``: the window's own, else monitor.yaml's; 0, never) before it starts
+   until it starts. A fan-out a crash cut off is finished while the occurrence is under way.
+5. Once it has ended, everyone it was told to hears it is over, once, when none of its systems
+   is DOWN; while one is, the note waits, and if one is still DOWN at the end plus the grace
+   no note goes: that failure is an incident now, and its messages say the rest.
+6. An occurrence that no window has any more (removed, or moved to another time) is not told
+   as over: the work did not happen as announced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import replace
+from enum import StrEnum
+
+from monitor.incidents.correlation import Incident
+from monitor.maintenance.schedule import Schedule
+from monitor.maintenance.windows import Occurrence
+
+
+def covered(
+    incident: Incident, schedule: Schedule, now: float, grace: float
+) -> dict[str, Occurrence]:
+    """The systems of ``incident`` in maintenance at ``now`` (rule 1), each with the occurrence
+    it failed in."""
+    if not schedule:
+        return {}
+    found = {}
+    for member in incident.members:
+        occurrence = schedule.covering(member.name, member.down_at)
+        if occurrence is None:
+            continue
+        last = occurrence.end + grace
+        if now < last or (member.up_at is not None and member.up_at <= last):
+            found[member.name] = occurrence
+    return found
+
+
+def customer_view(incident: Incident, hidden: Collection[str]) -> Incident:
+    """``incident`` as customers are told of it (rule 2): without the systems ``hidden`` (those
+    in maintenance), opened when the first of the others failed, caused by its cause if that
+    is one of them, else by the first of them. Never saved: the incident stays whole."""
+    if not hidden:
+        return incident
+    shown = tuple(m for m in incident.members if m.name not in hidden)
+    if not shown:
+        return replace(incident, members=())
+    opened = min(m.down_at for m in shown)
+    cause = incident.cause if any(m.name == incident.cause for m in shown) else shown[0].name
+    return replace(incident, members=shown, opened_at=max(opened, incident.opened_at), cause=cause)
+
+
+def in_maintenance(shown: Incident) -> bool:
+    """Whether an incident, as ``customer_view`` shows it, tells nobody now (rule 2): it is open
+    and none of the systems customers may hear of is down."""
+    return shown.is_open and not any(m.down for m in shown.members)
+
+
+def notice_due(occurrence: Occurrence, lead: float, now: float, begun: bool) -> bool:
+    """Whether the notices of ``occurrence`` are to be decided now (rule 4); ``begun``: a
+    fan-out of them started before."""
+    if begun:
+        return now < occurrence.end
+    return lead > 0 and occurrence.start - lead <= now < occurrence.start
+
+
+class Over(StrEnum):
+    """What an occurrence told to customers owes them once it has ended (rule 5)."""
+
+    NOT_YET = "not ended, or a system of it still down within the grace"
+    TELL = "over: everyone told hears it"
+    NOTHING = "nothing: still down past the grace, or no longer planned"
+
+
+def over_due(
+    occurrence: Occurrence | None,
+    ends_at: float,
+    now: float,
+    down: Collection[str],
+    grace: float,
+) -> Over:
+    """What the occurrence told of owes at ``now``: ``occurrence`` as the windows have it now
+    (None: no window has it any more, rule 6), ``ends_at`` its end as it was told, ``down`` the
+    systems DOWN now."""
+    if occurrence is None:
+        return Over.NOTHING if now >= ends_at else Over.NOT_YET
+    if now < occurrence.end:
+        return Over.NOT_YET
+    if not any(system in down for system in occurrence.systems):
+        return Over.TELL
+    return Over.NOTHING if now >= occurrence.end + grace else Over.NOT_YET
+
+
+def down_systems(incidents: Collection[Incident]) -> frozenset[str]:
+    """The systems DOWN in the open incidents."""
+    return frozenset(m.name for i in incidents if i.is_open for m in i.members if m.down)
+
+
+def lead_of(occurrence: Occurrence, default: float) -> float:
+    """How long before it starts the occurrence is told of."""
+    own = occurrence.window.notify_before
+    return default if own is None else own

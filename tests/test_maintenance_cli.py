@@ -1,0 +1,93 @@
+"""On-call plans work at a terminal: ``monitor maintenance add|list|remove`` against a real
+running monitor over real HTTP (``tests/test_oncall_cli.py``'s App and terminal), and ``monitor
+preview --kind maintenance`` from the shipped templates."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from test_oncall_cli import TOKEN, Terminal, running, terminal
+
+__all__ = ["terminal"]  # the fixture, used here
+
+WITH_TOKEN = {"MONITOR_API_TOKEN": TOKEN}
+
+
+async def test_maintenance_is_added_listed_and_removed_through_the_running_monitor(
+    tmp_path: Path, terminal: Terminal
+) -> None:
+    """`add` prints the new window's id, `list` shows it with its next occurrence (UTC), and
+    `remove` takes it away; `-o json` is the API's answer."""
+    async with running(tmp_path) as world:
+        url = {"MONITOR_URL": world.url}
+        code, out, err = await terminal.run(
+            "maintenance",
+            "add",
+            "--systems",
+            "payment,login",
+            "--every",
+            "sunday",
+            "--start",
+            "02:00",
+            "--end",
+            "03:00",
+            "--timezone",
+            "Europe/Berlin",
+            "--note",
+            "We back up the payment database.",
+            env={**url, **WITH_TOKEN},
+        )
+        assert (code, err) == (0, "")
+        assert out == (
+            "maintenance window 1 added: every sunday 02:00-03:00 Europe/Berlin; payment, login\n"
+        )
+        code, out, _ = await terminal.run("maintenance", "list", env=url)
+        assert code == 0
+        header, line = out.splitlines()
+        assert header.split() == ["ID", "SYSTEMS", "WHEN", "NEXT", "(UTC)", "SOURCE"]
+        # The clock is on Friday 2027-01-15: the next Sunday 02:00 in Berlin is 01:00 UTC.
+        assert "2027-01-17 01:00 - 02:00" in line
+        assert line.startswith("1 ")
+        assert line.rstrip().endswith("api")
+        code, out, _ = await terminal.run("maintenance", "list", "-o", "json", env=url)
+        assert json.loads(out)["windows"][0]["every"] == ["sunday"]
+        code, out, err = await terminal.run("maintenance", "remove", "1", env={**url, **WITH_TOKEN})
+        assert (code, out, err) == (0, "maintenance window 1 removed\n", "")
+        code, out, _ = await terminal.run("maintenance", "list", env=url)
+        assert (code, out) == (0, "no maintenance windows\n")
+
+
+async def test_a_window_the_monitor_refuses_is_said_and_exits_1(
+    tmp_path: Path, terminal: Terminal
+) -> None:
+    """A system no check declares is refused with "did you mean" (exit 1), as is a write
+    without the token; removing an id no window has exits 1."""
+    async with running(tmp_path) as world:
+        url = {"MONITOR_URL": world.url}
+        window = ["--start", "2027-01-20 02:00", "--end", "2027-01-20 03:00", "--note", "Work."]
+        code, _, err = await terminal.run(
+            "maintenance", "add", "--systems", "paymnet", *window, env={**url, **WITH_TOKEN}
+        )
+        assert code == 1
+        assert "did you mean 'payment'?" in err
+        code, _, err = await terminal.run(
+            "maintenance", "add", "--systems", "payment", *window, env=url
+        )
+        assert code == 1
+        assert "MONITOR_API_TOKEN" in err
+        code, _, err = await terminal.run("maintenance", "remove", "7", env={**url, **WITH_TOKEN})
+        assert code == 1
+        assert "no maintenance window is named '7'" in err
+
+
+async def test_preview_shows_the_notice_of_planned_work_in_a_language(
+    terminal: Terminal,
+) -> None:
+    """`monitor preview payment --kind maintenance --language de` renders the shipped German
+    notice with sample data."""
+    code, out, err = await terminal.run(
+        "preview", "payment", "--kind", "maintenance", "--language", "de"
+    )
+    assert (code, err) == (0, "")
+    assert out.startswith("Subject: Geplante Arbeiten an Online payments morgen von 02:00 Uhr")
