@@ -14,11 +14,12 @@ import textwrap
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import feedparser
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from clock import FakeClock
@@ -409,3 +410,36 @@ async def test_a_window_file_edited_is_reloaded_and_its_new_time_told(tmp_path: 
             f"<maintenance-db-upgrade-202701240100.notice.{who}@example.com>"
             for who in ("alice", "dana", "hanna")
         }
+
+
+async def test_the_status_page_feed_and_json_show_planned_then_active_maintenance(
+    tmp_path: Path,
+) -> None:
+    """Two weeks ahead at most, planned work is on the status page (its systems' titles, its
+    times, the note; never the window's name), in the feed and in the JSON; while under way the
+    page says so; once over it is gone from all three."""
+    async with stage(tmp_path) as on:
+        await on.at(START - 86400)
+        page = await (await on.other.client.get("/")).text()
+        assert "Planned maintenance" in page
+        assert "Online payments" in page
+        assert "We are moving the payment database to a faster server." in page
+        assert f'datetime="{datetime.fromtimestamp(START, UTC):%Y-%m-%dT%H:%M:%SZ}"' in page
+        assert "db-upgrade" not in page
+        feed = feedparser.parse(await (await on.other.client.get("/feed.atom")).read())
+        [planned] = [e for e in feed.entries if e.title.startswith("Planned maintenance")]
+        assert planned.title == "Planned maintenance: Online payments"
+        assert "We are moving the payment database" in planned.content[0].value
+        data = await (await on.other.client.get("/status.json")).json()
+        assert [(w["titles"], w["active"]) for w in data["maintenance"]] == [
+            (["Online payments"], False)
+        ]
+        await on.at(START + 60)
+        page = await (await on.leader.client.get("/")).text()
+        assert "Under way now, until" in page
+        feed = feedparser.parse(await (await on.leader.client.get("/feed.atom")).read())
+        assert [e.title for e in feed.entries] == ["Maintenance under way: Online payments"]
+        await on.at(END + 60)
+        page = await (await on.leader.client.get("/")).text()
+        assert "Planned maintenance" not in page
+        assert (await (await on.leader.client.get("/status.json")).json())["maintenance"] == []

@@ -19,7 +19,7 @@ from typing import Any
 
 from feedgen.feed import FeedGenerator
 
-from monitor.web.public import IncidentPage, Overview, PublicIncident, PublicSystem
+from monitor.web.public import IncidentPage, Overview, PlannedWork, PublicIncident, PublicSystem
 
 FEED_PATH = "/feed.atom"
 JSON_PATH = "/status.json"
@@ -75,6 +75,24 @@ def incident_entries(pages: Sequence[IncidentPage], base: str) -> list[FeedEntry
             )
         )
     return entries
+
+
+def maintenance_entries(planned: Sequence[PlannedWork], base: str) -> list[FeedEntry]:
+    """An entry for each maintenance window's occurrence under way or planned (within two weeks),
+    dated at its start: the feed keeps no record of when it was first listed."""
+    return [
+        FeedEntry(
+            key=f"maintenance/{work.key}",
+            title=f"{'Maintenance under way' if work.active else 'Planned maintenance'}: "
+            f"{work.title_text}",
+            link=f"{base}/",
+            published=work.start.ts,
+            updated=work.start.ts,
+            text=f"From {work.start.text} to {work.end.text}."
+            + (f"\n{work.note}" if work.note else ""),
+        )
+        for work in planned
+    ]
 
 
 def atom(org: str, domain: str, base: str, entries: Sequence[FeedEntry], now: float) -> bytes:
@@ -134,4 +152,15 @@ def status_json(overview: Overview, base: str) -> dict[str, Any]:
         "systems": [_system_json(s) for s in overview.systems],
         "open_incidents": [_incident_json(i, base) for i in overview.open_incidents],
         "recent_incidents": [_incident_json(i, base) for i in overview.resolved_incidents],
+        "maintenance": [_maintenance_json(w) for w in overview.planned],
+    }
+
+
+def _maintenance_json(work: PlannedWork) -> dict[str, Any]:
+    return {
+        "titles": list(work.titles),
+        "starts_at": work.start.iso,
+        "ends_at": work.end.iso,
+        "active": work.active,
+        "note": work.note,
     }

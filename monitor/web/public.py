@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from monitor.config import SystemConfig
 from monitor.incidents.correlation import Incident
+from monitor.maintenance import PublicWindow
 from monitor.model import Health, SystemState
 from monitor.web.history import DailyHistory, Days
 from monitor.web.services import Services
@@ -283,6 +284,32 @@ def public_events(
 
 
 @dataclass(frozen=True, slots=True)
+class PlannedWork:
+    """A maintenance window's occurrence as customers see it: ``key`` names it for good (a
+    feed entry's id), never the window's own name."""
+
+    key: str
+    titles: tuple[str, ...]
+    title_text: str
+    start: Moment
+    end: Moment
+    note: str
+    active: bool
+
+
+def planned_work(window: PublicWindow) -> PlannedWork:
+    return PlannedWork(
+        window.id,
+        window.systems,
+        titles_text(window.systems),
+        Moment.at(window.start),
+        Moment.at(window.end),
+        window.note,
+        window.active,
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Overview:
     """The front page's facts (and the JSON's)."""
 
@@ -301,6 +328,7 @@ class Overview:
     resolved_incidents: Sequence[PublicIncident]  # resolved in the last ``RECENT``
     recent_days: int
     updated: Moment
+    planned: Sequence[PlannedWork] = ()  # under way now, then those within two weeks, by start
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,6 +416,7 @@ class PublicView:
             resolved_incidents=[public(i) for i in resolved],
             recent_days=int(RECENT // DAY),
             updated=Moment.at(now),
+            planned=[planned_work(w) for w in await services.planned_work()],
         )
 
     async def incident(self, services: Services, incident_id: int) -> IncidentPage | None:

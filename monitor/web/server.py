@@ -12,10 +12,17 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from monitor.web.api import ROUTES, add_routes
-from monitor.web.feed import FEED_PATH, JSON_PATH, atom, incident_entries, status_json
+from monitor.web.feed import (
+    FEED_PATH,
+    JSON_PATH,
+    atom,
+    incident_entries,
+    maintenance_entries,
+    status_json,
+)
 from monitor.web.openapi import OPENAPI_PATH, openapi_document
 from monitor.web.plumbing import BODY_LIMIT, errors_as_json
-from monitor.web.public import NoSuchPage, PublicView
+from monitor.web.public import NoSuchPage, PublicView, planned_work
 from monitor.web.services import SERVICES, Services
 from monitor.web.statuspage import StatusPage
 
@@ -144,8 +151,8 @@ async def feed(request: web.Request) -> web.Response:
     org = services.config().settings.org
     base = _base(request)
     latest = await request.app[PUBLIC_KEY].latest(services)
-    # Maintenance windows join the feed here, as FeedEntry of their own.
-    entries = incident_entries(latest, base)
+    planned = [planned_work(w) for w in await services.planned_work()]
+    entries = [*incident_entries(latest, base), *maintenance_entries(planned, base)]
     document = atom(org.name, org.message_domain, base, entries, services.clock.now())
     return _compressed(
         web.Response(
