@@ -21,7 +21,7 @@ from process import REPO, monitor_env, run_cli
 from monitor.app import Options
 from monitor.demo.mailcatcher import MailCatcher
 from monitor.demo.pages import MESSAGES_PATH
-from monitor.demo.script import ACTION, ALICE, PEOPLE, change_line
+from monitor.demo.script import ACTION, ALICE, PEOPLE, PLANNED, change_line
 from monitor.demo.sendtest import send_test
 from monitor.incidents.correlation import Change, Correlator
 from monitor.model import Health, Transition
@@ -30,6 +30,8 @@ from monitor.web.server import PAGE_HEADERS
 SPEED = "10"
 DEMO_PEOPLE = {p.email: p.name for p in (*PEOPLE, ALICE)}
 JONAS = "jonas.weber@example.com"  # the demo's person in New York who reads German
+# Subscribers of the system with planned work: each gets its notice too.
+PLANNED_FOR = {p.email for p in PEOPLE if PLANNED in p.systems}
 MAIL_TO = re.compile(r"^\[ *[\d.]+s\] Mail to (?P<name>.+) <(?P<email>[^>]+)>$")
 URLS = re.compile(r"^Status page: (?P<status>\S+)  Messages: (?P<messages>\S+)  \(")
 SERVING = "Still serving until Ctrl-C"
@@ -157,10 +159,13 @@ async def test_demo_scripts_an_outage_from_failure_to_the_resolved_messages() ->
     resolved = {to for to, subject in sent if subject.startswith(("It's fixed", "Behoben"))}
     explained = {to for to, subject in sent if subject.startswith(("Why", "Warum"))}
     assert acknowledged == still == updated == resolved == explained == set(DEMO_PEOPLE)
-    assert len(sent) == 5 * len(DEMO_PEOPLE)
+    planned = [to for to, subject in sent if subject.startswith(("Planned work", "Geplante"))]
+    assert sorted(planned) == sorted(PLANNED_FOR)
+    assert len(sent) == 5 * len(DEMO_PEOPLE) + len(PLANNED_FOR)
     # Jonas reads German and lives in New York: every subject of his is German.
     jonas = [subject for to, subject in sent if to == JONAS]
     assert [s.split()[0] for s in jonas] == [
+        "Geplante",
         "Entschuldigung:",
         "Wir",
         "Neuigkeiten",
@@ -178,6 +183,7 @@ async def test_demo_scripts_an_outage_from_failure_to_the_resolved_messages() ->
         f"People acknowledged: {n}; sent updates: {2 * n} (goodwill offered in {n});"
         f" told it is resolved: {n}; sent the explanation: {n}; undeliverable: 0." in out
     )
+    assert f"Planned-work notices sent: {len(PLANNED_FOR)};" in out
     # On-call heard of the opening by email, and the customers read when and how.
     assert re.search(r"On-call alerted by email \(oncall@example\.com\): Incident \d+ opened", out)
     assert "was alerted at" in out
@@ -266,7 +272,7 @@ async def test_demo_serves_every_caught_message_escaped_until_ctrl_c(tmp_path: P
     assert "script" not in parsed.tags
     assert "img" not in parsed.tags
     sent = mails(out)
-    assert len(parsed.messages) == len(sent) == 5 * len(DEMO_PEOPLE)
+    assert len(parsed.messages) == len(sent) == 5 * len(DEMO_PEOPLE) + len(PLANNED_FOR)
     for number, ((email, subject), shown) in enumerate(zip(sent, parsed.messages, strict=True)):
         assert shown.title == f"{number + 1}. {subject}"
         assert f"{DEMO_PEOPLE[email]} <{email}>" in shown.meta
@@ -279,7 +285,13 @@ async def test_demo_serves_every_caught_message_escaped_until_ctrl_c(tmp_path: P
         assert shown.sms.startswith(f"{HOSTILE_ORG}: ")
         assert len(shown.sms) <= 320
     kinds = [shown.meta.split()[-1] for shown in parsed.messages]
-    assert sorted(set(kinds)) == ["acknowledge", "explanation", "resolved", "update"]
+    assert sorted(set(kinds)) == [
+        "acknowledge",
+        "explanation",
+        "maintenance",
+        "resolved",
+        "update",
+    ]
     assert kinds.count("update") == 2 * len(DEMO_PEOPLE)
     # The second update carries on-call's note: what went wrong, and what they are doing.
     noted = [

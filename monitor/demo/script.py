@@ -31,9 +31,10 @@ import socket
 import sys
 import tempfile
 import textwrap
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aiohttp import web
@@ -46,6 +47,7 @@ from monitor.demo.simulated import SimulatedSystems
 from monitor.durations import format_duration, short_duration
 from monitor.incidents.correlation import Change, Incident
 from monitor.logs import configure
+from monitor.maintenance import NoticeKind
 from monitor.model import Address, Attempt, Health, MessageKind, Person, Transition
 from monitor.notify.composer import Composer
 from monitor.store import PENDING, SENT, UNDELIVERABLE, OutboxItem
@@ -80,6 +82,9 @@ NOTE = (
     "Doing: we are rolling it back and trying every kind of card before we switch it on again."
 )
 ONCALL = "oncall@example.com"
+# Planned work on login tomorrow, announced at once (its own notify_before is two days).
+PLANNED = "login"
+PLANNED_NOTE = "We are moving the sign-in servers to a new data centre."
 # What the demo offers once the outage has lasted goodwill_after, in each reader's language.
 GOODWILL = {
     "default": "we have added a free month to your account",
@@ -209,6 +214,7 @@ class _Demo:
         self.names_by_id = {p.id: p.name for p in (*PEOPLE, ALICE)}
         # Each decision as made, with its SMS: the outbox forgets a message's bodies once sent.
         self.decided: dict[str, OutboxItem] = {}
+        self.done: set[str] = set()  # the keys of the messages sent or given up
 
     # the script ---------------------------------------------------------------------------
 
@@ -270,6 +276,17 @@ class _Demo:
         async def broken_down() -> bool:
             return all(states[n].health is Health.DOWN for n in BROKEN)
 
+        planned = {p.id for p in PEOPLE if PLANNED in p.systems}
+
+        async def planned_told() -> bool:
+            return self._notices_sent() >= planned
+
+        self._say(
+            f"Planned work on {PLANNED} tomorrow 02:00-03:00 UTC (monitor.yaml's maintenance:, with"
+            " notify_before 48h): its subscribers get a notice now, in their language and time,"
+            " and the status page lists it."
+        )
+        await self._until("the planned-work notices did not all go out", planned_told)
         await self._until("the simulated systems did not all come UP", all_up)
         self._say(
             f"All systems are UP. In {short_duration(pace.calm)} payment and login fail together."
@@ -430,7 +447,7 @@ class _Demo:
                 continue
             try:
                 config = shorten_checks(
-                    source.path, target, self.pace, environ, self.systems, oncall_url
+                    source.path, target, self.pace, environ, self.systems, oncall_url, time.time()
                 )
             except Unusable as exc:
                 if source is not shipped:
@@ -514,6 +531,14 @@ class _Demo:
         before the message was sent, so every message caught has one)."""
         return shown_messages(list(self.catcher.messages), self.decided, self.names)
 
+    def _notices_sent(self) -> set[str]:
+        """People whose planned-work notice is done with (sent or given up)."""
+        return {
+            item.person_id
+            for key, item in self.decided.items()
+            if item.kind == NoticeKind.NOTICE.value and key in self.done
+        }
+
     def _offered(self, incident_id: int) -> str:
         """Who has been offered goodwill for the incident ("nobody yet" when nobody has)."""
         names = [
@@ -573,6 +598,8 @@ class _Demo:
         self._poke()
 
     def _outcome(self, item: OutboxItem, outcome: str, _channel: Address | None) -> None:
+        if outcome != "retry":
+            self.done.add(item.key)
         if outcome not in ("sent", "retry"):
             self._say(f"Message {item.key}: {outcome} ({item.last_error})")
         self._poke()
@@ -604,7 +631,10 @@ class _Demo:
             f" sent the explanation: {count(MessageKind.EXPLANATION, SENT)};"
             f" undeliverable: {undeliverable}."
         )
-        self._line(f"  On-call alerts caught: {len(self.oncall.messages)}.")
+        self._line(
+            f"  Planned-work notices sent: {len(self._notices_sent())};"
+            f" on-call alerts caught: {len(self.oncall.messages)}."
+        )
         self._line(
             f"  Messages caught by the mail catcher: {len(self.catcher.messages)}"
             f" (each with its text, HTML and SMS: {self.messages_url})."
@@ -665,10 +695,12 @@ def shorten_checks(
     environ: Mapping[str, str],
     systems: SimulatedSystems,
     oncall_url: str,
+    now: float,
 ) -> Config:
     """Copy the payment, login and crm checks from ``source`` to ``target`` with ``every`` and
     ``timeout`` shortened, and write a ``monitor.yaml`` keeping only the ``org`` (on-call
-    alerted at ``oncall_url``, the demo's goodwill offered early); return the copy as loaded.
+    alerted at ``oncall_url``, the demo's goodwill offered early, planned work the day after
+    ``now`` announced at once); return the copy as loaded.
     Raise Unusable when ``source`` cannot drive the simulated systems."""
     try:
         config = load_config(source, environ)
@@ -702,7 +734,8 @@ def shorten_checks(
         "customer_messages: auto\n"
         f"oncall: [{json.dumps(oncall_url)}]\n"
         f"goodwill: {json.dumps(GOODWILL, ensure_ascii=False)}\n"
-        f"goodwill_after: {_duration(pace.goodwill_after)}\n",
+        f"goodwill_after: {_duration(pace.goodwill_after)}\n"
+        f"maintenance: [{json.dumps(_planned_window(now))}]\n",
         encoding="utf-8",
     )
     try:
@@ -787,6 +820,20 @@ def _given_or_local(variable: str, local: str) -> Source | None:
     if given:
         return Source(variable, Path(given))
     return Source(f"./{local}", Path(local)) if Path(local).is_dir() else None
+
+
+def _planned_window(now: float) -> dict[str, object]:
+    """The demo's planned work: tomorrow 02:00-03:00 UTC, announced at once."""
+    tomorrow = datetime.fromtimestamp(now, UTC).date() + timedelta(days=1)
+    return {
+        "name": "sign-in-move",
+        "systems": [PLANNED],
+        "start": f"{tomorrow} 02:00",
+        "end": f"{tomorrow} 03:00",
+        "timezone": "UTC",
+        "notify_before": "48h",
+        "note": PLANNED_NOTE,
+    }
 
 
 def _offers_goodwill(item: OutboxItem) -> bool:
