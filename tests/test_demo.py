@@ -19,6 +19,7 @@ import pytest
 from process import REPO, monitor_env, run_cli
 
 from monitor.app import Options
+from monitor.demo.history import DAYS
 from monitor.demo.mailcatcher import MailCatcher
 from monitor.demo.pages import MESSAGES_PATH
 from monitor.demo.script import ACTION, ALICE, PEOPLE, PLANNED, change_line
@@ -31,7 +32,7 @@ SPEED = "10"
 DEMO_PEOPLE = {p.email: p.name for p in (*PEOPLE, ALICE)}
 JONAS = "jonas.weber@example.com"  # the demo's person in New York who reads German
 # Subscribers of the system with planned work: each gets its notice too.
-PLANNED_FOR = {p.email for p in PEOPLE if PLANNED in p.systems}
+PLANNED_FOR = {p.email for p in PEOPLE if PLANNED in p.systems and p.email}
 MAIL_TO = re.compile(r"^\[ *[\d.]+s\] Mail to (?P<name>.+) <(?P<email>[^>]+)>$")
 URLS = re.compile(r"^Status page: (?P<status>\S+)  Messages: (?P<messages>\S+)  \(")
 SERVING = "Still serving until Ctrl-C"
@@ -257,6 +258,11 @@ async def test_demo_serves_every_caught_message_escaped_until_ctrl_c(tmp_path: P
                 page = await response.text()
             async with session.get(urls["status"]) as response:
                 assert response.status == 200
+                status = await response.text()
+            async with session.get(urls["status"] + "history") as response:
+                past = await response.text()
+            async with session.get(urls["status"] + "incidents/2") as response:
+                explained = await response.text()
         process.send_signal(signal.SIGINT)
         rest, err = await asyncio.wait_for(process.communicate(), 60)
     out = "".join(seen) + rest.decode()
@@ -265,6 +271,16 @@ async def test_demo_serves_every_caught_message_escaped_until_ctrl_c(tmp_path: P
     assert "Traceback" not in err.decode()
     assert "Checks:      MONITOR_CONFIG" in out
     assert "Messages:    MONITOR_MESSAGES" in out
+
+    # The status page has a past: the made-up month's bars with their incidents, the history,
+    # the planned work; and the demo's own outage (incident 3) beside them.
+    assert f"History:     {DAYS} days made up before the demo (incidents 1, 2)" in out
+    assert status.count('<li class="full" tabindex="0"') >= DAYS - 2
+    assert 'href="/incidents/1"' in status
+    assert 'href="/incidents/2"' in status
+    assert "Planned maintenance" in status
+    assert [f'href="/incidents/{n}"' in past for n in (1, 2, 3)] == [True, True, True]
+    assert "Our card processor" in explained
 
     assert policy == PAGE_HEADERS["Content-Security-Policy"]
     parsed = MessagesPageParser()

@@ -41,6 +41,7 @@ from aiohttp import web
 
 from monitor.app import App, Options, systems_info
 from monitor.config import Config, ConfigError, load_config
+from monitor.demo.history import DAYS, write_past
 from monitor.demo.mailcatcher import CaughtMessage, MailCatcher
 from monitor.demo.pages import MESSAGES_PATH, ShownMessage, add_messages_page, shown_messages
 from monitor.demo.simulated import SimulatedSystems
@@ -50,7 +51,7 @@ from monitor.logs import configure
 from monitor.maintenance import NoticeKind
 from monitor.model import Address, Attempt, Health, MessageKind, Person, Transition
 from monitor.notify.composer import Composer
-from monitor.store import PENDING, SENT, UNDELIVERABLE, OutboxItem
+from monitor.store import PENDING, SENT, UNDELIVERABLE, OutboxItem, SQLiteStore
 from monitor.text import one_line
 from monitor.web.server import build_web_app
 
@@ -215,6 +216,7 @@ class _Demo:
         # Each decision as made, with its SMS: the outbox forgets a message's bodies once sent.
         self.decided: dict[str, OutboxItem] = {}
         self.done: set[str] = set()  # the keys of the messages sent or given up
+        self.past: list[int] = []  # the made-up incidents of the status page's history
 
     # the script ---------------------------------------------------------------------------
 
@@ -398,6 +400,11 @@ class _Demo:
             db=self.tmp / "monitor.db",
             listen=f"{self.host}:{port}",
         )
+        past = SQLiteStore(options.db)
+        try:
+            self.past = await write_past(past, list(config.systems), time.time())
+        finally:
+            await past.close()
         configure("WARNING", environ=environ)
         # The demo serves the monitor's web app itself, to add its messages page to it: that
         # page is for the demo only, never part of what `monitor run` serves.
@@ -497,6 +504,11 @@ class _Demo:
         self._line(f"Subscribers: {people}")
         served = "served while the demo runs" if self.exit_after else "served until Ctrl-C"
         self._line(f"Status page: {self.status_url}  Messages: {self.messages_url}  ({served})")
+        self._line(
+            f"History:     {DAYS} days made up before the demo (incidents"
+            f" {', '.join(map(str, self.past))}), so the status page's bars, incident pages and"
+            " /history have a past; everything from now on is real."
+        )
         self._line("")
 
     # watching -------------------------------------------------------------------------------
