@@ -1,8 +1,9 @@
 """Structured logs: one line per event, JSON when not on a terminal, secrets redacted.
 
 Call ``event(logger, "name", key=value, ...)``. Any field whose name looks like a secret
-(authorization, password, token, secret, cookie, api key) is replaced by ``[redacted]``, and so is
-any value of a known secret (``MONITOR_*TOKEN``, ``*PASSWORD``, SMTP URL credentials...).
+(authorization, password, token, secret, cookie, api key, DKIM or private key) is replaced by
+``[redacted]``, and so is any value of a known secret (``MONITOR_*TOKEN``, ``*PASSWORD``,
+``MONITOR_DKIM_KEY``, SMTP URL credentials...).
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ import time
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-_SECRET_NAME = re.compile(r"(authorization|password|passwd|secret|token|cookie|api[_-]?key)", re.I)
+_SECRET_NAME = re.compile(
+    r"(authorization|password|passwd|secret|token|cookie|api[_-]?key|dkim[_-]?key|private[_-]?key)",
+    re.I,
+)
 _URL_CREDENTIALS = re.compile(r"(\w+://)([^/@\s:]+):([^/@\s]+)@")
 REDACTED = "[redacted]"
 
@@ -43,11 +47,10 @@ class _SecretValues:
     """Blanks out the values of secret environment variables wherever they appear."""
 
     def __init__(self, environ: Mapping[str, str]) -> None:
-        self.secrets = sorted(
-            (v for k, v in environ.items() if _SECRET_NAME.search(k) and len(v) >= 6),
-            key=len,
-            reverse=True,
-        )
+        values = [v for k, v in environ.items() if _SECRET_NAME.search(k) and len(v) >= 6]
+        # As JSON writes them too: a key's line breaks and backslashes are escaped in a line.
+        escaped = [json.dumps(v)[1:-1] for v in values]
+        self.secrets = sorted(set(values + escaped), key=len, reverse=True)
 
     def scrub(self, text: str) -> str:
         for secret in self.secrets:
