@@ -67,13 +67,14 @@ from monitor.cli import run_on_fastest_loop
 from monitor.config import Config, load_config
 from monitor.delivery.channels import EmailChannel
 from monitor.delivery.channels.dkim_signing import DkimSigner, parse_key
-from monitor.delivery.channels.email import AUTO_SUBMITTED, Letterhead
+from monitor.delivery.channels.email import AUTO_SUBMITTED, Letterhead, unsubscribe_headers
 from monitor.delivery.sender import Channels, Delivery
 from monitor.incidents.correlation import Correlator
 from monitor.logs import configure
 from monitor.metrics import Metrics
 from monitor.model import (
     Address,
+    Clock,
     Health,
     IncidentView,
     MessageKind,
@@ -81,6 +82,7 @@ from monitor.model import (
     ProbeResult,
     Reason,
     Recipient,
+    SystemClock,
 )
 from monitor.notify.composer import Composer
 from monitor.notify.notifier import Notifier, outbox_key
@@ -88,6 +90,7 @@ from monitor.probing.runtime import Monitor
 from monitor.store import OutboxItem, SQLiteStore, Store
 from monitor.store.location import postgres_location
 from monitor.store.opening import open_store
+from monitor.subscriptions.tokens import LinkState
 
 # tests/postgres.py, the throwaway cluster the tests use, serves --db postgresql.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -222,10 +225,22 @@ def backend_name(cluster: Cluster) -> str:
     return f"PostgreSQL {version} (durable defaults)"
 
 
-def composer_for(config: Config) -> Composer:
+def links_for(clock: Clock) -> LinkState:
+    """The signed links the app puts in each message once public_url and MONITOR_LINK_SECRET
+    are set: each person's manage link in the text and html, and List-Unsubscribe."""
+    links = LinkState({"MONITOR_LINK_SECRET": "bench-link-secret-" * 3}, clock)
+    links.configure("https://status.example.com")
+    return links
+
+
+def composer_for(config: Config, links: LinkState) -> Composer:
     settings = config.settings
     return Composer(
-        MESSAGES, settings.org, systems_info(config), update_every=settings.update_every
+        MESSAGES,
+        settings.org,
+        systems_info(config),
+        update_every=settings.update_every,
+        manage_link=links.manage_link(),
     )
 
 
@@ -264,7 +279,8 @@ def letterhead_for(config: Config, directory: Path, dkim: bool) -> Letterhead:
 def sample_message(config: Config, head: Letterhead) -> tuple[bytes, bytes, bytes]:
     """One acknowledgement as the monitor would send it, as bytes, and the To and Message-ID
     values in it (to be replaced per message); signed once with ``head``'s signer."""
-    composer = composer_for(config)
+    links = links_for(SystemClock())
+    composer = composer_for(config, links)
     info = systems_info(config)["payment"]
     now = time.time()
     somebody = person(0)
@@ -287,6 +303,10 @@ def sample_message(config: Config, head: Letterhead) -> tuple[bytes, bytes, byte
     if head.reply_to:
         message["Reply-To"] = head.reply_to
     message["Auto-Submitted"] = AUTO_SUBMITTED
+    assert links.links is not None
+    url = links.links.manage_url(somebody.id)
+    for name, value in unsubscribe_headers(url):
+        message[name] = value
     message.set_content(rendered.text, charset="utf-8", cte="quoted-printable")
     if rendered.html is not None:
         message.add_alternative(
@@ -295,6 +315,7 @@ def sample_message(config: Config, head: Letterhead) -> tuple[bytes, bytes, byte
     data = message.as_bytes()
     if head.signer is not None:
         fields = ["From", "To", "Subject", "Date", "Message-ID", "Reply-To", "Auto-Submitted"]
+        fields += [name for name, _ in unsubscribe_headers(url)]
         mime = ["MIME-Version", "Content-Type", "Content-Transfer-Encoding"]
         data = head.signer.sign(data, fields + mime)  # as the channel signs each
     return data, to.encode(), message_id.encode()
@@ -379,10 +400,11 @@ async def run_monitor(
     info = systems_info(config)
     metrics = Metrics()
     monitor = Monitor(config, store, clock)
+    links = links_for(clock)
     await monitor.restore()
     notifier = Notifier(
         store=store,
-        composer=composer_for(config),
+        composer=composer_for(config, links),
         settings=settings,
         systems=info,
         correlator=Correlator(
@@ -405,6 +427,7 @@ async def run_monitor(
     )
     # Wired as monitor.app.App wires them (the notifier reads the transitions from the store).
     notifier.on_decided.append(lambda _items: delivery.wake())
+    email.list_unsubscribe = links.list_unsubscribe  # List-Unsubscribe, as the app's
 
     def count(item: OutboxItem, outcome: str, address: Address | None) -> None:
         channel = address.kind if address is not None else "none"

@@ -44,6 +44,8 @@ from monitor.store import OutboxItem, Store, StoreUnavailable
 from monitor.store.location import DatabaseLocation, database_location
 from monitor.store.opening import open_store
 from monitor.store.types import OUTBOX_SHARDS
+from monitor.subscriptions.decisions import Desk
+from monitor.subscriptions.tokens import LinkState
 from monitor.web.plumbing import TOKEN_VARIABLE
 from monitor.web.server import build_web_app
 from monitor.web.services import LastReload, ReplicaView, Services
@@ -53,6 +55,10 @@ log = logging.getLogger("monitor.app")
 NO_CHANNEL = (
     "no channel is configured, so customers cannot be told: set MONITOR_SMTP_URL (email), "
     "MONITOR_TWILIO_* (SMS) or MONITOR_WEBHOOK_SECRET (webhooks)"
+)
+NO_LINKS = (
+    "customer messages carry no manage or unsubscribe link, and the status page offers no "
+    "subscriptions: "
 )
 NAMED_PROBLEMS = 10  # problems listed in an on-call notice; the rest are counted
 
@@ -154,13 +160,20 @@ def probing_runtime(
     return Monitor(config, store, clock, Prober(session, clock, take_turns=False))
 
 
-def notifier_for(config: Config, messages: Path, store: Store, clock: Clock) -> Notifier:
-    """Incidents -> audience -> composer -> outbox, as ``config`` and the templates say."""
+def notifier_for(
+    config: Config,
+    messages: Path,
+    store: Store,
+    clock: Clock,
+    manage_link: Callable[[str], str] | None = None,
+) -> Notifier:
+    """Incidents -> audience -> composer -> outbox, as ``config`` and the templates say
+    (``manage_link``: each person's link to manage what they hear, None for none)."""
     settings = config.settings
     info = systems_info(config)
     return Notifier(
         store=store,
-        composer=Composer.from_settings(messages, settings, info),
+        composer=Composer.from_settings(messages, settings, info, manage_link),
         settings=settings,
         systems=info,
         correlator=_correlator(config),
@@ -214,6 +227,8 @@ class App:
     scheduler: ProbeScheduler = field(init=False, repr=False)
     membership: Membership = field(init=False, repr=False)  # this replica among the others
     web_services: Services = field(init=False, repr=False)  # all the web may use
+    links: LinkState = field(init=False, repr=False)  # the signed links in customer messages
+    subscriptions: Desk = field(init=False, repr=False)  # the status page's subscribe form
     runner: web.AppRunner | None = field(default=None, init=False, repr=False)  # serve_http
     tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False, repr=False)
     _beats: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
@@ -245,7 +260,11 @@ class App:
         self.monitor = probing_runtime(self.config, self.store, self.clock, self.session)
         await self.monitor.restore()
         self.monitor.owned = set()  # until the first heartbeat says which are this replica's
-        self.notifier = notifier_for(self.config, self.options.messages, self.store, self.clock)
+        self.links = LinkState(self.environ, self.clock)
+        self.links.configure(settings.public_url)
+        self.notifier = notifier_for(
+            self.config, self.options.messages, self.store, self.clock, self.links.manage_link()
+        )
         self.delivery = Delivery(
             self.store,
             channels_from_env(
@@ -255,8 +274,21 @@ class App:
             # All of them (a replica alone): no filter, the outbox read as it always was.
             shards=lambda: None if len(self.shards) == OUTBOX_SHARDS else self.shards,
         )
+        if self.delivery.channels.email is not None:
+            self.delivery.channels.email.list_unsubscribe = self.links.list_unsubscribe
         if not self.delivery.channels.configured():
             event(log, NO_CHANNEL, logging.WARNING)
+        if self.links.why_not:
+            event(log, NO_LINKS + self.links.why_not, logging.WARNING)
+        self.subscriptions = Desk(
+            self.store,
+            lambda: self.links.links,
+            self.clock,
+            lambda: self.config.settings,
+            lambda: systems_info(self.config),
+            wake=lambda: self.delivery.wake(),
+            counted=lambda step: self.metrics.subscriptions.labels(event=step).inc(),
+        )
         self.oncall = OnCall(settings.oncall)
         self.scheduler = ProbeScheduler(self.clock, self._probe, settings.http.max_connections)
         try:
@@ -466,6 +498,7 @@ class App:
             api_token=self.environ.get(TOKEN_VARIABLE, ""),
             maintenance=self.notifier,
             planned_work=self._planned_work,
+            subscriptions=lambda: self.subscriptions if self.links.links else None,
         )
 
     async def _prune_loop(self) -> None:
@@ -487,6 +520,8 @@ class App:
         with contextlib.suppress(StoreUnavailable):
             await self.store.prune_attempts(self.clock.now() - keep)
             await self._prune_notices(max(settings.retention.max_age, 86400.0))
+            # Confirmation mails sent or given up on: kept as long as incidents' messages.
+            await self.store.prune_subscription_mails(self.clock.now() - settings.retention.max_age)
 
     async def _prune_notices(self, keep: float) -> None:
         """Planned work told as over more than ``keep`` ago goes, with its messages, a batch of
@@ -566,7 +601,10 @@ class App:
         try:
             config = load_config(self.options.config, self.environ)
             info = systems_info(config)
-            composer = Composer.from_settings(self.options.messages, config.settings, info)
+            self.links.configure(config.settings.public_url)
+            composer = Composer.from_settings(
+                self.options.messages, config.settings, info, self.links.manage_link()
+            )
             problems = composer.validate()
             email = self.delivery.channels.email
             try:
@@ -666,6 +704,8 @@ class App:
             found.append(f"{store} (probing goes on in memory; decisions wait for the store)")
         if not self.delivery.channels.configured():
             found.append(NO_CHANNEL)
+        if self.links.why_not:
+            found.append(NO_LINKS + self.links.why_not)
         return found
 
     async def stop(self) -> None:

@@ -277,6 +277,15 @@ class Metrics:
         self.config_reloads = Counter(
             "monitor_config_reloads", "Configuration reloads, by result.", ["result"], registry=r
         )
+        self.subscriptions = Counter(
+            "monitor_subscriptions",
+            "Self-service subscription steps: requested (a confirmation mail decided), "
+            "confirmed, unsubscribed.",
+            ["event"],
+            registry=r,
+        )
+        for step in ("requested", "confirmed", "unsubscribed"):
+            self.subscriptions.labels(event=step)  # at 0 from the start
         self.config_last_success = Gauge(
             "monitor_config_last_reload_success_timestamp_seconds",
             "When the configuration was last loaded successfully.",

@@ -936,5 +936,9 @@ async def test_status_names_the_channels_and_warns_when_there_is_none(tmp_path: 
     async with running(tmp_path / "mail", environ) as w:
         status = await w.get("/api/v1/status")
     assert status["channels"] == ["email"]
-    assert status["warnings"] == []
+    # Only that subscriptions are off: no public_url, no MONITOR_LINK_SECRET.
+    assert [w.split(":")[0] for w in status["warnings"]] == [
+        "customer messages carry no manage or unsubscribe link, and the status page offers no "
+        "subscriptions"
+    ]
     assert status["config"]["systems"] == 3

@@ -255,7 +255,10 @@ async def test_validate_reports_check_files_and_templates_together(tmp_path: Pat
         "{% block subject %}Sorry {{ usr.first_name }}, {{ nickname }}{% endblock %}\n"
     )
     code, out, err = await run_cli("validate", "--config", str(checks), "--messages", str(messages))
-    can_use = "(a message can use user, incident, org, kind, reason, next_update, language)"
+    can_use = (
+        "(a message can use user, incident, org, kind, reason, next_update, language, "
+        "manage_url, unsubscribe_url)"
+    )
     assert (code, out) == (1, "")
     assert err.splitlines() == [
         f"{payment}:4: timout: unknown key 'timout' (did you mean 'timeout'?)",

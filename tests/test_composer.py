@@ -497,7 +497,10 @@ def test_validate_names_every_undefined_name_of_a_template(messages: Path) -> No
         "{% if reason == 'never' %}{{ greeting }}{% endif %}\n"
         "{% endblock %}\n",
     )
-    can_use = "(a message can use user, incident, org, kind, reason, next_update, language)"
+    can_use = (
+        "(a message can use user, incident, org, kind, reason, next_update, language, "
+        "manage_url, unsubscribe_url)"
+    )
     has = "(it has id, name, first_name, email, phone, attempts, actions, systems, workarounds,"
     assert [(p.file, p.line, p.field, p.message) for p in problems_in(messages)] == [
         (str(path), 3, "subject", f"undefined: 'usr' is undefined {can_use}"),

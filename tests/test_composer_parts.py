@@ -133,7 +133,7 @@ def test_only_an_html_block_of_text_as_paragraphs_in_fixed_markup_is_written_dir
 def test_the_shipped_html_is_written_directly_for_base_alone() -> None:
     """Of the shipped templates only _base.j2 and de/_base.j2 have an html block, so only
     their html is written straight from the text: the same frame, saying the language and
-    titled with the subject, the contacts as links."""
+    titled with the subject, the contacts as links, the person's manage link small at the end."""
     templates = read_templates(MESSAGES)
     env = sandbox(templates.loader(), autoescape=True)
     frames = html_frames(env, templates)
@@ -144,5 +144,5 @@ def test_the_shipped_html_is_written_directly_for_base_alone() -> None:
     assert str(middle[0]).endswith("<title>")
     assert middle[1] is Slot.SUBJECT
     assert str(middle[2]).startswith("</title>\n</head>\n<body")
-    assert english.pieces[-2:] == (Slot.LINKED_TEXT, "\n</body>\n</html>\n")
+    assert english.pieces[-2:] == (Slot.MANAGED_TEXT, "\n</body>\n</html>\n")
     assert german == english

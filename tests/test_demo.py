@@ -239,7 +239,7 @@ async def test_demo_serves_every_caught_message_escaped_until_ctrl_c(tmp_path: P
     shutil.copytree(REPO / "messages", messages)
     settings = checks / "monitor.yaml"
     settings.write_text(settings.read_text().replace("name: Example Ltd", f'name: "{HOSTILE_ORG}"'))
-    body = "{{ self.text()|paragraphs|contact_links(org) }}"
+    body = "{{ self.text()|paragraphs|contact_links(org)|manage_link(manage_url) }}"
     for base in (messages / "_base.j2", messages / "de" / "_base.j2"):  # every language's
         assert body in base.read_text()
         base.write_text(base.read_text().replace(body, f"{HOSTILE_HTML}\n{body}"))

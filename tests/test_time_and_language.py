@@ -339,7 +339,7 @@ async def test_validate_reports_a_broken_german_template_and_a_folder_of_no_lang
     assert code == 1
     lines = err.splitlines()
     assert any(
-        line.startswith(f"{update}:59: sms: undefined: incident has no 'lasted'") for line in lines
+        line.startswith(f"{update}:60: sms: undefined: incident has no 'lasted'") for line in lines
     ), lines
     folder = messages / "deutsch" / "acknowledge.j2"
     assert any(

@@ -323,6 +323,20 @@ class Dkim(_Strict):
     key_file: str | None = Field(default=None, min_length=1)
 
 
+class Subscriptions(_Strict):
+    """Self-service subscriptions from the status page (README, "Subscriptions")."""
+
+    # A confirm link older than this is refused: the page says to subscribe again.
+    confirm_within: Duration = 48 * 3600.0
+    # Confirmation mails an address may be sent in a day, and subscribe requests a client IP
+    # may make in an hour: over either, the page is the same, but no mail goes out.
+    mails_per_address_per_day: Whole = Field(default=3, ge=1)
+    requests_per_ip_per_hour: Whole = Field(default=10, ge=1)
+    # Whether someone who cancelled is still told when an app reports they just failed to do
+    # something (affected_only), or hears nothing further at all (nothing).
+    unsubscribed: Literal["nothing", "affected_only"] = "nothing"
+
+
 class EmailSettings(_Strict):
     """How customer mail is sent, besides MONITOR_SMTP_URL and MONITOR_SMTP_FROM."""
 
@@ -510,6 +524,10 @@ class MonitorSettings(_Strict):
     maintenance: list[NamedMaintenanceWindow] = []
     notify_before: Lead = 86400.0
     maintenance_grace: Lead = 900.0
+    # The status page's public address (https://status.example.com): the links in customer
+    # messages (manage, unsubscribe, confirm) start with it. Without it, messages carry none.
+    public_url: Annotated[str, AfterValidator(_check_http_url)] | None = None
+    subscriptions: Subscriptions = Subscriptions()
 
 
 @dataclass(frozen=True)

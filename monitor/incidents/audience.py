@@ -7,12 +7,14 @@ The rules:
   that system, if the attempt came at most ``lookback`` before the incident opened, or while it
   is open. Subscriber or not, their attempted actions reach the message.
 - One person is one id: someone who is both a subscriber and reported is one recipient.
+- Someone who unsubscribed has no subscriptions left; known from attempts, they are left out
+  (``excluded``) unless monitor.yaml's ``subscriptions.unsubscribed`` is ``affected_only``.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 
 from monitor.incidents.correlation import Incident
 from monitor.model import Attempt, Person, Recipient, SystemInfo
@@ -39,6 +41,7 @@ class Audience:
         attempts: Sequence[Attempt],
         attempt_people: Mapping[str, Person],
         lookback: float,
+        excluded: Collection[str] = (),
     ) -> None:
         self._members = {m.name: m for m in incident.members}
         self._systems = systems
@@ -47,6 +50,8 @@ class Audience:
         latest = incident.resolved_at if incident.resolved_at is not None else float("inf")
         self._by_person: dict[str, list[Attempt]] = defaultdict(list)
         for attempt in attempts:
+            if attempt.person_id in excluded:
+                continue
             if attempt.system in self._members and earliest <= attempt.at <= latest:
                 self._by_person[attempt.person_id].append(attempt)
         # Only subscribers who made attempts are remembered: the set of all of them would be

@@ -472,8 +472,11 @@ class Notifier:
         store reads them, a page at a time, then those known only from attempts."""
         lookback = self.settings.attempt_lookback
         attempts = await self.store.attempts(incident.systems, attempts_window(incident, lookback))
-        people = await self.store.people_by_ids(sorted({a.person_id for a in attempts}))
-        audience = Audience(incident, self.systems, attempts, people, lookback)
+        ids = sorted({a.person_id for a in attempts})
+        people = await self.store.people_by_ids(ids)
+        audience = Audience(
+            incident, self.systems, attempts, people, lookback, await self._unsubscribed(ids)
+        )
         async for page in self.store.subscriber_pages(incident.systems):
             found = audience.subscribed(page)
             while group := list(islice(found, _LOOKUP_GROUP)):
@@ -481,6 +484,13 @@ class Notifier:
         found = audience.reported_only()
         while group := list(islice(found, _LOOKUP_GROUP)):
             yield group
+
+    async def _unsubscribed(self, ids: Sequence[str]) -> set[str]:
+        """Those of ``ids`` who unsubscribed and are to hear nothing, even when an app reports
+        they just failed (``subscriptions.unsubscribed``: ``nothing``)."""
+        if self.settings.subscriptions.unsubscribed != "nothing" or not ids:
+            return set()
+        return await self.store.unsubscribed_among(ids)
 
     async def audience_size(self, incident: Incident) -> int:
         """How many people ``incident`` affects now."""
@@ -645,8 +655,15 @@ class Notifier:
             if view is None:
                 view = await view_for()
             people = await self.store.people_by_ids(list(told))
+            # Someone who unsubscribed since hears nothing further (an app reporting them
+            # failing in this incident still counts with ``unsubscribed: affected_only``).
+            gone = await self.store.unsubscribed_among(list(told))
+            if self.settings.subscriptions.unsubscribed == "affected_only":
+                gone -= attempts_of.keys()
             for person_id, systems_told in told.items():
                 await asyncio.sleep(0)
+                if person_id in gone:
+                    continue
                 systems = sorted(systems_told, key=lambda n: (down_at.get(n, now), n))
                 recipient = Recipient(
                     person=people.get(person_id, Person(id=person_id)),

@@ -31,7 +31,7 @@ from monitor.maintenance import (
 from monitor.model import Address, Person, Recipient, SystemInfo
 from monitor.notify.choice import key_part
 from monitor.notify.composer import Composer, TemplateError
-from monitor.store import Maintenance, Outbox, OutboxItem, People
+from monitor.store import Maintenance, Outbox, OutboxItem, People, Subscriptions
 
 log = logging.getLogger("monitor.notifier")
 
@@ -40,7 +40,7 @@ log = logging.getLogger("monitor.notifier")
 Decide = Callable[[list[OutboxItem], dict[str, frozenset[str]], int], Awaitable[int]]
 
 
-class PlannedStore(People, Outbox, Maintenance, Protocol):
+class PlannedStore(People, Outbox, Maintenance, Subscriptions, Protocol):
     """What telling planned work reads and writes."""
 
 
@@ -144,8 +144,11 @@ class PlannedWork:
         try:
             async for told in self.store.told_pages(-notice_id):
                 known = await self.store.people_by_ids(list(told))
+                gone = await self.store.unsubscribed_among(list(told))
                 for person_id, systems in told.items():
                     await asyncio.sleep(0)
+                    if person_id in gone:
+                        continue  # unsubscribed since the notice
                     person = known.get(person_id, Person(id=person_id))
                     theirs = [n for n in occurrence.systems if n in systems] or sorted(systems)
                     people += 1

@@ -1,8 +1,9 @@
 """Where the monitor remembers things, behind one async interface (``roles.Store``, made of
 small roles: ``StateLog``, ``IncidentLog``, ``People``, ``Outbox``, ``Replicas``,
-``Maintenance``, ``Housekeeping``; see docs/store.md) with the data types every backend and
-caller share (``types``); ``sqlite`` is the embedded backend, ``postgres`` the shared one,
-``location`` says which database ``--db`` / ``MONITOR_DB`` names and ``opening`` opens it.
+``Maintenance``, ``Subscriptions``, ``Housekeeping``; see docs/store.md) with the data types
+every backend and caller share (``types``); ``sqlite`` is the embedded backend, ``postgres``
+the shared one, ``location`` says which database ``--db`` / ``MONITOR_DB`` names and
+``opening`` opens it.
 Only this package knows SQL.
 """
 
@@ -15,6 +16,7 @@ from monitor.store.roles import (
     Replicas,
     StateLog,
     Store,
+    Subscriptions,
 )
 from monitor.store.sqlite import SQLiteStore
 from monitor.store.types import (
@@ -49,5 +51,6 @@ __all__ = [
     "Store",
     "StoreUnavailable",
     "StoredWindow",
+    "Subscriptions",
     "TimelineEntry",
 ]

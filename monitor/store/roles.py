@@ -422,5 +422,47 @@ class Maintenance(Protocol):
         A pending message is never deleted, and while one is left nothing else of it is."""
 
 
-class Store(StateLog, IncidentLog, People, Outbox, Replicas, Maintenance, Housekeeping, Protocol):
+class Subscriptions(Protocol):
+    """Self-service subscriptions: who cancelled (kept by id and by address, so no import
+    subscribes them again unasked), a confirmed subscription, and the subscribe requests
+    counted per address and per client IP (every replica shares the limits)."""
+
+    async def unsubscribe(self, person_id: str, email: str | None, now: float) -> None:
+        """The person cancels: kept as unsubscribed (with every person of the same address,
+        lower case), their subscriptions dropped, in one commit."""
+
+    async def unsubscribed_among(self, person_ids: Sequence[str]) -> set[str]:
+        """Those of ``person_ids`` who cancelled."""
+
+    async def people_with_email(self, email: str) -> list[Person]:
+        """The people of this address (lower case), by id."""
+
+    async def subscribe(self, person: Person) -> None:
+        """A confirmed subscription: the person kept with their systems (added or replaced)
+        and no longer unsubscribed, by id or by their address, in one commit."""
+
+    async def claim_request(
+        self, keys: Sequence[str], now: float, limits: Sequence[tuple[float, int]]
+    ) -> bool:
+        """Count a subscribe request under each of ``keys`` unless one of them already has its
+        limit (``limits[i]``: at most that many claims in the last that many seconds); whether
+        it was counted. Claims older than every window are pruned on the way. Of two replicas
+        claiming the last one at once, one gets it."""
+
+    async def prune_subscription_mails(self, before: float, batch: int = 2000) -> int:
+        """Delete up to ``batch`` settled confirmation mails (the outbox's ``incident_id`` 0)
+        decided before ``before``; how many."""
+
+
+class Store(
+    StateLog,
+    IncidentLog,
+    People,
+    Outbox,
+    Replicas,
+    Maintenance,
+    Subscriptions,
+    Housekeeping,
+    Protocol,
+):
     """All of it: what the wiring (``monitor.app``) holds and hands each part."""

@@ -52,6 +52,7 @@ from monitor.store.records import person as person_of
 from monitor.store.roles import PUBLIC_TIMELINE
 from monitor.store.sqlite_maintenance import SQLiteMaintenance
 from monitor.store.sqlite_replicas import SQLiteReplicas
+from monitor.store.sqlite_subscriptions import SQLiteSubscriptions, keep_unsubscribed
 from monitor.store.types import (
     PENDING,
     SENT,
@@ -86,7 +87,7 @@ _TALLY_PART = 5000  # messages a step of message_tally reads: ~5 ms
 # OutboxItem's fields, in order: a row of them is the item's arguments.
 
 
-class SQLiteStore(SQLiteReplicas, SQLiteMaintenance):
+class SQLiteStore(SQLiteReplicas, SQLiteMaintenance, SQLiteSubscriptions):
     """The embedded store: one SQLite file in WAL mode, behind ``roles.Store``.
 
     Its methods are coroutines with synchronous bodies: the file is local and each call is
@@ -762,6 +763,7 @@ class SQLiteStore(SQLiteReplicas, SQLiteMaintenance):
             "INSERT OR IGNORE INTO subscriptions VALUES (?, ?)",
             [(system, p.id) for p in people for system in p.systems],
         )
+        keep_unsubscribed(conn, people)  # who cancelled is not subscribed again unasked
         return len(people)
 
     async def person(self, person_id: str) -> Person | None:

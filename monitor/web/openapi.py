@@ -20,6 +20,8 @@ from monitor.web.plumbing import BODY_LIMIT, TOKEN_VARIABLE, USERS_BODY_LIMIT
 
 OPENAPI_PATH = "/api/v1/openapi.json"
 _NUMBER = {"type": "integer", "minimum": 1}
+# A signed link's token: URL-safe base64 and dots.
+_TOKEN = {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,400}$"}
 
 # The routes that are not JSON API: (path, operationId, summary, {status: (description, type)}).
 _PLAIN: tuple[tuple[str, str, str, dict[int, tuple[str, str]]], ...] = (
@@ -86,6 +88,59 @@ _PLAIN: tuple[tuple[str, str, str, dict[int, tuple[str, str]]], ...] = (
         "openapi",
         "This document.",
         {200: ("The OpenAPI document.", "application/json")},
+    ),
+)
+
+
+# What customers do with their subscription (``monitor.web.subscribing``): (method, path,
+# operationId, summary, {status: description}); each answers a short HTML page.
+_SUBSCRIBING: tuple[tuple[str, str, str, str, dict[int, str]], ...] = (
+    (
+        "post",
+        "/subscribe",
+        "subscribe",
+        "The status page's form (email, system by title): a confirmation mail within the "
+        "limits; the same page whoever asks.",
+        {
+            200: "Check your inbox.",
+            400: "Not an email address, or a service not offered.",
+            404: "Subscriptions are off.",
+        },
+    ),
+    (
+        "get",
+        "/subscribe/confirm/{token}",
+        "confirm_page",
+        "The confirm link of the mail: a page with one button.",
+        {200: "The page.", 400: "The link is too old, or not ours.", 404: "Off."},
+    ),
+    (
+        "post",
+        "/subscribe/confirm/{token}",
+        "confirm",
+        "Confirms the subscription.",
+        {200: "Subscribed.", 400: "The link is too old, or not ours.", 404: "Off."},
+    ),
+    (
+        "get",
+        "/unsubscribe/{token}",
+        "manage_page",
+        "A person's manage link: a button to unsubscribe and the services to tick.",
+        {200: "The page.", 404: "The link is not ours."},
+    ),
+    (
+        "post",
+        "/unsubscribe/{token}",
+        "unsubscribe",
+        "Unsubscribes at once (RFC 8058 one-click: body List-Unsubscribe=One-Click).",
+        {200: "Unsubscribed.", 404: "The link is not ours."},
+    ),
+    (
+        "post",
+        "/unsubscribe/{token}/manage",
+        "manage",
+        "The manage form: the services ticked (by title) are the person's; none unsubscribes.",
+        {200: "Saved.", 400: "A service not offered.", 404: "The link is not ours."},
     ),
 )
 
@@ -198,6 +253,28 @@ def openapi_document(routes: Sequence[Route]) -> dict[str, Any]:
             operation["parameters"] = [
                 {"name": name, "in": "path", "required": True, "schema": _NUMBER} for name in named
             ]
+    for method, path, operation_id, summary, said in _SUBSCRIBING:
+        paths.setdefault(path, {})[method] = {
+            "operationId": operation_id,
+            "summary": summary,
+            "tags": ["subscriptions"],
+            "responses": {
+                str(status): {
+                    "description": description,
+                    "content": {"text/html": {"schema": {"type": "string"}}},
+                }
+                for status, description in sorted(said.items())
+            },
+        }
+        if "{token}" in path:
+            paths[path][method]["parameters"] = [
+                {"name": "token", "in": "path", "required": True, "schema": _TOKEN}
+            ]
+        if method == "post" and path != "/subscribe/confirm/{token}":
+            paths[path][method]["requestBody"] = {
+                "required": False,
+                "content": {"application/x-www-form-urlencoded": {"schema": {"type": "object"}}},
+            }
     for route in routes:
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, refs)
     return {

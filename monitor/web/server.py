@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from monitor.model import SystemInfo
 from monitor.web.api import ROUTES, add_routes
 from monitor.web.feed import (
     FEED_PATH,
@@ -25,6 +26,7 @@ from monitor.web.plumbing import BODY_LIMIT, errors_as_json
 from monitor.web.public import NoSuchPage, PublicView, planned_work
 from monitor.web.services import SERVICES, Services
 from monitor.web.statuspage import StatusPage
+from monitor.web.subscribing import add_subscription_routes, titles
 
 __all__ = ["PAGE_HEADERS", "SERVICES", "build_web_app"]
 
@@ -37,7 +39,7 @@ PUBLIC_HEADERS_KEY: web.AppKey[dict[str, str]] = web.AppKey("public_headers", di
 # past escaping could not run a script.
 PAGE_HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
+        "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'; "
         "frame-ancestors 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
@@ -82,6 +84,7 @@ def build_web_app(services: Services) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get(OPENAPI_PATH, openapi)
     add_routes(app.router)
+    add_subscription_routes(app, app[PAGE_KEY], app[PUBLIC_HEADERS_KEY])
     return app
 
 
@@ -120,8 +123,11 @@ async def status_page(request: web.Request) -> web.Response:
         return _missing(request, 400, str(exc))
     except NoSuchPage:
         return _missing(request, 404, f"There is no page {page} of services")
+    services = request.app[SERVICES]
+    offered = titles(_infos(services)) if services.subscriptions() is not None else []
     # In a thread: 100 services' bars are ~750 kB of HTML, tens of milliseconds to write.
-    return _page(request, await asyncio.to_thread(request.app[PAGE_KEY].front, overview))
+    html = await asyncio.to_thread(request.app[PAGE_KEY].front, overview, offered)
+    return _page(request, html)
 
 
 async def incident_page(request: web.Request) -> web.Response:
@@ -171,6 +177,10 @@ async def status_data(request: web.Request) -> web.Response:
     return _compressed(
         web.Response(text=text, content_type="application/json", headers=SHARED_HEADERS)
     )
+
+
+def _infos(services: Services) -> dict[str, SystemInfo]:
+    return {n: SystemInfo(n, s.title) for n, s in services.config().systems.items()}
 
 
 def _base(request: web.Request) -> str:

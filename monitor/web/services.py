@@ -21,6 +21,7 @@ from monitor.maintenance import PublicWindow, Schedule, Window
 from monitor.model import Attempt, Clock, Explanation, Health, Person, SystemState
 from monitor.store import ReplicaRecord, TimelineEntry
 from monitor.store.types import Alert, MessageTally
+from monitor.subscriptions.decisions import Desk
 
 
 class WebStore(Protocol):
@@ -129,6 +130,9 @@ class Services:
     # of them (public fields only: titles, start and end, the customers' note).
     maintenance: MaintenanceActions | None = None
     planned_work: Callable[[], Awaitable[Sequence[PublicWindow]]] = _no_planned_work
+    # Self-service subscriptions (the status page's form, the links in messages); None when
+    # they are off (no public_url or MONITOR_LINK_SECRET: the form is not shown).
+    subscriptions: Callable[[], Desk | None] = lambda: None
 
 
 SERVICES: web.AppKey[Services] = web.AppKey("services", Services)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 
 # The status page is HTML for browsers, not a customer message, so it gets its own small
@@ -52,8 +53,13 @@ class StatusPage:
     def _render(self, name: str, org: str, **values: object) -> str:
         return self.env.get_template(name).render(org=org, script=self.script, **values)
 
-    def front(self, overview: Overview) -> str:
-        return self._render("status.html", overview.org, o=overview)
+    def front(self, overview: Overview, subscribe: Sequence[str] = ()) -> str:
+        """The front page; with ``subscribe`` (the services' titles), the form to subscribe."""
+        return self._render("status.html", overview.org, o=overview, subscribe=subscribe)
+
+    def page(self, name: str, org: str, **values: object) -> str:
+        """One of the other pages of the site (``subscription.html``), in the same look."""
+        return self._render(name, org, **values)
 
     def incident(self, page: IncidentPage) -> str:
         return self._render("incident.html", page.org, incident=page.incident, events=page.events)

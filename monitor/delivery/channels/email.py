@@ -31,10 +31,11 @@ import contextlib
 import random
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy, quoprimime
-from email.headerregistry import Address, BaseHeader, HeaderRegistry
+from email.headerregistry import Address, BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
 from email.policy import Policy
 from email.utils import format_datetime, parseaddr
@@ -90,6 +91,11 @@ _OWN_FIELDS = ("From", "To", "Subject", "Date", "Message-ID", "Reply-To", "Auto-
 _MIME_FIELDS = ("MIME-Version", "Content-Type", "Content-Transfer-Encoding")
 # Fields a message may not add of its own: the ones above, and the signature.
 _RESERVED = {name.lower() for name in (*_OWN_FIELDS, *_MIME_FIELDS, "DKIM-Signature")}
+# Fields whose value is written exactly as given, never folded or encoded: a mail client reads
+# List-Unsubscribe's <URL> as it stands (RFC 2369), and a signed link is longer than a line.
+_AS_GIVEN = frozenset({"list-unsubscribe", "list-unsubscribe-post"})
+_PRINTABLE = re.compile(r"[!-~]+")
+_MAX_FIELD = 998  # RFC 5322's longest line
 AUTO_SUBMITTED = "auto-generated"
 
 
@@ -122,9 +128,23 @@ def _beside_name(folded: str, name: str, linesep: str, width: int) -> str:
     return f"{line}{sep}{rest}"
 
 
+class _AsGiven(UnstructuredHeader, BaseHeader):
+    """A field written exactly as given, on one line (``_AS_GIVEN``; ``_own_header``)."""
+
+    def fold(self, *, policy: Policy) -> str:
+        return f"{self.name}: {self}{policy.linesep}"
+
+
+def _registry() -> HeaderRegistry:
+    registry = HeaderRegistry(base_class=_ValueBesideName)
+    for name in _AS_GIVEN:
+        registry.map_to_type(name, _AsGiven)
+    return registry
+
+
 # ``policy.SMTP`` with the header fields above. The generator (ours and aiosmtplib's, whatever
 # its policy) folds each field by the field's own class, so both paths below write the same.
-_POLICY = policy.SMTP.clone(header_factory=HeaderRegistry(base_class=_ValueBesideName))
+_POLICY = policy.SMTP.clone(header_factory=_registry())
 # The message's own policy: its parts' quoted-printable lines at most 76 characters (headers are
 # folded by the generator's policy, at 78, whatever the message's says).
 _BODY_POLICY = _POLICY.clone(max_line_length=_QP_LINE)
@@ -181,6 +201,9 @@ class EmailChannel:
     # The right side of each outbox message's Message-ID, ``<item.key@message_domain>``: the
     # org's domain (monitor.yaml), which the Channels holding this channel sets.
     message_domain: str = "monitor.invalid"
+    # The outbox item's one-click unsubscribe link (RFC 8058), or None for none (a
+    # confirmation mail, or no links configured): set by the wiring, signed per person.
+    list_unsubscribe: Callable[[OutboxItem], str | None] | None = None
 
     def __init__(
         self,
@@ -339,6 +362,7 @@ class EmailChannel:
         """Send the outbox item as an :class:`Email` to ``to`` (see :meth:`send`). Headers
         of the person's own (a List-Unsubscribe link) go in its ``headers``: signed, and
         written by both paths alike."""
+        link = self.list_unsubscribe(item) if self.list_unsubscribe else None
         await self.send(
             Email(
                 message_id=f"{item.key}@{self.message_domain}",
@@ -346,6 +370,7 @@ class EmailChannel:
                 subject=item.subject,
                 text=item.text,
                 html=item.html,
+                headers=unsubscribe_headers(link) if link else (),
             )
         )
 
@@ -491,7 +516,7 @@ class EmailChannel:
             if self._reply_to is not None:
                 head.append(_header("Reply-To", self._reply_to)[1])
             head.append(_header("Auto-Submitted", AUTO_SUBMITTED)[1])
-            head.extend(_header(name, value)[1] for name, value in email.headers)
+            head.extend(_own_header(name, value) for name, value in email.headers)
         except ValueError as exc:
             raise DeliveryError(f"cannot build the email: {exc}", permanent=True) from exc
         if message_id != f"<{email.message_id}>":
@@ -529,6 +554,7 @@ class EmailChannel:
                 message["Reply-To"] = self._reply_to
             message["Auto-Submitted"] = AUTO_SUBMITTED
             for name, value in email.headers:
+                _own_header(name, value)  # refused here as on the other path
                 message[name] = value
         except ValueError as exc:
             raise DeliveryError(f"cannot build the email: {exc}", permanent=True) from exc
@@ -541,6 +567,15 @@ class EmailChannel:
                 email.html, subtype="html", charset="utf-8", cte="quoted-printable"
             )
         return message
+
+
+def unsubscribe_headers(url: str) -> tuple[tuple[str, str], ...]:
+    """RFC 8058's two fields: the link, and that one POST to it unsubscribes (mail clients
+    show an unsubscribe button; the DKIM signature covers both)."""
+    return (
+        ("List-Unsubscribe", f"<{url}>"),
+        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+    )
 
 
 def envelope_sender(sender: str) -> str | None:
@@ -629,6 +664,16 @@ async def _send_bytes(
         with contextlib.suppress(ConnectionError, aiosmtplib.SMTPResponseException):
             await client.rset()
         raise
+
+
+def _own_header(name: str, value: str) -> bytes:
+    """A message's own header line: as given for ``_AS_GIVEN``'s fields (ValueError for a
+    value that cannot be), else as ``_header`` writes it."""
+    if name.lower() not in _AS_GIVEN:
+        return _header(name, value)[1]
+    if not _PRINTABLE.fullmatch(value.replace(" ", "")) or len(name) + 2 + len(value) > _MAX_FIELD:
+        raise ValueError(f"{name} must be printable ASCII on one line")
+    return f"{name}: {value}\r\n".encode("ascii")
 
 
 def _header(name: str, value: str) -> tuple[str, bytes]:

@@ -14,10 +14,28 @@ from typing import get_type_hints
 from monitor.config import Org
 from monitor.model import SystemInfo
 
-CONTEXT_NAMES = ("user", "incident", "org", "kind", "reason", "next_update", "language")
+CONTEXT_NAMES = (
+    "user",
+    "incident",
+    "org",
+    "kind",
+    "reason",
+    "next_update",
+    "language",
+    "manage_url",
+    "unsubscribe_url",
+)
 # What the messages about planned work (maintenance.j2, maintenance-over.j2) see instead of
 # ``incident``, ``reason`` and ``next_update``.
-PLANNED_CONTEXT_NAMES = ("user", "maintenance", "org", "kind", "language")
+PLANNED_CONTEXT_NAMES = (
+    "user",
+    "maintenance",
+    "org",
+    "kind",
+    "language",
+    "manage_url",
+    "unsubscribe_url",
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,5 @@
 """The filters templates may use besides Jinja's own: ``human_join``, ``sentence``,
-``paragraphs``, ``contact_links``."""
+``paragraphs``, ``contact_links``, ``manage_link``."""
 
 from __future__ import annotations
 
@@ -90,3 +90,24 @@ def _contact_linker(phone: str, email: str) -> Callable[[str], str] | None:
     written = "|".join(re.escape(text) for text in sorted(links, key=len, reverse=True))
     pattern = re.compile(rf"(?<![\w@+.-])(?:{written})(?![\w@-]|\.\w)")
     return lambda html: pattern.sub(lambda found: links[found.group()], html)
+
+
+_DISCREET = "font-size: 13px; color: #666;"
+
+
+def manage_link(html: object, url: str) -> Markup:
+    """Html (``paragraphs``' output) with the paragraph that ends in ``url`` (the person's
+    manage link, written last by the templates) made small and grey, and the words before the
+    link ("To change what you hear from us, or to stop it:") the link; the html unchanged
+    without one."""
+    text = str(html)
+    written = str(escape(url)) if url else ""
+    at = text.rfind(written) if written else -1
+    start = text.rfind("<p>", 0, at) if at >= 0 else -1
+    if start < 0 or not text.startswith("</p>", at + len(written)):
+        return Markup(text)
+    head, brk, words = text[start + 3 : at].rpartition("<br>\n")
+    words = words.rstrip().removesuffix(":").rstrip() or written
+    link = f'<a href="{written}" style="color: #666;">{words}</a>'
+    rest = text[at + len(written) :]
+    return Markup(f'{text[:start]}<p style="{_DISCREET}">{head}{brk}{link}{rest}')

@@ -19,7 +19,7 @@ from jinja2.exceptions import TemplateSyntaxError
 from jinja2.runtime import Context
 from markupsafe import escape
 
-from monitor.notify.composer.filters import Contacts, contact_links, paragraphs
+from monitor.notify.composer.filters import Contacts, contact_links, manage_link, paragraphs
 from monitor.notify.composer.templates import Templates
 from monitor.text import one_line
 
@@ -29,6 +29,8 @@ class Slot(enum.Enum):
 
     TEXT = "self.text()|paragraphs"
     LINKED_TEXT = "self.text()|paragraphs|contact_links(org)"
+    # ... and the person's manage link, small, at the end
+    MANAGED_TEXT = "self.text()|paragraphs|contact_links(org)|manage_link(manage_url)"
     SUBJECT = "self.subject()"
     LANGUAGE = "language"
 
@@ -52,8 +54,10 @@ class HtmlFrame:
                 out.append(str(escape(data.get("language", ""))))
             else:
                 html = paragraphs(escape(text))
-                if piece is Slot.LINKED_TEXT:
+                if piece is not Slot.TEXT:
                     html = contact_links(html, cast(Contacts, data["org"]))
+                if piece is Slot.MANAGED_TEXT:
+                    html = manage_link(html, cast(str, data.get("manage_url", "")))
                 out.append(str(html))
         return "".join(out)
 
@@ -88,7 +92,7 @@ def html_from_text(env: Environment, source: str) -> HtmlFrame | None:
         if piece is None:
             return None
         pieces.append(piece)
-    texts = [piece for piece in pieces if piece in (Slot.TEXT, Slot.LINKED_TEXT)]
+    texts = [piece for piece in pieces if piece in _TEXTS]
     return HtmlFrame(tuple(pieces)) if len(texts) == 1 else None
 
 
@@ -105,8 +109,18 @@ def text_as_block(text: str) -> Callable[[Context], Iterator[str]]:
     return block
 
 
+_TEXTS = (Slot.TEXT, Slot.LINKED_TEXT, Slot.MANAGED_TEXT)
+
+
 def _slot(node: nodes.Node) -> Slot | None:
     """The slot ``node`` is, or None for any other expression."""
+    if _is_filter(node, "manage_link"):
+        assert isinstance(node, nodes.Filter)
+        args = node.args
+        if len(args) == 1 and isinstance(args[0], nodes.Name) and args[0].name == "manage_url":
+            linked = node.node is not None and _slot(node.node) is Slot.LINKED_TEXT
+            return Slot.MANAGED_TEXT if linked else None
+        return None
     if isinstance(node, nodes.Name) and node.name == "language" and node.ctx == "load":
         return Slot.LANGUAGE
     if _is_self_call(node, "subject"):

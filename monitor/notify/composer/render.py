@@ -7,7 +7,7 @@ writes into every message (the incident, the moments) is worded once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -48,8 +48,12 @@ class Composer:
         default_timezone: str = "UTC",
         default_language: str = "en",
         goodwill: Mapping[str, str] | None = None,
+        manage_link: Callable[[str], str] | None = None,
     ) -> None:
         self._templates = read_templates(Path(messages_dir))
+        # A person's id -> their link to manage or cancel what they hear (None: no links:
+        # no public_url or MONITOR_LINK_SECRET); signed per person, so one call a message.
+        self.manage_link = manage_link
         self._sources = self._templates.sources
         self._org = org_facts(org)
         self._org_name = org.name
@@ -82,7 +86,11 @@ class Composer:
 
     @classmethod
     def from_settings(
-        cls, messages_dir: Path, settings: MonitorSettings, systems: Mapping[str, SystemInfo]
+        cls,
+        messages_dir: Path,
+        settings: MonitorSettings,
+        systems: Mapping[str, SystemInfo],
+        manage_link: Callable[[str], str] | None = None,
     ) -> Composer:
         """The composer monitor.yaml's settings ask for: its org, update_every and the default
         time zone and language."""
@@ -94,6 +102,7 @@ class Composer:
             default_timezone=settings.default_timezone,
             default_language=settings.default_language,
             goodwill=settings.goodwill,
+            manage_link=manage_link,
         )
 
     def template_for(self, kind: MessageKind, recipient: Recipient, incident: IncidentView) -> str:
@@ -244,7 +253,8 @@ class Composer:
         goodwill: str = "",
     ) -> dict[str, object]:
         """What templates see: ``user``, ``incident``, ``org``, ``kind``, ``reason``,
-        ``next_update``, ``language`` (the template's: ``de``). Every value is a str, None, a
+        ``next_update``, ``language`` (the template's: ``de``), ``manage_url`` and
+        ``unsubscribe_url`` (the person's own link, "" without links). Every value is a str, None, a
         tuple or a frozen record of those.
 
         Times and durations are in the person's zone, in the language of ``template`` (by
@@ -285,8 +295,11 @@ class Composer:
             affected_for=speaker.duration(end - recipient.affected_since),
             goodwill=goodwill,
         )
+        link = self.manage_link(person.id) if self.manage_link else ""
         return {
             "user": user,
+            "manage_url": link,
+            "unsubscribe_url": link,
             "incident": self._incident_facts(incident, response, now, speaker),
             "org": self._org,
             "kind": kind.value,
@@ -329,8 +342,11 @@ class Composer:
             affected_for=speaker.duration(end - start),
             goodwill="",
         )
+        link = self.manage_link(person.id) if self.manage_link else ""
         return {
             "user": user,
+            "manage_url": link,
+            "unsubscribe_url": link,
             "maintenance": self._planned_facts(occurrence, now, speaker),
             "org": self._org,
             "kind": kind.value,

@@ -11,7 +11,13 @@ from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from monitor.notify.composer.facts import RECORD_FIELDS
-from monitor.notify.composer.filters import contact_links, human_join, paragraphs, sentence
+from monitor.notify.composer.filters import (
+    contact_links,
+    human_join,
+    manage_link,
+    paragraphs,
+    sentence,
+)
 
 _MAX_SEQUENCE = 100_000  # longest string or list a template may build with ``*``
 _MAX_EXPONENT = 1_000
@@ -36,6 +42,7 @@ def sandbox(loader: BaseLoader, *, autoescape: bool) -> Environment:
     env.filters["sentence"] = sentence
     env.filters["paragraphs"] = paragraphs
     env.filters["contact_links"] = contact_links
+    env.filters["manage_link"] = manage_link
     return env
 
 

@@ -1,7 +1,7 @@
 """The shared store: PostgreSQL through psycopg 3 and psycopg-pool, behind ``roles.Store``.
 
 A module a role (``states``, ``incidents``, ``people``, ``outbox``, ``replicas``,
-``maintenance``), each
+``maintenance``, ``subscriptions``), each
 holding its SQL, over one ``connection.Database`` (the pool; every driver error becomes
 ``StoreUnavailable``); ``schema`` applies ``migrations/postgres``; ``rows`` writes values as
 SQLite's backend does.
@@ -20,11 +20,12 @@ from monitor.store.postgres.outbox import Outbox
 from monitor.store.postgres.people import People
 from monitor.store.postgres.replicas import Replicas
 from monitor.store.postgres.states import States
+from monitor.store.postgres.subscriptions import Subscriptions
 
 __all__ = ["PostgresStore", "open_postgres"]
 
 
-class PostgresStore(States, Incidents, People, Outbox, Replicas, Maintenance):
+class PostgresStore(States, Incidents, People, Outbox, Replicas, Maintenance, Subscriptions):
     """Every role on one PostgreSQL database. Open it with ``open_postgres``."""
 
     def __init__(self, db: Database, schema_change: SchemaChange) -> None:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from monitor.model import Attempt, Person
 from monitor.store.postgres.connection import Connection, Database
 from monitor.store.postgres.rows import columns
+from monitor.store.postgres.subscriptions import keep_unsubscribed
 from monitor.store.records import PEOPLE_COLUMNS, person, person_row
 
 PAGE = 1000  # people a page of ``subscriber_pages``
@@ -173,3 +174,4 @@ async def _upsert(conn: Connection, people: list[Person]) -> None:
         "unnest(%b::text[], %b::text[]) ON CONFLICT DO NOTHING",
         columns(((system, p.id) for p in people for system in p.systems), 2),
     )
+    await keep_unsubscribed(conn, ids)  # who cancelled is not subscribed again unasked
