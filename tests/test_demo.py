@@ -22,7 +22,7 @@ from monitor.app import Options
 from monitor.demo.history import DAYS
 from monitor.demo.mailcatcher import MailCatcher
 from monitor.demo.pages import MESSAGES_PATH
-from monitor.demo.script import ACTION, ALICE, PEOPLE, PLANNED, change_line
+from monitor.demo.script import ACTION, ALICE, LEAVER, PEOPLE, PLANNED, VISITOR, change_line
 from monitor.demo.sendtest import send_test
 from monitor.incidents.correlation import Change, Correlator
 from monitor.model import Health, Transition
@@ -31,6 +31,7 @@ from monitor.web.server import PAGE_HEADERS
 SPEED = "10"
 DEMO_PEOPLE = {p.email: p.name for p in (*PEOPLE, ALICE)}
 JONAS = "jonas.weber@example.com"  # the demo's person in New York who reads German
+TOM = next(p.email for p in PEOPLE if p.id == LEAVER)  # unsubscribes before the explanation
 # Subscribers of the system with planned work: each gets its notice too.
 PLANNED_FOR = {p.email for p in PEOPLE if PLANNED in p.systems and p.email}
 MAIL_TO = re.compile(r"^\[ *[\d.]+s\] Mail to (?P<name>.+) <(?P<email>[^>]+)>$")
@@ -159,10 +160,19 @@ async def test_demo_scripts_an_outage_from_failure_to_the_resolved_messages() ->
     still = {to for to, subject in sent if subject.startswith(("Still working", "Wir arbeiten"))}
     resolved = {to for to, subject in sent if subject.startswith(("It's fixed", "Behoben"))}
     explained = {to for to, subject in sent if subject.startswith(("Why", "Warum"))}
-    assert acknowledged == still == updated == resolved == explained == set(DEMO_PEOPLE)
+    assert acknowledged == still == updated == resolved == set(DEMO_PEOPLE)
+    assert explained == set(DEMO_PEOPLE) - {TOM}  # he unsubscribed in one click before it
     planned = [to for to, subject in sent if subject.startswith(("Planned work", "Geplante"))]
     assert sorted(planned) == sorted(PLANNED_FOR)
-    assert len(sent) == 5 * len(DEMO_PEOPLE) + len(PLANNED_FOR)
+    assert len(sent) == 5 * len(DEMO_PEOPLE) + len(PLANNED_FOR) - 1
+    # A visitor subscribed through the status page and confirmed by the mail's link.
+    assert f"Mail to {VISITOR}\n" in out
+    assert "Subject: Please confirm your subscription to Example Ltd status updates" in out
+    assert f"{VISITOR} confirms by the mail's link: now a subscriber (sub-" in out
+    assert (
+        f"Unsubscribed in one click: Tom Becker; subscribed through the status page: {VISITOR}."
+        in out
+    )
     # Jonas reads German and lives in New York: every subject of his is German.
     jonas = [subject for to, subject in sent if to == JONAS]
     assert [s.split()[0] for s in jonas] == [
@@ -182,14 +192,14 @@ async def test_demo_scripts_an_outage_from_failure_to_the_resolved_messages() ->
     n = len(DEMO_PEOPLE)
     assert (
         f"People acknowledged: {n}; sent updates: {2 * n} (goodwill offered in {n});"
-        f" told it is resolved: {n}; sent the explanation: {n}; undeliverable: 0." in out
+        f" told it is resolved: {n}; sent the explanation: {n - 1}; undeliverable: 0." in out
     )
     assert f"Planned-work notices sent: {len(PLANNED_FOR)};" in out
     # On-call heard of the opening by email, and the customers read when and how.
     assert re.search(r"On-call alerted by email \(oncall@example\.com\): Incident \d+ opened", out)
     assert "was alerted at" in out
     assert "by email" in out
-    assert f"Messages caught by the mail catcher: {len(sent)} " in out
+    assert f"Messages caught by the mail catcher: {len(sent) + 1} " in out  # and the visitor's
     assert "monitor run" in out
     assert SERVING not in out
     assert "Traceback" not in err
@@ -288,9 +298,15 @@ async def test_demo_serves_every_caught_message_escaped_until_ctrl_c(tmp_path: P
     assert "script" not in parsed.tags
     assert "img" not in parsed.tags
     sent = mails(out)
-    assert len(parsed.messages) == len(sent) == 5 * len(DEMO_PEOPLE) + len(PLANNED_FOR)
-    for number, ((email, subject), shown) in enumerate(zip(sent, parsed.messages, strict=True)):
-        assert shown.title == f"{number + 1}. {subject}"
+    # The visitor's confirmation mail is on the page too: a mail of the monitor's own, without
+    # an html part or an SMS (the visitor is nobody's person yet).
+    [confirmation] = [shown for shown in parsed.messages if VISITOR in shown.meta]
+    assert confirmation.srcdoc is None
+    assert "/subscribe/confirm/" in confirmation.text
+    told = [shown for shown in parsed.messages if shown is not confirmation]
+    assert len(told) == len(sent) == 5 * len(DEMO_PEOPLE) + len(PLANNED_FOR) - 1
+    for (email, subject), shown in zip(sent, told, strict=True):
+        assert shown.title.split(". ", 1)[1] == subject
         assert f"{DEMO_PEOPLE[email]} <{email}>" in shown.meta
         assert f"&lt;{email}&gt;" in page
         assert shown.sandbox == ""
@@ -300,7 +316,7 @@ async def test_demo_serves_every_caught_message_escaped_until_ctrl_c(tmp_path: P
         assert HOSTILE_ORG in shown.text
         assert shown.sms.startswith(f"{HOSTILE_ORG}: ")
         assert len(shown.sms) <= 320
-    kinds = [shown.meta.split()[-1] for shown in parsed.messages]
+    kinds = [shown.meta.split()[-1] for shown in told]
     assert sorted(set(kinds)) == [
         "acknowledge",
         "explanation",
@@ -312,7 +328,7 @@ async def test_demo_serves_every_caught_message_escaped_until_ctrl_c(tmp_path: P
     # The second update carries on-call's note: what went wrong, and what they are doing.
     noted = [
         shown.sms
-        for shown, kind in zip(parsed.messages, kinds, strict=True)
+        for shown, kind in zip(told, kinds, strict=True)
         if kind == "update" and "did not apply properly" in shown.text
     ]
     assert len(noted) == len(DEMO_PEOPLE)

@@ -26,6 +26,7 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import signal
 import socket
 import sys
@@ -37,6 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiohttp
 from aiohttp import web
 
 from monitor.app import App, Options, systems_info
@@ -74,6 +76,10 @@ PEOPLE = (
     ),
     Person("u-105", "Sara Costa", "sara.costa@example.com", systems=("payment", "login")),
 )
+# Subscribes through the status page's form after the outage, and confirms by the mail's link.
+VISITOR = "lena.fischer@example.com"
+# Unsubscribes with one click from his mail app once he hears it is fixed.
+LEAVER = "u-102"
 # Not a subscriber: the shop reports that she just failed to pay.
 ALICE = Person("u-1042", "Alice Martin", "alice.martin@example.com")
 ACTION = "buy the LinkedIn course"
@@ -217,6 +223,9 @@ class _Demo:
         self.decided: dict[str, OutboxItem] = {}
         self.done: set[str] = set()  # the keys of the messages sent or given up
         self.past: list[int] = []  # the made-up incidents of the status page's history
+        self.link_secret = secrets.token_urlsafe(32)  # signs the links in messages (this run's)
+        self.unsubscribed: list[str] = []
+        self.subscribed: list[str] = []
 
     # the script ---------------------------------------------------------------------------
 
@@ -368,6 +377,10 @@ class _Demo:
         await self._until("the resolved messages did not all go out", resolved_told)
         await asyncio.sleep(pace.hold / 2)  # a pause for the reader
 
+        leaver = next(p for p in PEOPLE if p.id == LEAVER)
+        await self._unsubscribe_in_one_click(leaver)
+        acknowledged.discard(LEAVER)
+
         await app.notifier.explain(incident.id, EXPLANATION)
         self._say(
             "The resolved messages promised an explanation. On-call publishes it (monitor "
@@ -378,7 +391,57 @@ class _Demo:
             return await self._told(app, MessageKind.EXPLANATION) >= acknowledged
 
         await self._until("the explanation did not reach everyone told", explanation_told)
+        await asyncio.sleep(pace.hold / 4)  # a pause for the reader
+        await self._subscribe_through_the_page(app)
         await self._summary(app)
+
+    async def _unsubscribe_in_one_click(self, person: Person) -> None:
+        """What a mail app does with the List-Unsubscribe-Post header (RFC 8058): one POST."""
+        mine = [m for m in self.catcher.messages if person.email in m.rcpt_tos]
+        link = str(mine[-1].message["List-Unsubscribe"]).strip("<>")
+        async with aiohttp.ClientSession() as session:
+            answer = await session.post(link, data={"List-Unsubscribe": "One-Click"})
+            answer.release()
+        if answer.status != 200:
+            raise DemoStuck(f"the one-click unsubscribe answered {answer.status}")
+        self.unsubscribed.append(person.name)
+        self._say(
+            f"{person.name} unsubscribes in one click from his mail app (RFC 8058: one POST to"
+            " the List-Unsubscribe link his messages carry): he hears nothing further."
+        )
+
+    async def _subscribe_through_the_page(self, app: App) -> None:
+        """A visitor fills in the status page's form, gets the mail, and confirms by its link."""
+        titles = [app.config.systems[name].title for name in BROKEN]
+        form = [("email", VISITOR), *(("system", title) for title in titles)]
+        async with aiohttp.ClientSession() as session:
+            answer = await session.post(self.status_url + "subscribe", data=form)
+            answer.release()
+            self._say(
+                f"A visitor subscribes on the status page ({VISITOR}, to {' and '.join(titles)}):"
+                " the page says to check the inbox, and a confirmation mail goes out."
+            )
+
+            async def confirmation_caught() -> bool:
+                return any(VISITOR in m.rcpt_tos for m in self.catcher.messages)
+
+            await self._until("the confirmation mail did not arrive", confirmation_caught)
+            mail = next(m for m in self.catcher.messages if VISITOR in m.rcpt_tos)
+            found = re.search(re.escape(self.status_url) + r"subscribe/confirm/\S+", mail.text)
+            if found is None:
+                raise DemoStuck("the confirmation mail has no confirm link")
+            # The link opens a page with a button (a mail scanner following it confirms
+            # nothing); the button posts back to it.
+            answer = await session.post(found.group())
+            answer.release()
+        people = await app.store.people_with_email(VISITOR)
+        if answer.status != 200 or not people or not people[0].systems:
+            raise DemoStuck("the confirm link did not make a subscriber")
+        self.subscribed.append(VISITOR)
+        self._say(
+            f"{VISITOR} confirms by the mail's link: now a subscriber ({people[0].id}), told of"
+            " the next outage of those services, with a link to leave in every message."
+        )
 
     # starting -------------------------------------------------------------------------------
 
@@ -387,13 +450,19 @@ class _Demo:
             **self.base_env,
             **self.systems.environ(),
             "MONITOR_SMTP_URL": self.catcher.url,
+            "MONITOR_LINK_SECRET": self.link_secret,
         }
-        config_dir, config_label, config = self._prepare_config(environ, self._oncall_url())
-        messages_dir, messages_label = self._pick_messages(config)
         port = self.port
         if port and not _can_listen(self.host, port):
             self._line(f"Port {port} is taken, so the status page uses a free port instead.")
             port = 0
+        if not port:  # known before the config is written: the links in messages lead there
+            port = _free_port(self.host)
+        self.status_url = f"http://{self.host}:{port}/"
+        config_dir, config_label, config = self._prepare_config(
+            environ, self._oncall_url(), self.status_url
+        )
+        messages_dir, messages_label = self._pick_messages(config)
         options = Options(
             config=config_dir,
             messages=messages_dir,
@@ -443,7 +512,7 @@ class _Demo:
         return f"mailto://{where}?from=monitor@example.com&to={ONCALL}&mode=insecure"
 
     def _prepare_config(
-        self, environ: Mapping[str, str], oncall_url: str
+        self, environ: Mapping[str, str], oncall_url: str, public_url: str
     ) -> tuple[Path, str, Config]:
         """A shortened copy of the checks to use, and where they came from."""
         first = _given_or_local("MONITOR_CONFIG", "checks")
@@ -454,7 +523,14 @@ class _Demo:
                 continue
             try:
                 config = shorten_checks(
-                    source.path, target, self.pace, environ, self.systems, oncall_url, time.time()
+                    source.path,
+                    target,
+                    self.pace,
+                    environ,
+                    self.systems,
+                    oncall_url,
+                    time.time(),
+                    public_url,
                 )
             except Unusable as exc:
                 if source is not shipped:
@@ -648,6 +724,10 @@ class _Demo:
             f" on-call alerts caught: {len(self.oncall.messages)}."
         )
         self._line(
+            f"  Unsubscribed in one click: {', '.join(self.unsubscribed) or 'nobody'};"
+            f" subscribed through the status page: {', '.join(self.subscribed) or 'nobody'}."
+        )
+        self._line(
             f"  Messages caught by the mail catcher: {len(self.catcher.messages)}"
             f" (each with its text, HTML and SMS: {self.messages_url})."
         )
@@ -708,11 +788,13 @@ def shorten_checks(
     systems: SimulatedSystems,
     oncall_url: str,
     now: float,
+    public_url: str,
 ) -> Config:
     """Copy the payment, login and crm checks from ``source`` to ``target`` with ``every`` and
     ``timeout`` shortened, and write a ``monitor.yaml`` keeping only the ``org`` (on-call
     alerted at ``oncall_url``, the demo's goodwill offered early, planned work the day after
-    ``now`` announced at once); return the copy as loaded.
+    ``now`` announced at once, the links in messages leading to ``public_url``); return the
+    copy as loaded.
     Raise Unusable when ``source`` cannot drive the simulated systems."""
     try:
         config = load_config(source, environ)
@@ -747,7 +829,8 @@ def shorten_checks(
         f"oncall: [{json.dumps(oncall_url)}]\n"
         f"goodwill: {json.dumps(GOODWILL, ensure_ascii=False)}\n"
         f"goodwill_after: {_duration(pace.goodwill_after)}\n"
-        f"maintenance: [{json.dumps(_planned_window(now))}]\n",
+        f"maintenance: [{json.dumps(_planned_window(now))}]\n"
+        f"public_url: {json.dumps(public_url)}\n",
         encoding="utf-8",
     )
     try:
@@ -803,6 +886,15 @@ def _can_listen(host: str, port: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def _free_port(host: str) -> int:
+    """A port free now on ``host`` (the system's pick)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host.strip("[]"), 0))
+        port: int = sock.getsockname()[1]
+    return port
 
 
 def _duration(seconds: float) -> str:
