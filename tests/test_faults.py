@@ -728,7 +728,7 @@ async def test_store_refusing_writes_keeps_probing_in_memory_and_recovers_by_its
 
         app.store.db.execute("PRAGMA query_only=0")
         await app.monitor.flush()  # what the flush loop does every second
-        assert "warning" not in await (await client.get("/readyz")).text()
+        assert "readonly" not in await (await client.get("/readyz")).text()
         assert [(t.current, t.at) for t in await app.store.transitions("payment")] == [
             (Health.DOWN, down_at)
         ]
