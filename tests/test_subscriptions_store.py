@@ -12,7 +12,7 @@ from dataclasses import replace
 from test_store_contract import Backend, backend, database, message, sent, store
 
 from monitor.model import Person
-from monitor.store import Store
+from monitor.store import PENDING, SENT, UNDELIVERABLE, Store
 
 __all__ = ["backend", "database", "store"]  # the contract suite's fixtures, used here
 
@@ -115,3 +115,28 @@ async def test_settled_confirmation_mails_are_pruned_and_pending_ones_kept(store
     assert await store.prune_subscription_mails(200.0) == 0
     assert {i.key for i in await store.outbox_items(0)} == {"subscribe-sub-2", "subscribe-sub-3"}
     assert len(await store.outbox_items(1)) == 1
+
+
+async def test_what_was_decided_and_not_yet_sent_to_who_unsubscribes_is_never_sent(
+    store: Store,
+) -> None:
+    """Unsubscribing settles each message still pending for them (and for their address's
+    other person) as undeliverable, saying why: no replica sends it; what was sent stays sent,
+    and others' messages stay pending."""
+    await store.upsert_people([ANNA, ANNA_AGAIN, BEN])
+    first = message("u1", kind="acknowledge")
+    await store.decide([first], {}, 1)
+    await store.update_items([sent(first)])
+    later = [message("u1", kind="update-1"), message("crm-7"), message("u2")]
+    await store.decide(later, {}, 1)
+    await store.unsubscribe("u1", ANNA.email, 200.0)
+    items = {item.key: item for item in await store.outbox_items(1)}
+    assert items[first.key].status == SENT
+    for gone in (later[0].key, later[1].key):
+        assert (items[gone].status, items[gone].last_error) == (
+            UNDELIVERABLE,
+            "unsubscribed before it was sent",
+        )
+    assert items[later[2].key].status == PENDING
+    due = await store.due(1000.0, 10)
+    assert [item.person_id for item in due] == ["u2"]

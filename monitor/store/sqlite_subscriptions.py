@@ -13,7 +13,7 @@ import sqlite_utils
 from monitor.model import Person
 from monitor.store.records import PEOPLE_COLUMNS, person_row
 from monitor.store.records import person as person_of
-from monitor.store.types import PENDING, StoreUnavailable
+from monitor.store.types import PENDING, WITHDRAWN, StoreUnavailable
 
 # Every person of the address joins the one who cancelled: the address asked to hear nothing.
 _MARK_ADDRESS = (
@@ -24,6 +24,11 @@ _MARK_ADDRESS = (
 _DROP_SUBSCRIPTIONS = (
     "DELETE FROM subscriptions WHERE person_id IN (SELECT person_id FROM unsubscribed "
     "WHERE person_id = :id OR email = :email)"
+)
+# What was decided for them and not yet sent is not sent: they asked for nothing further.
+_WITHDRAW = (
+    "UPDATE outbox SET status = :undeliverable, last_error = :why WHERE status = :pending AND "
+    "person_id IN (SELECT person_id FROM unsubscribed WHERE person_id = :id OR email = :email)"
 )
 _CLEAR_SYSTEMS = (
     "UPDATE people SET systems = '[]' WHERE id IN (SELECT person_id FROM unsubscribed "
@@ -70,6 +75,7 @@ class SQLiteSubscriptions:
                     conn.execute(_MARK_ADDRESS, params)
                 conn.execute(_DROP_SUBSCRIPTIONS, params)
                 conn.execute(_CLEAR_SYSTEMS, params)
+                conn.execute(_WITHDRAW, {**params, **WITHDRAWN})
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(str(exc)) from exc
 

@@ -9,6 +9,13 @@ from dataclasses import dataclass
 from monitor.model import Address
 
 PENDING, SENT, UNDELIVERABLE = "pending", "sent", "undeliverable"
+# A message still pending when its person unsubscribes is never sent: it is settled as
+# undeliverable, saying why (the post-incident report lists it so).
+WITHDRAWN = {
+    "pending": PENDING,
+    "undeliverable": UNDELIVERABLE,
+    "why": "unsubscribed before it was sent",
+}
 # The outbox is read in shards (a person's messages all in one): each replica sends from those it
 # holds. Changing the number would move messages already decided between shards.
 OUTBOX_SHARDS = 64

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from monitor.model import Person
 from monitor.store.postgres.connection import Connection, Database
 from monitor.store.records import PEOPLE_COLUMNS, person, person_row
-from monitor.store.types import PENDING
+from monitor.store.types import PENDING, WITHDRAWN
 
 _GONE = "SELECT person_id FROM unsubscribed WHERE person_id = %(id)s OR email = %(email)s"
 _UNSUBSCRIBE = (
@@ -60,6 +60,13 @@ class Subscriptions:
             await conn.execute(_MARK_ADDRESS, params)
             await conn.execute(f"DELETE FROM subscriptions WHERE person_id IN ({_GONE})", params)
             await conn.execute(f"UPDATE people SET systems = '[]' WHERE id IN ({_GONE})", params)
+            # What was decided for them and not yet sent is not sent: they asked for nothing
+            # further.
+            await conn.execute(
+                "UPDATE outbox SET status = %(undeliverable)s, last_error = %(why)s "
+                f"WHERE status = %(pending)s AND person_id IN ({_GONE})",
+                {**params, **WITHDRAWN},
+            )
 
     async def unsubscribed_among(self, person_ids: Sequence[str]) -> set[str]:
         if not person_ids:
