@@ -526,17 +526,7 @@ class SQLiteStore(SQLiteReplicas, SQLiteMaintenance, SQLiteSubscriptions):
         conn = self.db.conn
         try:
             with self.db.atomic():
-                deleted = conn.execute(
-                    "DELETE FROM outbox WHERE rowid IN (SELECT rowid FROM outbox WHERE "
-                    f"incident_id = :id AND status != :pending LIMIT :n) AND {resolved}",
-                    params,
-                ).rowcount
-                if deleted:
-                    return int(deleted)
-                left = "SELECT 1 FROM outbox WHERE incident_id = :id LIMIT 1"
-                if conn.execute(left, params).fetchone() is not None:
-                    return 0  # a message is still pending: keep all of the incident
-                for sql in (
+                steps = (
                     "DELETE FROM told WHERE incident_id = :id AND person_id IN (SELECT "
                     f"person_id FROM told WHERE incident_id = :id LIMIT :n) AND {resolved}",
                     "DELETE FROM timeline WHERE id IN (SELECT id FROM timeline WHERE "
@@ -548,11 +538,8 @@ class SQLiteStore(SQLiteReplicas, SQLiteMaintenance, SQLiteSubscriptions):
                     f"person_id FROM goodwill WHERE incident_id = :id LIMIT :n) AND {resolved}",
                     "UPDATE incidents SET private_pruned = 1 WHERE id = :id "
                     "AND resolved_at IS NOT NULL AND resolved_at < :before AND NOT private_pruned",
-                ):
-                    deleted = conn.execute(sql, params).rowcount
-                    if deleted:
-                        return int(deleted)
-                return 0
+                )
+                return _prune_part(conn, params, resolved, steps) or 0
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
@@ -574,17 +561,7 @@ class SQLiteStore(SQLiteReplicas, SQLiteMaintenance, SQLiteSubscriptions):
         conn = self.db.conn
         try:
             with self.db.atomic():
-                deleted = conn.execute(
-                    "DELETE FROM outbox WHERE rowid IN (SELECT rowid FROM outbox WHERE "
-                    f"incident_id = :id AND status != :pending LIMIT :n) AND {resolved}",
-                    params,
-                ).rowcount
-                if deleted:
-                    return int(deleted)
-                left = "SELECT 1 FROM outbox WHERE incident_id = :id LIMIT 1"
-                if conn.execute(left, params).fetchone() is not None:
-                    return 0  # a message is still pending: keep all of the incident
-                for sql in (
+                steps = (
                     "DELETE FROM told WHERE incident_id = :id AND person_id IN (SELECT "
                     f"person_id FROM told WHERE incident_id = :id LIMIT :n) AND {resolved}",
                     "DELETE FROM timeline WHERE id IN (SELECT id FROM timeline "
@@ -593,10 +570,10 @@ class SQLiteStore(SQLiteReplicas, SQLiteMaintenance, SQLiteSubscriptions):
                     f"DELETE FROM alerts WHERE incident_id = :id AND {resolved}",
                     "DELETE FROM goodwill WHERE incident_id = :id AND person_id IN (SELECT "
                     f"person_id FROM goodwill WHERE incident_id = :id LIMIT :n) AND {resolved}",
-                ):
-                    deleted = conn.execute(sql, params).rowcount
-                    if deleted:
-                        return int(deleted)
+                )
+                went = _prune_part(conn, params, resolved, steps)
+                if went is not None:
+                    return went
                 # Its id is remembered, so that no new incident takes it again.
                 conn.execute(
                     "INSERT INTO counters VALUES ('incident', :id) ON CONFLICT (name) "
@@ -1174,3 +1151,25 @@ def _incident(row: dict[str, Any]) -> Incident:
         pending_round=row["pending_round"],
         resolution_told_at=row["resolution_told_at"],
     )
+
+
+def _prune_part(
+    conn: sqlite3.Connection, params: Mapping[str, Any], resolved: str, steps: Sequence[str]
+) -> int | None:
+    """One batch of an incident's prune: its settled messages first, then (once none is left,
+    and none pending) the first of ``steps`` that deletes anything. How many rows went; 0 while
+    a message is pending (all of the incident is kept); None when nothing was left to go."""
+    deleted = conn.execute(
+        "DELETE FROM outbox WHERE rowid IN (SELECT rowid FROM outbox WHERE "
+        f"incident_id = :id AND status != :pending LIMIT :n) AND {resolved}",
+        params,
+    ).rowcount
+    if deleted:
+        return int(deleted)
+    if conn.execute("SELECT 1 FROM outbox WHERE incident_id = :id LIMIT 1", params).fetchone():
+        return 0  # a message is still pending: keep all of the incident
+    for sql in steps:
+        deleted = conn.execute(sql, params).rowcount
+        if deleted:
+            return int(deleted)
+    return None
