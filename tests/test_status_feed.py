@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import feedparser
-from test_api import Running, running
+from test_api import TOKEN, Running, running
 from test_statuspage import assert_nothing_private, outage_with_people
 
 HOST = "status.example.com"
@@ -132,3 +132,22 @@ async def test_the_feed_and_the_json_may_be_read_by_any_site_and_hold_nothing_pr
         assert headers["Access-Control-Allow-Origin"] == "*"
         assert headers["Cache-Control"] == "public, max-age=60"
         assert_nothing_private(body.decode().replace("127.0.0.1:9108", "status-host"))
+
+
+async def test_with_a_public_url_the_feed_and_the_json_link_there_whatever_the_host_says(
+    tmp_path: Path,
+) -> None:
+    """Once monitor.yaml names the page's public address, the feed's and the JSON's links lead
+    there, not to whatever Host header a client sent."""
+    async with running(tmp_path) as w:
+        await outage_with_people(w)
+        with (w.checks / "monitor.yaml").open("a") as settings:
+            settings.write("public_url: https://status.example.com/\n")
+        reloaded = await w.client.post("/-/reload", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert reloaded.status == 200, await reloaded.text()
+        body, _ = await read(w, "/feed.atom", "evil.example.net")
+        data, _ = await read(w, "/status.json", "evil.example.net")
+    feed = feedparser.parse(body)
+    assert feed.entries[0].link.startswith("https://status.example.com/incidents/")
+    assert "evil.example.net" not in body.decode()
+    assert json.loads(data)["page"] == "https://status.example.com/"

@@ -184,8 +184,10 @@ def _infos(services: Services) -> dict[str, SystemInfo]:
 
 
 def _base(request: web.Request) -> str:
-    """Where the feed and the JSON were asked for: their links lead back there."""
-    return str(request.url.origin())
+    """Where the feed's and the JSON's links lead: ``public_url`` when set (a Host header is
+    the client's to write), else where they were asked for."""
+    public = request.app[SERVICES].config().settings.public_url
+    return public.rstrip("/") if public else str(request.url.origin())
 
 
 class _Unusable(ValueError):
