@@ -287,6 +287,34 @@ async def test_asking_too_often_sends_no_more_mail_and_answers_the_same(
         assert "alice" not in caplog.text.lower()
 
 
+async def test_behind_a_proxy_each_visitor_is_counted_by_the_address_the_proxy_wrote(
+    tmp_path: Path,
+) -> None:
+    """With client_address_header set, visitors behind one proxy are counted each by the last
+    address of the header (what the proxy added; one a client wrote before it does not count),
+    so the tenth visitor's mail still goes, and one visitor's eleventh request is limited."""
+    yaml = "subscriptions: {client_address_header: X-Forwarded-For}\n"
+    async with stage(tmp_path, yaml=yaml) as on:
+
+        async def ask(n: int, forwarded: str) -> None:
+            await on.client.post(
+                "/subscribe",
+                data=f"email=visitor{n}%40example.com&system=Online+payments".encode(),
+                headers={**FORM, "X-Forwarded-For": forwarded},
+            )
+
+        for n in range(12):  # twelve visitors, each from their own address, one proxy
+            await ask(n, f"198.51.100.7, 203.0.113.{n}")
+        assert len(await on.mail(12)) == 12
+        for n in range(12, 24):  # one visitor asking twelve times, pretending to be others
+            await ask(n, f"192.0.2.{n}, 203.0.113.99")
+        assert len(await on.mail(12 + 10)) == 12 + 10  # requests_per_ip_per_hour
+        while await on.app.delivery.run_once():
+            pass
+        await on.tick()
+        assert len(on.catcher.messages) == 12 + 10
+
+
 async def test_a_bad_address_or_service_is_refused_by_what_is_wrong(tmp_path: Path) -> None:
     """An address that is not one, or a service not on the form, is refused (400) saying so;
     nothing is sent."""

@@ -335,6 +335,10 @@ class Subscriptions(_Strict):
     # Whether someone who cancelled is still told when an app reports they just failed to do
     # something (affected_only), or hears nothing further at all (nothing).
     unsubscribed: Literal["nothing", "affected_only"] = "nothing"
+    # Behind a proxy (an ingress, a load balancer) every visitor comes from the proxy's address:
+    # the header it writes the client's address into (X-Forwarded-For), whose last entry (the
+    # one the nearest proxy added) is the client counted. Unset: the connection's address.
+    client_address_header: str | None = Field(default=None, pattern=r"^[A-Za-z0-9-]{1,64}$")
 
 
 class EmailSettings(_Strict):

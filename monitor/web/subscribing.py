@@ -107,6 +107,19 @@ def _render(
     return response
 
 
+def client_address(request: web.Request) -> str:
+    """Who is asking, for the per-client limit: the last address of the header the proxy in
+    front writes (``subscriptions.client_address_header``; a client may write earlier ones
+    itself, never the last), else the connection's."""
+    header = request.app[SERVICES].config().settings.subscriptions.client_address_header
+    if header:
+        written = request.headers.getall(header, [])
+        last = written[-1].rsplit(",", 1)[-1].strip() if written else ""
+        if last:
+            return last[:64]
+    return request.remote or "unknown"
+
+
 async def subscribe(request: web.Request) -> web.Response:
     """The status page's form: an address and services (by title; all are checked at first)."""
     try:
@@ -123,7 +136,7 @@ async def subscribe(request: web.Request) -> web.Response:
             raise _Answer(
                 400, "Choose the services to hear about", "Go back and tick at least one."
             )
-        await desk.request(email, names, request.remote or "unknown")
+        await desk.request(email, names, client_address(request))
     except _Answer as answer:
         return _render(request, answer.status, answer.heading, answer.message)
     return _render(request, 200, "Almost done", _CHECK_INBOX)
