@@ -9,8 +9,10 @@ in the URL is ever part of an error.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Mapping
+import sys
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -238,6 +240,34 @@ class MonitorClient:
         else:
             message = error
         return ClientError(message, REFUSED)
+
+
+def ask_monitor(
+    given_url: str | None,
+    environ: Mapping[str, str],
+    command: str,
+    ask: Callable[[MonitorClient], Awaitable[str]],
+) -> int:
+    """Ask the running monitor (``ask``, with a client of ``--url`` or ``MONITOR_URL``) and
+    print its answer: 0; the refusal's code (1) or 2 when it cannot be reached, saying why on
+    stderr after ``monitor COMMAND:``."""
+    try:
+        url = monitor_url(given_url, environ)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return UNREACHABLE
+
+    async def asked() -> str:
+        async with MonitorClient(url, environ.get(TOKEN_VARIABLE)) as client:
+            return await ask(client)
+
+    try:
+        text = asyncio.run(asked())
+    except ClientError as exc:
+        print(f"monitor {command}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print(text)
+    return 0
 
 
 def _json(raw: bytes) -> Any:

@@ -4,35 +4,18 @@ HTTP API (``/api/v1/maintenance``) and reads the answer as text or JSON."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import sys
 
 from monitor.app import Options
-from monitor.cli.client import ClientError, MonitorClient, monitor_url
+from monitor.cli.client import MonitorClient, ask_monitor
 from monitor.web.maintenance import MaintenanceList, MaintenanceOut
-from monitor.web.plumbing import TOKEN_VARIABLE
 
 
 def on_maintenance(args: argparse.Namespace, options: Options, env: dict[str, str]) -> int:
     """Ask the running monitor and print its answer; 1 when it refused (a bad window, no such
     id, the token), 2 when it cannot be reached."""
-    try:
-        url = monitor_url(args.url, env)
-    except ValueError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-
-    async def ask() -> str:
-        async with MonitorClient(url, env.get(TOKEN_VARIABLE)) as client:
-            return await _ask(client, args)
-
-    try:
-        print(asyncio.run(ask()))
-    except ClientError as exc:
-        print(f"monitor maintenance {args.maintenance_command}: {exc}", file=sys.stderr)
-        return exc.exit_code
-    return 0
+    command = f"maintenance {args.maintenance_command}"
+    return ask_monitor(args.url, env, command, lambda client: _ask(client, args))
 
 
 async def _ask(client: MonitorClient, args: argparse.Namespace) -> str:

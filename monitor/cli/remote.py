@@ -4,13 +4,12 @@ its HTTP API (``client``) and reads the answer as text (``terminal``) or JSON.""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from pathlib import Path
 
 from monitor.app import Options
-from monitor.cli.client import ClientError, MonitorClient, monitor_url
+from monitor.cli.client import MonitorClient, ask_monitor, monitor_url
 from monitor.cli.terminal import (
     explained,
     held,
@@ -19,34 +18,23 @@ from monitor.cli.terminal import (
     noted,
     released,
 )
-from monitor.web.plumbing import TOKEN_VARIABLE
 
 
 def on_monitor(args: argparse.Namespace, options: Options, env: dict[str, str]) -> int:
     """``monitor incidents`` and ``monitor incident ...``: ask the running monitor's API and
     print its answer; 1 when it refused or has no such incident, 2 when it cannot be reached."""
-    try:
-        url = monitor_url(args.url, env)
-    except ValueError as exc:
-        print(exc, file=sys.stderr)
-        return 2
     if getattr(args, "incident_command", None) == "explain":
+        try:
+            monitor_url(args.url, env)  # a URL it cannot use is said before reading the file
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            return 2
         try:
             args.text = _read_text(args.file)
         except ValueError as exc:
             print(f"monitor incident explain: {exc}", file=sys.stderr)
             return 2
-
-    async def ask() -> str:
-        async with MonitorClient(url, env.get(TOKEN_VARIABLE)) as client:
-            return await _ask(client, args)
-
-    try:
-        print(asyncio.run(ask()))
-    except ClientError as exc:
-        print(f"monitor {args.command}: {exc}", file=sys.stderr)
-        return exc.exit_code
-    return 0
+    return ask_monitor(args.url, env, args.command, lambda client: _ask(client, args))
 
 
 async def _ask(client: MonitorClient, args: argparse.Namespace) -> str:

@@ -8,31 +8,18 @@ figures are made in one place and its times are in the monitor's ``default_timez
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
 
 from monitor.app import Options
-from monitor.cli.client import ClientError, MonitorClient, monitor_url
-from monitor.web.plumbing import TOKEN_VARIABLE
+from monitor.cli.client import MonitorClient, ask_monitor
 
 
 def on_report(args: argparse.Namespace, options: Options, env: dict[str, str]) -> int:
     """Print the report; 1 when the monitor refused (no such incident), 2 when it cannot be
     reached."""
-    try:
-        url = monitor_url(args.url, env)
-    except ValueError as exc:
-        print(exc, file=sys.stderr)
-        return 2
 
-    async def ask() -> str:
-        async with MonitorClient(url, env.get(TOKEN_VARIABLE)) as client:
-            return await client.report(args.id, args.format, args.timezone)
+    async def ask(client: MonitorClient) -> str:
+        # Printed with one line end after it, whether or not the text has its own.
+        text = await client.report(args.id, args.format, args.timezone)
+        return text.removesuffix("\n")
 
-    try:
-        text = asyncio.run(ask())
-    except ClientError as exc:
-        print(f"monitor report: {exc}", file=sys.stderr)
-        return exc.exit_code
-    print(text, end="" if text.endswith("\n") else "\n")
-    return 0
+    return ask_monitor(args.url, env, "report", ask)
