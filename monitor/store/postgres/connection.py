@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Self
 from urllib.parse import quote
 
@@ -191,6 +191,23 @@ class Database:
     async def _check(self) -> None:
         with contextlib.suppress(psycopg.Error):
             await self.pool.check()
+
+
+async def first_that_deletes(
+    conn: Connection, statements: Sequence[str], params: Mapping[str, Any]
+) -> int:
+    """One batch of a prune, in one transaction: ``statements`` in order until one deletes
+    rows (how many: the next batch takes the next ones), or a ``SELECT`` among them finds a row
+    (0: what it looks for keeps all the rest, as a message still pending does); 0 when none
+    has anything left to delete."""
+    for sql in statements:
+        cursor = await conn.execute(sql, params)
+        if sql.startswith("SELECT"):
+            if await cursor.fetchone() is not None:
+                return 0
+        elif cursor.rowcount:
+            return cursor.rowcount
+    return 0
 
 
 def _first_line(exc: BaseException) -> str:

@@ -19,7 +19,7 @@ from monitor.store.explaining import (
     TAKE_REMINDER,
     postgres_params,
 )
-from monitor.store.postgres.connection import Database
+from monitor.store.postgres.connection import Database, first_that_deletes
 from monitor.store.postgres.rows import (
     INCIDENT_COLUMNS,
     INCIDENT_TYPES,
@@ -204,29 +204,26 @@ class Incidents:
         }
         kept = _PRIVATE_KEPT
         async with self.db.transaction() as conn:
-            for sql in (
-                "DELETE FROM outbox WHERE key IN (SELECT key FROM outbox WHERE "
-                f"incident_id = %(id)s AND status != %(pending)s LIMIT %(n)s) AND {kept}",
-                # A message still pending: keep all of the incident.
-                "SELECT 1 FROM outbox WHERE incident_id = %(id)s LIMIT 1",
-                "DELETE FROM told WHERE incident_id = %(id)s AND person_id IN (SELECT "
-                f"person_id FROM told WHERE incident_id = %(id)s LIMIT %(n)s) AND {kept}",
-                "DELETE FROM timeline WHERE id IN (SELECT id FROM timeline WHERE incident_id "
-                f"= %(id)s AND kind <> ALL(%(public)s::text[]) LIMIT %(n)s) AND {kept}",
-                f"DELETE FROM explanations WHERE incident_id = %(id)s AND text = '' AND {kept}",
-                f"DELETE FROM alerts WHERE incident_id = %(id)s AND {kept}",
-                "DELETE FROM goodwill WHERE incident_id = %(id)s AND person_id IN (SELECT "
-                f"person_id FROM goodwill WHERE incident_id = %(id)s LIMIT %(n)s) AND {kept}",
-                "UPDATE incidents SET private_pruned = true WHERE id = %(id)s "
-                "AND resolved_at IS NOT NULL AND resolved_at < %(before)s AND NOT private_pruned",
-            ):
-                cursor = await conn.execute(sql, params)
-                if sql.startswith("SELECT"):
-                    if await cursor.fetchone() is not None:
-                        return 0
-                elif cursor.rowcount:
-                    return cursor.rowcount
-        return 0
+            return await first_that_deletes(
+                conn,
+                (
+                    "DELETE FROM outbox WHERE key IN (SELECT key FROM outbox WHERE "
+                    f"incident_id = %(id)s AND status != %(pending)s LIMIT %(n)s) AND {kept}",
+                    # A message still pending: keep all of the incident.
+                    "SELECT 1 FROM outbox WHERE incident_id = %(id)s LIMIT 1",
+                    "DELETE FROM told WHERE incident_id = %(id)s AND person_id IN (SELECT "
+                    f"person_id FROM told WHERE incident_id = %(id)s LIMIT %(n)s) AND {kept}",
+                    "DELETE FROM timeline WHERE id IN (SELECT id FROM timeline WHERE incident_id "
+                    f"= %(id)s AND kind <> ALL(%(public)s::text[]) LIMIT %(n)s) AND {kept}",
+                    f"DELETE FROM explanations WHERE incident_id = %(id)s AND text = '' AND {kept}",
+                    f"DELETE FROM alerts WHERE incident_id = %(id)s AND {kept}",
+                    "DELETE FROM goodwill WHERE incident_id = %(id)s AND person_id IN (SELECT "
+                    f"person_id FROM goodwill WHERE incident_id = %(id)s LIMIT %(n)s) AND {kept}",
+                    "UPDATE incidents SET private_pruned = true WHERE id = %(id)s AND resolved_at "
+                    "IS NOT NULL AND resolved_at < %(before)s AND NOT private_pruned",
+                ),
+                params,
+            )
 
     async def prunable_incidents(self, resolved_before: float, limit: int = 100) -> list[int]:
         rows = await self.db.rows(
@@ -248,29 +245,26 @@ class Incidents:
         gone, or while it is open, resolved since, or has a message pending."""
         params = {"id": incident_id, "before": resolved_before, "pending": PENDING, "n": batch}
         async with self.db.transaction() as conn:
-            for sql in (
-                "DELETE FROM outbox WHERE key IN (SELECT key FROM outbox WHERE "
-                f"incident_id = %(id)s AND status != %(pending)s LIMIT %(n)s) AND {_RESOLVED}",
-                # A message still pending: keep all of the incident.
-                "SELECT 1 FROM outbox WHERE incident_id = %(id)s LIMIT 1",
-                "DELETE FROM told WHERE incident_id = %(id)s AND person_id IN (SELECT "
-                f"person_id FROM told WHERE incident_id = %(id)s LIMIT %(n)s) AND {_RESOLVED}",
-                "DELETE FROM timeline WHERE id IN (SELECT id FROM timeline "
-                f"WHERE incident_id = %(id)s LIMIT %(n)s) AND {_RESOLVED}",
-                f"DELETE FROM explanations WHERE incident_id = %(id)s AND {_RESOLVED}",
-                f"DELETE FROM alerts WHERE incident_id = %(id)s AND {_RESOLVED}",
-                "DELETE FROM goodwill WHERE incident_id = %(id)s AND person_id IN (SELECT "
-                f"person_id FROM goodwill WHERE incident_id = %(id)s LIMIT %(n)s) "
-                f"AND {_RESOLVED}",
-                f"DELETE FROM incidents WHERE id = %(id)s AND {_RESOLVED}",
-            ):
-                cursor = await conn.execute(sql, params)
-                if sql.startswith("SELECT"):
-                    if await cursor.fetchone() is not None:
-                        return 0
-                elif cursor.rowcount:
-                    return cursor.rowcount
-        return 0
+            return await first_that_deletes(
+                conn,
+                (
+                    "DELETE FROM outbox WHERE key IN (SELECT key FROM outbox WHERE "
+                    f"incident_id = %(id)s AND status != %(pending)s LIMIT %(n)s) AND {_RESOLVED}",
+                    # A message still pending: keep all of the incident.
+                    "SELECT 1 FROM outbox WHERE incident_id = %(id)s LIMIT 1",
+                    "DELETE FROM told WHERE incident_id = %(id)s AND person_id IN (SELECT "
+                    f"person_id FROM told WHERE incident_id = %(id)s LIMIT %(n)s) AND {_RESOLVED}",
+                    "DELETE FROM timeline WHERE id IN (SELECT id FROM timeline "
+                    f"WHERE incident_id = %(id)s LIMIT %(n)s) AND {_RESOLVED}",
+                    f"DELETE FROM explanations WHERE incident_id = %(id)s AND {_RESOLVED}",
+                    f"DELETE FROM alerts WHERE incident_id = %(id)s AND {_RESOLVED}",
+                    "DELETE FROM goodwill WHERE incident_id = %(id)s AND person_id IN (SELECT "
+                    f"person_id FROM goodwill WHERE incident_id = %(id)s LIMIT %(n)s) "
+                    f"AND {_RESOLVED}",
+                    f"DELETE FROM incidents WHERE id = %(id)s AND {_RESOLVED}",
+                ),
+                params,
+            )
 
     async def record_alert(self, incident_id: int, at: float, routes: Sequence[str]) -> None:
         await self.db.run(

@@ -8,7 +8,7 @@ import json
 from collections.abc import Sequence
 
 from monitor.store.notices import NOTICE_COLUMNS, notice_record
-from monitor.store.postgres.connection import Database
+from monitor.store.postgres.connection import Database, first_that_deletes
 from monitor.store.types import PENDING, NoticeRecord, StoredWindow
 
 # The record made unless there, and read either way, in one statement. A row another
@@ -106,19 +106,16 @@ class Maintenance:
             "n": batch,
         }
         async with self.db.transaction() as conn:
-            for sql in (
-                "DELETE FROM outbox WHERE key IN (SELECT key FROM outbox WHERE "
-                f"incident_id = %(key)s AND status != %(pending)s LIMIT %(n)s) AND {_OVER}",
-                # A message still pending: keep all of it.
-                "SELECT 1 FROM outbox WHERE incident_id = %(key)s LIMIT 1",
-                "DELETE FROM told WHERE incident_id = %(key)s AND person_id IN (SELECT "
-                f"person_id FROM told WHERE incident_id = %(key)s LIMIT %(n)s) AND {_OVER}",
-                f"DELETE FROM maintenance_notices WHERE id = %(id)s AND {_OVER}",
-            ):
-                cursor = await conn.execute(sql, params)
-                if sql.startswith("SELECT"):
-                    if await cursor.fetchone() is not None:
-                        return 0
-                elif cursor.rowcount:
-                    return cursor.rowcount
-        return 0
+            return await first_that_deletes(
+                conn,
+                (
+                    "DELETE FROM outbox WHERE key IN (SELECT key FROM outbox WHERE "
+                    f"incident_id = %(key)s AND status != %(pending)s LIMIT %(n)s) AND {_OVER}",
+                    # A message still pending: keep all of it.
+                    "SELECT 1 FROM outbox WHERE incident_id = %(key)s LIMIT 1",
+                    "DELETE FROM told WHERE incident_id = %(key)s AND person_id IN (SELECT "
+                    f"person_id FROM told WHERE incident_id = %(key)s LIMIT %(n)s) AND {_OVER}",
+                    f"DELETE FROM maintenance_notices WHERE id = %(id)s AND {_OVER}",
+                ),
+                params,
+            )
