@@ -230,15 +230,12 @@ class Composer:
         if template is None:
             template = self.template_for(MessageKind.UPDATE, recipient, incident)
         language = self._language_of.get(template, self._default_language)
-        texts = self._goodwill_by_language.get(language, {})
-        for owner in (texts, self._goodwill):
-            for info in recipient.affected:
-                text = owner.get(info.name)
-                if text:
-                    return text
-            if owner is texts and "default" in texts:
-                return texts["default"]
-        return self._goodwill.get("default", "")
+        owners = [*(info.name for info in recipient.affected), "default"]
+        for texts in (self._goodwill_by_language.get(language, {}), self._goodwill):
+            for owner in owners:
+                if texts.get(owner):
+                    return texts[owner]
+        return ""
 
     def context(
         self,
