@@ -110,9 +110,10 @@ async def test_a_file_of_release_0_1_0_is_upgraded_in_place_keeping_every_row(
     # Version 6 gives each person a timezone and a language, none for those there before.
     assert [row[-2:] for row in after["people"]] == [(None, None)] * len(before["people"])
     after["people"] = [row[:-2] for row in after["people"]]
-    # Version 11 marks incidents whose private part is pruned: none of those there before.
-    assert [row[-1] for row in after["incidents"]] == [0] * len(before["incidents"])
-    after["incidents"] = [row[:-1] for row in after["incidents"]]
+    # Version 11 marks incidents whose private part is pruned: none of those there before;
+    # version 14 gives each the people it affected, counted at the fix: not for those before.
+    assert [row[-3:] for row in after["incidents"]] == [(0, None, None)] * len(before["incidents"])
+    after["incidents"] = [row[:-3] for row in after["incidents"]]
     assert after == before
     version, made, auto_vacuum = schema_of(db)
     assert (version, auto_vacuum) == (KNOWN, 2)

@@ -77,7 +77,7 @@ from monitor.notify.composer import Composer, Response
 from monitor.notify.correlating import IncidentListener, correlate
 from monitor.notify.planned import PlannedWork
 from monitor.notify.resume import missed_transitions
-from monitor.store import OutboxItem, Store, StoreUnavailable
+from monitor.store import AffectedCount, OutboxItem, Store, StoreUnavailable, count_audience
 
 __all__ = ["IncidentListener", "Notifier", "channels_of", "outbox_key"]
 
@@ -499,6 +499,11 @@ class Notifier:
             incident.systems, attempts_window(incident, self.settings.attempt_lookback), until
         )
 
+    async def _audience_of(self, incident: Incident) -> AffectedCount:
+        until = incident.resolved_at if incident.resolved_at is not None else float("inf")
+        window = attempts_window(incident, self.settings.attempt_lookback)
+        return await count_audience(self.store, incident.systems, window, until)
+
     async def _fan_out(
         self, incident: Incident, now: float, hidden: Collection[str] = ()
     ) -> Incident:
@@ -606,6 +611,8 @@ class Notifier:
             return replace(view, explanation=resolved_carries(explanation))
 
         sent = await self._tell_everyone_told(incident, RESOLVED, settled, now)
+        # Kept for the post-incident report: counted later, it would use later subscriptions.
+        await self.store.record_audience(incident.id, await self._audience_of(incident))
         await self.store.save_incident(replace(incident, resolution_told_at=now))
         if sent:
             await self.store.add_timeline(incident.id, now, "messages", f"resolved: {sent} people")

@@ -13,6 +13,12 @@ The figures, and why each is what it is:
 - **Time to acknowledge**: for each person acknowledged, from the first failure to when their
   acknowledgement was sent; the first, the last, p50 and p99 by the nearest rank (the delay by
   which half, and 99 in 100, of them had been told).
+- **People affected**: the subscribers of its systems and those who reported a failed attempt
+  on one of them, each once, as the notifier counts them, counted when the fix was told (a
+  count made later would use the subscriptions of then); while it is open, or for an incident
+  resolved before the monitor kept the count, counted as the report is made. Of them, those
+  who had unsubscribed are counted apart: they are told nothing, or only of the failure they
+  reported (``subscriptions.unsubscribed``).
 - **Messages** by kind and channel as the outbox holds them. A message withheld over
   ``max_messages_per_person_per_day`` is not kept (the person is looked at again at the next
   fan-out); each fan-out's count is on the timeline.
@@ -30,7 +36,15 @@ from typing import Literal
 
 from monitor.incidents.correlation import Incident
 from monitor.model import Explanation, MessageKind
-from monitor.store.types import PENDING, SENT, UNDELIVERABLE, Alert, MessageTally, TimelineEntry
+from monitor.store.types import (
+    PENDING,
+    SENT,
+    UNDELIVERABLE,
+    AffectedCount,
+    Alert,
+    MessageTally,
+    TimelineEntry,
+)
 
 Promise = Literal["explained before the fix", "kept", "open", "none"]
 
@@ -112,6 +126,8 @@ class Report:
     cause_title: str
     systems: tuple[SystemDown, ...]
     affected: int  # people the incident affects, as the notifier counts them
+    affected_unsubscribed: int  # of them, those who had unsubscribed
+    affected_counted: Literal["at the fix", "now"]  # when ``affected`` was counted
     acknowledged: int  # people sent an acknowledgement
     undeliverable_people: int  # people with a message no channel could deliver
     messages: tuple[KindCount, ...]
@@ -135,12 +151,14 @@ def build_report(
     alert: Alert | None,
     tally: MessageTally,
     undeliverable: Iterable[tuple[str, str, str]],
-    affected: int,
+    affected: AffectedCount,
+    affected_at_fix: bool,
     now: float,
 ) -> Report:
     """The report of ``incident`` as of ``now``. ``titles`` names each system's title (a
     system no longer configured is shown by its name), ``undeliverable`` is the store's
-    ``(person, kind, why)`` by person, ``affected`` what ``People.audience_count`` says."""
+    ``(person, kind, why)`` by person, ``affected`` the people it affects
+    (``affected_at_fix``: as counted when its fix was told, else now)."""
     end = incident.resolved_at if incident.resolved_at is not None else now
     messages = _by_kind(tally.counts)
     explanation = explanation or Explanation(incident.id)
@@ -165,7 +183,9 @@ def build_report(
             )
             for m in incident.members
         ),
-        affected=affected,
+        affected=affected.people,
+        affected_unsubscribed=affected.unsubscribed,
+        affected_counted="at the fix" if affected_at_fix else "now",
         acknowledged=len(tally.acknowledged_at),
         undeliverable_people=tally.undeliverable_people,
         messages=messages,

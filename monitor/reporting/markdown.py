@@ -118,8 +118,7 @@ def _summary(report: Report, zone: ZoneInfo) -> str:
     lines = [
         f"- **Likely cause:** {escaped(report.cause_title)} ({escaped(report.cause)})",
         f"- **Systems down:** {len(report.systems):,}: {names}",
-        f"- **People affected:** {report.affected:,} (subscribers of these systems and people "
-        "who reported a failed attempt, counted now as the notifier counts them)",
+        f"- **People affected:** {_affected(report)}",
         f"- **People told:** {_count(report.acknowledged, 'person', 'people')} acknowledged; "
         f"{_count(report.undeliverable_people, 'person', 'people')} could not be told",
         f"- **Acknowledgements:** {acknowledged}",
@@ -127,6 +126,18 @@ def _summary(report: Report, zone: ZoneInfo) -> str:
         f"- **The promise:** {_promise(report, zone)}",
     ]
     return "## Summary\n\n" + "\n".join(lines)
+
+
+def _affected(report: Report) -> str:
+    counted = "when the fix was told" if report.affected_counted == "at the fix" else "now"
+    said = (
+        f"{report.affected:,} (subscribers of these systems and people who reported a failed "
+        f"attempt, counted {counted} as the notifier counts them)"
+    )
+    gone = report.affected_unsubscribed
+    if gone:
+        said += f"; {_count(gone, 'person', 'people')} of them had unsubscribed"
+    return said
 
 
 def _alerted(report: Report, zone: ZoneInfo) -> str:

@@ -7,6 +7,7 @@ the shared one, ``location`` says which database ``--db`` / ``MONITOR_DB`` names
 Only this package knows SQL.
 """
 
+from monitor.store.audience import count_audience
 from monitor.store.roles import (
     Housekeeping,
     IncidentLog,
@@ -23,6 +24,7 @@ from monitor.store.types import (
     PENDING,
     SENT,
     UNDELIVERABLE,
+    AffectedCount,
     ExplanationFinal,
     NoticeRecord,
     OutboxItem,
@@ -36,6 +38,7 @@ __all__ = [
     "PENDING",
     "SENT",
     "UNDELIVERABLE",
+    "AffectedCount",
     "ExplanationFinal",
     "Housekeeping",
     "IncidentLog",
@@ -53,4 +56,5 @@ __all__ = [
     "StoredWindow",
     "Subscriptions",
     "TimelineEntry",
+    "count_audience",
 ]

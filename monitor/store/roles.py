@@ -26,6 +26,7 @@ from monitor.model import (
     Transition,
 )
 from monitor.store.types import (
+    AffectedCount,
     Alert,
     MessageTally,
     NoticeRecord,
@@ -184,6 +185,13 @@ class IncidentLog(Protocol):
 
     async def alert(self, incident_id: int) -> Alert | None:
         """When and how on-call was first alerted of the incident; None when never."""
+
+    async def record_audience(self, incident_id: int, audience: AffectedCount) -> None:
+        """Keep how many people the incident affected, counted as its fix is told (a later
+        count would use later subscriptions); the last one recorded is kept."""
+
+    async def audience(self, incident_id: int) -> AffectedCount | None:
+        """What ``record_audience`` kept; None when nothing was (still open, say)."""
 
     async def private_prunable_incidents(
         self, resolved_before: float, limit: int = 100
@@ -406,10 +414,16 @@ class Maintenance(Protocol):
         """The occurrences not yet told as over, by id (an index holds only them)."""
 
     async def mark_maintenance_notice(
-        self, notice_id: int, *, announced_at: float | None = None, over_at: float | None = None
+        self,
+        notice_id: int,
+        *,
+        announced_at: float | None = None,
+        over_at: float | None = None,
+        cancelled_at: float | None = None,
     ) -> None:
-        """Every notice of the occurrence is decided (``announced_at``), or it is told as over
-        (``over_at``); a moment recorded before stays."""
+        """Every notice of the occurrence is decided (``announced_at``), telling it cancelled
+        began (``cancelled_at``), or it is told as over (``over_at``: done with); a moment
+        recorded before stays."""
 
     async def prunable_maintenance_notices(self, over_before: float, limit: int = 100) -> list[int]:
         """Occurrences told as over before ``over_before`` with no message still pending."""
@@ -430,6 +444,12 @@ class Subscriptions(Protocol):
     async def unsubscribe(self, person_id: str, email: str | None, now: float) -> None:
         """The person cancels: kept as unsubscribed (with every person of the same address,
         lower case), their subscriptions dropped, in one commit."""
+
+    async def unsubscribed_attempters(
+        self, systems: Iterable[str], attempts_from: float, until: float
+    ) -> int:
+        """How many of the people who reported an attempt on one of ``systems`` between the
+        two moments have unsubscribed (``People.audience_count`` counts them too)."""
 
     async def unsubscribed_among(self, person_ids: Sequence[str]) -> set[str]:
         """Those of ``person_ids`` who cancelled."""

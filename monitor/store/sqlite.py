@@ -57,6 +57,7 @@ from monitor.store.types import (
     PENDING,
     SENT,
     UNDELIVERABLE,
+    AffectedCount,
     Alert,
     AlreadyApplied,
     ExplanationFinal,
@@ -484,21 +485,23 @@ class SQLiteStore(SQLiteReplicas, SQLiteMaintenance, SQLiteSubscriptions):
     async def prunable_incidents(self, resolved_before: float, limit: int = 100) -> list[int]:
         """Incidents resolved, and their resolution decided, before ``resolved_before``, with no
         message still pending: oldest first."""
-        rows = self.db.query(
-            "SELECT id FROM incidents WHERE resolved_at IS NOT NULL AND resolved_at < :before "
-            "AND (resolution_told_at IS NULL OR resolution_told_at < :before) "
-            "AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.incident_id = incidents.id "
-            "AND outbox.status = :pending) ORDER BY resolved_at, id LIMIT :limit",
-            {"before": resolved_before, "pending": PENDING, "limit": limit},
-        )
-        return [int(r["id"]) for r in rows]
+        return self._prunable(resolved_before, limit, private_kept=False)
 
     async def private_prunable_incidents(
         self, resolved_before: float, limit: int = 100
     ) -> list[int]:
+        return self._prunable(resolved_before, limit, private_kept=True)
+
+    def _prunable(self, resolved_before: float, limit: int, private_kept: bool) -> list[int]:
+        """As ``prunable_incidents``; with ``private_kept``, only those whose private part is
+        still kept (read by the index that holds only them, so the history is never walked)."""
+        kept = (
+            "INDEXED BY incidents_private_kept WHERE NOT private_pruned AND "
+            if private_kept
+            else "WHERE "
+        )
         rows = self.db.query(
-            "SELECT id FROM incidents INDEXED BY incidents_private_kept "
-            "WHERE resolved_at IS NOT NULL AND NOT private_pruned AND resolved_at < :before "
+            f"SELECT id FROM incidents {kept}resolved_at IS NOT NULL AND resolved_at < :before "
             "AND (resolution_told_at IS NULL OR resolution_told_at < :before) "
             "AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.incident_id = incidents.id "
             "AND outbox.status = :pending) ORDER BY resolved_at, id LIMIT :limit",
@@ -597,6 +600,18 @@ class SQLiteStore(SQLiteReplicas, SQLiteMaintenance, SQLiteSubscriptions):
             "SELECT alerted_at, routes FROM alerts WHERE incident_id = ?", (incident_id,)
         ).fetchone()
         return None if row is None else Alert(row[0], tuple(filter(None, row[1].split(","))))
+
+    async def record_audience(self, incident_id: int, audience: AffectedCount) -> None:
+        self._write(
+            "UPDATE incidents SET affected = ?, affected_unsubscribed = ? WHERE id = ?",
+            (audience.people, audience.unsubscribed, incident_id),
+        )
+
+    async def audience(self, incident_id: int) -> AffectedCount | None:
+        row = self.db.conn.execute(
+            "SELECT affected, affected_unsubscribed FROM incidents WHERE id = ?", (incident_id,)
+        ).fetchone()
+        return None if row is None or row[0] is None else AffectedCount(row[0], row[1] or 0)
 
     async def offer_goodwill(self, incident_id: int, offers: Mapping[str, str]) -> dict[str, str]:
         if not offers:

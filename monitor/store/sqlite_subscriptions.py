@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import sqlite_utils
 
@@ -78,6 +78,17 @@ class SQLiteSubscriptions:
                 conn.execute(_WITHDRAW, {**params, **WITHDRAWN})
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(str(exc)) from exc
+
+    async def unsubscribed_attempters(
+        self, systems: Iterable[str], attempts_from: float, until: float
+    ) -> int:
+        row = self.db.conn.execute(
+            "SELECT COUNT(DISTINCT person_id) FROM attempts WHERE system IN "
+            "(SELECT value FROM json_each(:names)) AND at >= :start AND at <= :end "
+            "AND person_id IN (SELECT person_id FROM unsubscribed)",
+            {"names": json.dumps(sorted(set(systems))), "start": attempts_from, "end": until},
+        ).fetchone()
+        return int(row[0])
 
     async def unsubscribed_among(self, person_ids: Sequence[str]) -> set[str]:
         found: set[str] = set()

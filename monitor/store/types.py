@@ -64,6 +64,17 @@ class Alert:
 
 
 @dataclass(frozen=True, slots=True)
+class AffectedCount:
+    """How many people an incident affected, counted when its fix was told: the subscribers
+    of its systems and those who reported a failed attempt (``People.audience_count``), and
+    how many of those had unsubscribed (told nothing further, or only of that failure:
+    ``subscriptions.unsubscribed``)."""
+
+    people: int
+    unsubscribed: int
+
+
+@dataclass(frozen=True, slots=True)
 class TimelineEntry:
     at: float
     kind: str
@@ -136,8 +147,8 @@ class StoredWindow:
 class NoticeRecord:
     """An occurrence of a maintenance window whose customers are being, or were, told: by its
     ``ref`` (the window's and its start's), with the id its messages are kept under (the
-    outbox's and told's ``incident_id`` is ``-id``), when all its notices were decided and when
-    it was told as over (or found owing no such note)."""
+    outbox's and told's ``incident_id`` is ``-id``), when all its notices were decided, when
+    it was told as over (or found owing no such note), and when telling it cancelled began."""
 
     id: int
     ref: str
@@ -146,3 +157,4 @@ class NoticeRecord:
     ends_at: float
     announced_at: float | None = None
     over_at: float | None = None
+    cancelled_at: float | None = None

@@ -188,7 +188,15 @@ class ReportSystem(IncidentSystem):
 class ReportPeople(BaseModel):
     affected: int = Field(
         description="Subscribers of the incident's systems and people who reported a failed "
-        "attempt, each once, counted now as the notifier counts them."
+        "attempt, each once, as the notifier counts them, when affected_counted says."
+    )
+    affected_unsubscribed: int = Field(
+        description="Of those affected, the people who had unsubscribed: told nothing, or only "
+        "of the failure they reported (subscriptions.unsubscribed)."
+    )
+    affected_counted: Literal["at the fix", "now"] = Field(
+        description="When affected was counted: as the fix was told, or (open, or resolved "
+        "before the monitor kept the count) as the report was made."
     )
     acknowledged: int = Field(description="People sent an acknowledgement.")
     undeliverable: int = Field(description="People with a message no channel could deliver.")

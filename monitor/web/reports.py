@@ -11,6 +11,7 @@ from aiohttp import web
 from monitor.incidents.audience import attempts_window
 from monitor.incidents.correlation import Incident
 from monitor.reporting import Report, build_report, report_html, report_markdown
+from monitor.store import count_audience
 from monitor.web.models import (
     UNDELIVERABLE_LISTED,
     ReportAcknowledgements,
@@ -52,7 +53,8 @@ async def incident_report(services: Services, incident: Incident) -> Report:
     window = attempts_window(incident, config.settings.attempt_lookback)
     # Of these reads only the audience is one long statement (~30 ms for 100,000 people on
     # SQLite, whose calls hold the loop); the tally after it yields between its parts.
-    affected = await store.audience_count(incident.systems, window, until)
+    kept = await store.audience(incident.id) if incident.resolved_at is not None else None
+    affected = kept or await count_audience(store, incident.systems, window, until)
     tally = await store.message_tally(incident.id)
     return build_report(
         incident,
@@ -63,6 +65,7 @@ async def incident_report(services: Services, incident: Incident) -> Report:
         tally=tally,
         undeliverable=await store.undeliverable(incident.id, UNDELIVERABLE_LISTED),
         affected=affected,
+        affected_at_fix=kept is not None,
         now=services.clock.now(),
     )
 
@@ -104,6 +107,8 @@ def report_out(report: Report) -> ReportOut:
         ],
         people=ReportPeople(
             affected=report.affected,
+            affected_unsubscribed=report.affected_unsubscribed,
+            affected_counted=report.affected_counted,
             acknowledged=report.acknowledged,
             undeliverable=report.undeliverable_people,
         ),

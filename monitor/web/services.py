@@ -20,7 +20,7 @@ from monitor.incidents.correlation import Incident
 from monitor.maintenance import PublicWindow, Schedule, Window
 from monitor.model import Attempt, Clock, Explanation, Health, Person, SystemState
 from monitor.store import ReplicaRecord, TimelineEntry
-from monitor.store.types import Alert, MessageTally
+from monitor.store.types import AffectedCount, Alert, MessageTally
 from monitor.subscriptions.decisions import Desk
 
 
@@ -56,6 +56,10 @@ class WebStore(Protocol):
     async def audience_count(
         self, systems: Iterable[str], attempts_from: float, until: float
     ) -> int: ...
+    async def unsubscribed_attempters(
+        self, systems: Iterable[str], attempts_from: float, until: float
+    ) -> int: ...
+    async def audience(self, incident_id: int) -> AffectedCount | None: ...
     async def upsert_people(self, people: Iterable[Person]) -> int: ...
 
 

@@ -30,6 +30,7 @@ from monitor.store.postgres.rows import (
 from monitor.store.roles import PUBLIC_TIMELINE
 from monitor.store.types import (
     PENDING,
+    AffectedCount,
     Alert,
     AlreadyApplied,
     ExplanationFinal,
@@ -179,15 +180,7 @@ class Incidents:
     async def private_prunable_incidents(
         self, resolved_before: float, limit: int = 100
     ) -> list[int]:
-        rows = await self.db.rows(
-            "SELECT id FROM incidents WHERE resolved_at IS NOT NULL AND NOT private_pruned "
-            "AND resolved_at < %(before)s "
-            "AND (resolution_told_at IS NULL OR resolution_told_at < %(before)s) "
-            "AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.incident_id = incidents.id "
-            "AND outbox.status = %(pending)s) ORDER BY resolved_at, id LIMIT %(limit)s",
-            {"before": resolved_before, "pending": PENDING, "limit": limit},
-        )
-        return [int(id_) for (id_,) in rows]
+        return await self._prunable(resolved_before, limit, private_kept=True)
 
     async def prune_private(
         self, incident_id: int, resolved_before: float, batch: int = 2000
@@ -226,8 +219,14 @@ class Incidents:
             )
 
     async def prunable_incidents(self, resolved_before: float, limit: int = 100) -> list[int]:
+        return await self._prunable(resolved_before, limit, private_kept=False)
+
+    async def _prunable(self, resolved_before: float, limit: int, private_kept: bool) -> list[int]:
+        """Incidents resolved and told before ``resolved_before`` with no message pending;
+        with ``private_kept``, only those whose private part is still kept."""
+        kept = "AND NOT private_pruned " if private_kept else ""
         rows = await self.db.rows(
-            "SELECT id FROM incidents WHERE resolved_at IS NOT NULL "
+            f"SELECT id FROM incidents WHERE resolved_at IS NOT NULL {kept}"
             "AND resolved_at < %(before)s "
             "AND (resolution_told_at IS NULL OR resolution_told_at < %(before)s) "
             "AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.incident_id = incidents.id "
@@ -277,6 +276,18 @@ class Incidents:
             "SELECT alerted_at, routes FROM alerts WHERE incident_id = %s", (incident_id,)
         )
         return None if row is None else Alert(row[0], tuple(filter(None, row[1].split(","))))
+
+    async def record_audience(self, incident_id: int, audience: AffectedCount) -> None:
+        await self.db.run(
+            "UPDATE incidents SET affected = %s, affected_unsubscribed = %s WHERE id = %s",
+            (audience.people, audience.unsubscribed, incident_id),
+        )
+
+    async def audience(self, incident_id: int) -> AffectedCount | None:
+        row = await self.db.row(
+            "SELECT affected, affected_unsubscribed FROM incidents WHERE id = %s", (incident_id,)
+        )
+        return None if row is None or row[0] is None else AffectedCount(row[0], row[1] or 0)
 
     async def explanation(self, incident_id: int) -> Explanation | None:
         row = await self.db.row(

@@ -4,7 +4,7 @@ same rules as SQLite's, ``sqlite_subscriptions.py``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from monitor.model import Person
 from monitor.store.postgres.connection import Connection, Database
@@ -67,6 +67,17 @@ class Subscriptions:
                 f"WHERE status = %(pending)s AND person_id IN ({_GONE})",
                 {**params, **WITHDRAWN},
             )
+
+    async def unsubscribed_attempters(
+        self, systems: Iterable[str], attempts_from: float, until: float
+    ) -> int:
+        row = await self.db.row(
+            "SELECT COUNT(DISTINCT person_id) FROM attempts WHERE system = ANY(%(names)b::text[]) "
+            "AND at >= %(start)s AND at <= %(end)s "
+            "AND person_id IN (SELECT person_id FROM unsubscribed)",
+            {"names": sorted(set(systems)), "start": attempts_from, "end": until},
+        )
+        return int(row[0]) if row is not None else 0
 
     async def unsubscribed_among(self, person_ids: Sequence[str]) -> set[str]:
         if not person_ids:
