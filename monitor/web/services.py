@@ -20,11 +20,12 @@ from monitor.incidents.correlation import Incident
 from monitor.maintenance import PublicWindow, Schedule, Window
 from monitor.model import Attempt, Clock, Explanation, Health, Person, SystemState
 from monitor.store import ReplicaRecord, TimelineEntry
+from monitor.store.audience import AudienceReads
 from monitor.store.types import AffectedCount, Alert, MessageTally
 from monitor.subscriptions.decisions import Desk
 
 
-class WebStore(Protocol):
+class WebStore(AudienceReads, Protocol):
     """What the web asks the store (``monitor.store.Store`` has all of it): reads, and the one
     write ``POST /api/v1/users`` makes. Awaited, as every store call is."""
 
@@ -53,12 +54,6 @@ class WebStore(Protocol):
     # The post-incident report's reads (GET /api/v1/incidents/ID/report).
     async def message_tally(self, incident_id: int) -> MessageTally: ...
     async def alert(self, incident_id: int) -> Alert | None: ...
-    async def audience_count(
-        self, systems: Iterable[str], attempts_from: float, until: float
-    ) -> int: ...
-    async def unsubscribed_attempters(
-        self, systems: Iterable[str], attempts_from: float, until: float
-    ) -> int: ...
     async def audience(self, incident_id: int) -> AffectedCount | None: ...
     async def upsert_people(self, people: Iterable[Person]) -> int: ...
 
