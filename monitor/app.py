@@ -286,8 +286,13 @@ class App:
             self.clock,
             lambda: self.config.settings,
             lambda: systems_info(self.config),
+            # The notifier's composer: a reload that validates swaps in the new templates.
+            writer=lambda: self.notifier.composer,
             wake=lambda: self.delivery.wake(),
             counted=lambda step: self.metrics.subscriptions.labels(event=step).inc(),
+            # Planned work already announced is told to them now (any replica may: the
+            # outbox's key keeps it once).
+            subscribed=self.notifier.tell_subscriber,
         )
         self.oncall = OnCall(settings.oncall)
         self.scheduler = ProbeScheduler(self.clock, self._probe, settings.http.max_connections)

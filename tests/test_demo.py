@@ -194,12 +194,14 @@ async def test_demo_scripts_an_outage_from_failure_to_the_resolved_messages() ->
         f"People acknowledged: {n}; sent updates: {2 * n} (goodwill offered in {n});"
         f" told it is resolved: {n}; sent the explanation: {n - 1}; undeliverable: 0." in out
     )
-    assert f"Planned-work notices sent: {len(PLANNED_FOR)};" in out
+    # And the visitor, who subscribed after the notice went: told of it then.
+    assert f"Planned-work notices sent: {len(PLANNED_FOR) + 1};" in out
     # On-call heard of the opening by email, and the customers read when and how.
     assert re.search(r"On-call alerted by email \(oncall@example\.com\): Incident \d+ opened", out)
     assert "was alerted at" in out
     assert "by email" in out
-    assert f"Messages caught by the mail catcher: {len(sent) + 1} " in out  # and the visitor's
+    # And the visitor's two: the confirmation, then the notice of the work already announced.
+    assert f"Messages caught by the mail catcher: {len(sent) + 2} " in out
     assert "monitor run" in out
     assert SERVING not in out
     assert "Traceback" not in err
@@ -298,12 +300,15 @@ async def test_demo_serves_every_caught_message_escaped_until_ctrl_c(tmp_path: P
     assert "script" not in parsed.tags
     assert "img" not in parsed.tags
     sent = mails(out)
-    # The visitor's confirmation mail is on the page too: a mail of the monitor's own, without
-    # an html part or an SMS (the visitor is nobody's person yet).
-    [confirmation] = [shown for shown in parsed.messages if VISITOR in shown.meta]
-    assert confirmation.srcdoc is None
+    # The visitor's confirmation mail is on the page too, written from messages/subscribe.j2:
+    # an html part with the link, and no SMS (the visitor is nobody's person yet).
+    [confirmation, notice] = [shown for shown in parsed.messages if VISITOR in shown.meta]
+    assert confirmation.srcdoc is not None
     assert "/subscribe/confirm/" in confirmation.text
-    told = [shown for shown in parsed.messages if shown is not confirmation]
+    assert "/subscribe/confirm/" in confirmation.srcdoc
+    assert confirmation.sms == ""
+    assert "planned work" in notice.text  # subscribed after it was announced: told then
+    told = [shown for shown in parsed.messages if VISITOR not in shown.meta]
     assert len(told) == len(sent) == 5 * len(DEMO_PEOPLE) + len(PLANNED_FOR) - 1
     for (email, subject), shown in zip(sent, told, strict=True):
         assert shown.title.split(". ", 1)[1] == subject

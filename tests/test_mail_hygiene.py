@@ -39,7 +39,7 @@ from monitor.delivery.channels.email import Letterhead
 from monitor.delivery.channels.letterhead import letterhead_for
 from monitor.demo.mailcatcher import CaughtMessage, MailCatcher
 from monitor.model import Clock, MessageKind
-from monitor.notify.composer import Composer, sample_context
+from monitor.notify.composer import Composer, sample_context, sample_subscription
 from monitor.notify.composer.facts import org_facts
 from monitor.notify.composer.filters import contact_links, paragraphs
 from monitor.notify.composer.samples import SAMPLE_SYSTEMS
@@ -118,8 +118,9 @@ def letterhead(keys: Keys, org: Org = ORG) -> Letterhead:
 
 def sample_messages(org: Org) -> Iterator[tuple[str, Email]]:
     """Each kind's default message in each shipped language, with sample data, as the email
-    channel is handed it: (what it is, the email)."""
+    channel is handed it: (what it is, the email); the confirmation of a subscription too."""
     composer = Composer.from_settings(MESSAGES, MonitorSettings(org=org), SAMPLE_SYSTEMS)
+    asked = sample_subscription(SAMPLE_SYSTEMS, "payment")
     for language in LANGUAGES:
         for kind in MessageKind:
             sample = sample_context(SAMPLE_SYSTEMS, "payment", kind, language=language)
@@ -134,6 +135,19 @@ def sample_messages(org: Org) -> Iterator[tuple[str, Email]]:
                 html=message.html,
             )
             yield f"{language or 'en'}/{kind.value}", email
+        confirmation = composer.render_confirmation(
+            asked.systems, asked.confirm_url, asked.confirm_within, language
+        )
+        yield (
+            f"{language or 'en'}/subscribe",
+            Email(
+                message_id=f"subscribe-sub-5f2a9c.1741096980000@{DOMAIN}",
+                to="new.subscriber@example.net",
+                subject=confirmation.subject,
+                text=confirmation.text,
+                html=confirmation.html,
+            ),
+        )
 
 
 async def sent(
@@ -255,13 +269,14 @@ async def test_mail_to_a_non_ascii_address_is_signed_too(ed25519_key: Keys) -> N
 async def test_every_default_message_parses_without_a_defect_under_the_strict_policy(
     catcher: MailCatcher, ed25519_key: Keys, org: Org
 ) -> None:
-    """Each kind in each language, as sent and signed (with an org name, subject and text
-    outside ASCII), parses under ``email.policy.strict`` without a defect in any part, and
-    reads back as written: the org's name on From, Reply-To, Auto-Submitted, the subject."""
+    """Each kind in each language (and the confirmation of a subscription), as sent and signed
+    (with an org name, subject and text outside ASCII), parses under ``email.policy.strict``
+    without a defect in any part, and reads back as written: the org's name on From,
+    Reply-To, Auto-Submitted, the subject."""
     named = list(sample_messages(org))
     caught = await sent(catcher, [email for _, email in named], letterhead(ed25519_key, org))
 
-    assert len(caught) == len(named) == 2 * len(MessageKind)
+    assert len(caught) == len(named) == 2 * (len(MessageKind) + 1)
     for (what, email), message in zip(named, caught, strict=True):
         parsed = message_from_bytes(message.raw, policy=policy.strict)
         assert isinstance(parsed, EmailMessage)
@@ -418,9 +433,10 @@ def spamassassin_reports(messages: list[bytes], home: Path) -> list[tuple[float,
 async def test_every_default_message_passes_spamassassins_local_rules(
     catcher: MailCatcher, rsa_key: Keys, tmp_path: Path
 ) -> None:
-    """Each kind in each language, as sent and signed (RSA), with an org name outside ASCII,
-    scores under 1 point with SpamAssassin's local rules, and trips none of the rules above
-    (a regression names the rule). In CI, where .ci/run installs SpamAssassin, it never skips."""
+    """Each kind in each language and the confirmation of a subscription in each, as sent and
+    signed (RSA), with an org name outside ASCII, scores under 1 point with SpamAssassin's
+    local rules, and trips none of the rules above (a regression names the rule). In CI,
+    where .ci/run installs SpamAssassin, it never skips."""
     assert SPAMASSASSIN is not None, "spamassassin is not installed: .ci/run installs it"
 
     class WallClock:

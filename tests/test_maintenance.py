@@ -17,12 +17,16 @@ from monitor.incidents.correlation import Incident, Member
 from monitor.maintenance import (
     Over,
     Schedule,
+    UnusableWindow,
+    announced_to_subscriber,
     covered,
     customer_view,
     file_window,
+    grace_of,
     in_maintenance,
     notice_due,
     over_due,
+    recorded_occurrence,
 )
 from monitor.maintenance.recurrence import occurrence_at, occurrences
 
@@ -155,13 +159,24 @@ def test_a_bad_window_file_is_a_problem_naming_its_file_line_and_field(checks: P
             "timezone",
             "did you mean 'Europe/Berlin'",
         ),
+        (
+            {"start": "2026-12-13 02:00", "end": "2026-12-13 03:00", "grace": "15 minutes"},
+            "grace",
+            "'15 minutes' is not a duration",
+        ),
+        (
+            {"start": "2026-12-13 02:00", "end": "2026-12-13 03:00", "grace": "45d"},
+            "grace",
+            "must be at most 30d",
+        ),
     ],
 )
 def test_a_window_the_monitor_cannot_use_is_refused_never_guessed(
     checks: Path, written: dict[str, str], field: str, said: str
 ) -> None:
     """Times of day without every, dates with it, an empty window, a date without a time, a
-    name that could be an API window's id, a zone nobody has: each refused at its field."""
+    name that could be an API window's id, a zone nobody has, a grace that is no duration or
+    too long: each refused at its field."""
     lines = {"name": "upgrade", "systems": "[crm]", "note": "x", **written}
     (checks / "maintenance" / "w.yaml").write_text(
         "".join(f"{key}: {value}\n" for key, value in lines.items())
@@ -301,12 +316,69 @@ def test_the_notice_is_due_from_its_lead_until_the_window_starts() -> None:
 
 def test_the_over_note_waits_for_the_systems_and_is_dropped_past_the_grace() -> None:
     """Over at the end when its systems are up; while one is down it waits, and past the grace
-    it is not sent; an occurrence no window has any more is never told as over."""
+    it is not sent."""
     [occurrence] = SCHEDULE.between(0, 2e9)
-    assert over_due(occurrence, END, END - 1, set(), GRACE) is Over.NOT_YET
-    assert over_due(occurrence, END, END, set(), GRACE) is Over.TELL
-    assert over_due(occurrence, END, END + 60, {"payment"}, GRACE) is Over.NOT_YET
-    assert over_due(occurrence, END, END + 120, {"login"}, GRACE) is Over.TELL
-    assert over_due(occurrence, END, END + GRACE, {"payment"}, GRACE) is Over.NOTHING
-    assert over_due(None, END, END - 1, set(), GRACE) is Over.NOT_YET
-    assert over_due(None, END, END, set(), GRACE) is Over.NOTHING
+    assert over_due(occurrence, occurrence, END - 1, set(), GRACE) is Over.NOT_YET
+    assert over_due(occurrence, occurrence, END, set(), GRACE) is Over.TELL
+    assert over_due(occurrence, occurrence, END + 60, {"payment"}, GRACE) is Over.NOT_YET
+    assert over_due(occurrence, occurrence, END + 120, {"login"}, GRACE) is Over.TELL
+    assert over_due(occurrence, occurrence, END + GRACE, {"payment"}, GRACE) is Over.NOTHING
+
+
+def test_work_whose_window_goes_before_it_starts_is_cancelled_and_once_under_way_told_over() -> (
+    None
+):
+    """No window has the occurrence any more: before its start it is cancelled; from its start
+    (removed under way) the note goes at once when its systems work, and none while one is
+    down; a cancellation begun is finished even once it would have started."""
+    told = recorded_occurrence("db-upgrade-202612130100", ["payment"], START, END)
+    assert told.ref == "db-upgrade-202612130100"
+    assert over_due(None, told, START - 1, set(), GRACE) is Over.CANCEL
+    assert over_due(None, told, START, set(), GRACE) is Over.TELL
+    assert over_due(None, told, START + 60, {"payment"}, GRACE) is Over.NOTHING
+    assert over_due(None, told, END + 60, {"login"}, GRACE) is Over.TELL
+    assert over_due(None, told, START + 60, set(), GRACE, cancelling=True) is Over.CANCEL
+    [planned] = SCHEDULE.between(0, 2e9)
+    assert over_due(planned, told, END, set(), GRACE, cancelling=True) is Over.CANCEL
+
+
+def test_work_whose_window_cannot_be_read_waits_and_is_never_cancelled() -> None:
+    """A window still stored but unreadable is neither cancelled nor told as over: the
+    occurrence waits until its end, then owes nothing."""
+    told = recorded_occurrence("7-202612130100", ["payment"], START, END)
+    unusable = Schedule((), [UnusableWindow("7", "{}", "systems: field required")])
+    assert unusable.unreadable(told.ref)
+    assert not unusable.unreadable("17-202612130100")
+    assert over_due(None, told, START - 60, set(), GRACE, unreadable=True) is Over.NOT_YET
+    assert over_due(None, told, END, set(), GRACE, unreadable=True) is Over.NOTHING
+
+
+def test_someone_subscribing_is_told_of_work_announced_until_it_starts() -> None:
+    """A new subscriber is told of an occurrence still planned, before it starts and unless it
+    is being cancelled."""
+    [planned] = SCHEDULE.between(0, 2e9)
+    assert announced_to_subscriber(planned, START - 1, cancelling=False)
+    assert not announced_to_subscriber(planned, START, cancelling=False)
+    assert not announced_to_subscriber(planned, START - 1, cancelling=True)
+    assert not announced_to_subscriber(None, START - 1, cancelling=False)
+
+
+def test_a_windows_own_grace_decides_when_a_failure_inside_it_is_told() -> None:
+    """With its own grace of 1h, a failure inside the window is in maintenance until an hour
+    after its end (the setting's 15 minutes do not count), and its note waits as long."""
+    own = Schedule(
+        [
+            file_window(
+                window(start="2026-12-13 02:00", end="2026-12-13 03:00", grace="1h"),
+                "Europe/Berlin",
+                "f",
+            )
+        ]
+    )
+    [occurrence] = own.between(0, 2e9)
+    assert grace_of(occurrence, GRACE) == HOUR
+    failing = incident(Member("payment", START + 600))
+    assert set(covered(failing, own, END + HOUR - 1, GRACE)) == {"payment"}
+    assert covered(failing, own, END + HOUR, GRACE) == {}
+    assert over_due(occurrence, occurrence, END + GRACE, {"payment"}, GRACE) is Over.NOT_YET
+    assert over_due(occurrence, occurrence, END + HOUR, {"payment"}, GRACE) is Over.NOTHING

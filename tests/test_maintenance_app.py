@@ -146,8 +146,16 @@ class Stage:
         }
 
 
+PUBLIC = "https://status.example.com"
+LINK_SECRET = "a-link-secret-of-forty-characters-000000"
+
+
 @asynccontextmanager
-async def stage(tmp_path: Path, window: str | None = WINDOW) -> AsyncIterator[Stage]:
+async def stage(
+    tmp_path: Path, window: str | None = WINDOW, links: bool = False
+) -> AsyncIterator[Stage]:
+    """Two replicas on one file with ``window`` in checks/maintenance/db.yaml; ``links``: with
+    public_url and MONITOR_LINK_SECRET (the subscribe form, manage links)."""
     async with AsyncExitStack() as stack:
         catcher = await stack.enter_async_context(MailCatcher())
         team = await stack.enter_async_context(WebhookReceiver())
@@ -156,6 +164,8 @@ async def stage(tmp_path: Path, window: str | None = WINDOW) -> AsyncIterator[St
         with (checks / "monitor.yaml").open("a") as settings:
             url = team.url("/team").replace("http://", "json://")
             settings.write(f'oncall: ["{url}"]\nmaintenance_grace: 15m\n')
+            if links:
+                settings.write(f"public_url: {PUBLIC}\n")
         if window is not None:
             (checks / "maintenance").mkdir()
             (checks / "maintenance" / "db.yaml").write_text(textwrap.dedent(window))
@@ -170,6 +180,7 @@ async def stage(tmp_path: Path, window: str | None = WINDOW) -> AsyncIterator[St
                     "MONITOR_SMTP_URL": catcher.url,
                     "MONITOR_SMTP_FROM": "status@example.com",
                     "MONITOR_REPLICA": name,
+                    **({"MONITOR_LINK_SECRET": LINK_SECRET} if links else {}),
                 },
                 serve_http=False,
                 watch_files=False,
@@ -313,7 +324,8 @@ async def test_a_window_posted_to_one_replica_is_every_replicas_and_told_by_the_
 ) -> None:
     """POSTed to the other replica, a window is listed by both, shows in /metrics while under
     way, and its notices go once; writes need the token, a system no check declares is refused
-    with "did you mean", a file's window cannot be removed here, and an API one can."""
+    with "did you mean", a file's window cannot be removed here, and an API one can (under way:
+    the note that it is over goes at once)."""
     async with stage(tmp_path, window=None) as on:
         body = {
             "systems": ["login"],
@@ -353,8 +365,13 @@ async def test_a_window_posted_to_one_replica_is_every_replicas_and_told_by_the_
         assert (await (await on.other.client.get("/api/v1/maintenance")).json())["windows"] == []
         missing = await on.leader.call("DELETE", "/api/v1/maintenance/1")
         assert missing.status == 404
+        # Removed under way, with login working: the work ended early, and the note that it
+        # is over goes at once to those told (the notice promised it), once.
+        await on.at(start + 120)
+        await on.sent(4)
+        assert sorted(on.mail("over")) == ["bob@example.com", "dana@example.com"]
         await on.at(start + 7200)
-        assert len(await on.quiet()) == 2  # removed: nobody is told it is over
+        assert len(await on.quiet()) == 4
 
 
 async def test_a_files_window_is_listed_and_cannot_be_removed_through_the_api(

@@ -1,8 +1,10 @@
 """The message checklist (tests/test_message_checklist.py) for planned work, in English and
 German: the notice says what the work is, when at the person's clock and in their language,
 that their systems may not work then, what they can do meanwhile and whom to contact; the
-note after says it is done; both greet by name, name systems by title, fit a one-line subject
-of at most 100 characters, and an SMS of at most 320 GSM characters even with long values."""
+note after says it is done; the word that it is cancelled says which work, when, that it will
+not happen as announced, that there is nothing to do and that a new time would be told ahead;
+all greet by name, name systems by title, fit a one-line subject of at most 100 characters,
+and an SMS of at most 320 GSM characters even with long values."""
 
 from __future__ import annotations
 
@@ -35,10 +37,14 @@ from monitor.notify.composer import MAX_SMS
 LANGUAGES = ("en", "de")
 UTC = ZoneInfo("UTC")
 # The work on Sunday night 2025-03-09, 01:00 to 03:00 UTC; told on Saturday at noon UTC, over
-# at 03:10 UTC.
+# at 03:10 UTC, or cancelled on Saturday at 19:00 UTC.
 START = datetime(2025, 3, 9, 1, 0, tzinfo=UTC).timestamp()
 END = START + 2 * 3600
-NOW = {NoticeKind.NOTICE: START - 13 * 3600, NoticeKind.OVER: END + 600}
+NOW = {
+    NoticeKind.NOTICE: START - 13 * 3600,
+    NoticeKind.OVER: END + 600,
+    NoticeKind.CANCELLED: START - 6 * 3600,
+}
 NOTE = {
     "en": "We are moving our payment database to a faster server.",
     "de": "Wir ziehen unsere Zahlungsdatenbank auf einen schnelleren Server um.",
@@ -52,6 +58,9 @@ WHEN = {
 DONE = {"en": r"\b(is done|is over|finished)\b", "de": r"\b(abgeschlossen|vorbei|beendet)\b"}
 MAY_NOT_WORK = {"en": r"may not work|won't work|unavailable", "de": r"nicht nutzen|nicht gehen"}
 NOTHING_TO_DO = {"en": r"don't need to do anything", "de": r"müssen nichts tun"}
+NOTHING_TO_DO_SMS = {"en": r"nothing for you to do", "de": r"müssen nichts tun"}
+CALLED_OFF = {"en": r"won't happen as announced", "de": r"finden nicht wie angekündigt statt"}
+TOLD_AHEAD = {"en": r"tell you ahead", "de": r"vorher Bescheid|melden wir uns vorher"}
 
 
 @dataclass(frozen=True)
@@ -90,7 +99,9 @@ def render(
         if named
         else Person("u-2208", "", "orders@northwind.example", None, None, names, None, language)
     )
-    window = Window("db-move", names, NOTE[language], "UTC", "test", start=START, end=END)
+    # Cancelled, the window is gone: its note with it.
+    note = "" if kind is NoticeKind.CANCELLED else NOTE[language]
+    window = Window("db-move", names, note, "UTC", "test", start=START, end=END)
     occurrence = Occurrence(window, START, END)
     recipient = Recipient(person, systems, (), START)
     return composer(org).render_planned(kind, recipient, occurrence, NOW[kind])
@@ -177,7 +188,38 @@ def test_the_note_after_says_it_is_done_and_their_systems_work(language: str) ->
 
 
 @by_language
-def test_both_greet_by_name_show_titles_and_offer_the_contact_only_when_there_is_one(
+def test_the_cancellation_says_which_work_when_that_it_is_off_and_nothing_is_to_do(
+    language: str,
+) -> None:
+    """The word that it is cancelled names their systems and when the work was to be (at the
+    named person's clock), says it will not happen as announced, that they need do nothing,
+    and that a new time would be told ahead; the SMS says it is off and nothing is to do."""
+
+    def check(case: Case) -> str | None:
+        if case.kind is not NoticeKind.CANCELLED:
+            return None
+        text = " ".join(case.message.text.split())
+        untold = [s.title for s in case.systems if s.title not in text]
+        if untold:
+            return f"the text does not name {untold}"
+        if case.named and WHEN[language] not in text:
+            return f"the text does not say {WHEN[language]!r}"
+        if not says(CALLED_OFF[language], text) or not says(CALLED_OFF[language], case.message.sms):
+            return "it does not say the work will not happen as announced"
+        if not says(NOTHING_TO_DO[language], text):
+            return "the text does not say there is nothing to do"
+        if not says(NOTHING_TO_DO_SMS[language], case.message.sms):
+            return "the sms does not say there is nothing to do"
+        if not says(TOLD_AHEAD[language], text):
+            return "the text does not say a new time would be told ahead"
+        return None
+
+    found = complaints(realistic(language), check)
+    assert not found, "\n".join(found[:20])
+
+
+@by_language
+def test_each_greets_by_name_shows_titles_and_offers_the_contact_only_when_there_is_one(
     language: str,
 ) -> None:
     """A named person is greeted by name; no part shows a system's internal name; the org's

@@ -1,11 +1,13 @@
 """The store's contract for planned work (``roles.Maintenance``), run against every backend
 (SQLite, PostgreSQL) with the contract suite's fixtures: windows posted to the API kept under
 ids never handed out again and seen by a second process at once; each occurrence recorded
-once whoever records it; its messages kept under minus its id, in order per person, exactly
-once, and pruned with it."""
+once whoever records it, with when its cancellation began; its messages kept under minus its
+id, in order per person, exactly once (two processes deciding one notice at once keep one),
+and pruned with it."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 from test_store_contract import Backend, backend, database, message, sent, store
@@ -111,3 +113,38 @@ async def test_an_occurrence_over_goes_with_its_messages_once_none_is_pending(
     assert [r.ref for r in await store.maintenance_notices()] == ["b-1"]
     assert still.over_at is None
     assert await store.pending_count() == 0
+
+
+async def test_a_cancellation_begun_is_recorded_once_and_the_occurrence_stays_open_until_over(
+    backend: Backend, store: Store
+) -> None:
+    """When telling it cancelled began is kept as first recorded, whoever records it again; the
+    occurrence is still read as open, with it, until it is told as over."""
+    made = await store.begin_maintenance_notice("db-202612130100", ["payment"], 10.0, 20.0)
+    assert made.cancelled_at is None
+    other = await backend.open()
+    await store.mark_maintenance_notice(made.id, cancelled_at=5.0)
+    await other.mark_maintenance_notice(made.id, cancelled_at=6.0, announced_at=4.0)
+    assert await other.maintenance_notices() == [replace(made, announced_at=4.0, cancelled_at=5.0)]
+    await store.mark_maintenance_notice(made.id, over_at=7.0)
+    assert await other.maintenance_notices() == []
+    again = await other.begin_maintenance_notice("db-202612130100", ["payment"], 10.0, 20.0)
+    assert (again.cancelled_at, again.over_at) == (5.0, 7.0)
+
+
+async def test_a_notice_decided_by_two_processes_at_once_is_one_message(
+    backend: Backend, store: Store
+) -> None:
+    """Two replicas telling one new subscriber of the same occurrence at the same moment (the
+    confirm link taken by both) keep one message: its key is unique in the database."""
+    record = await store.begin_maintenance_notice("db-202612130100", ["payment"], 10.0, 20.0)
+    key = -record.id
+    notice = replace(
+        message("alice", kind="maintenance"), key="maintenance-db.notice.alice", incident_id=key
+    )
+    other = await backend.open()
+    told = {"alice": frozenset({"payment"})}
+    new = await asyncio.gather(store.decide([notice], told, key), other.decide([notice], told, key))
+    assert sorted(new) == [0, 1]
+    assert await store.outbox_items(key) == [notice]
+    assert [page async for page in other.told_pages(key)] == [told]

@@ -3,17 +3,21 @@ the one-click unsubscribe), a fake clock, real SMTP (aiosmtpd) and DKIM. Someone
 the status page, confirms from the mail and hears of the next incident; every message carries
 their own manage link and RFC 8058's List-Unsubscribe headers, and one POST to that link stops
 everything further; links not ours, of another kind or too old are refused; asking too often
-sends nothing more and answers the same."""
+sends nothing more and answers the same. The confirmation mail is the subscribe.j2 template's,
+in the visitor's language (and their messages after it too), edited templates are used after a
+reload, and one that fails sends nothing and logs where without saying for whom."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import html
 import logging
 import re
+import shutil
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email import message_from_bytes, policy
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -68,8 +72,10 @@ class Stage:
             await self.tick()
             self.clock.advance(15.0)
 
-    async def post(self, path: str, body: str) -> tuple[int, str]:
-        response = await self.client.post(path, data=body.encode(), headers=FORM)
+    async def post(self, path: str, body: str, language: str = "") -> tuple[int, str]:
+        """POST the form ``body`` (``language``: the browser's Accept-Language)."""
+        headers = {**FORM, "Accept-Language": language} if language else FORM
+        response = await self.client.post(path, data=body.encode(), headers=headers)
         return response.status, html.unescape(await response.text())
 
     async def get(self, path: str) -> tuple[int, str]:
@@ -82,7 +88,11 @@ class Stage:
 
 @asynccontextmanager
 async def stage(
-    tmp_path: Path, db: str | None = None, secret: str | None = SECRET, yaml: str = ""
+    tmp_path: Path,
+    db: str | None = None,
+    secret: str | None = SECRET,
+    yaml: str = "",
+    messages: Path = MESSAGES,
 ) -> AsyncIterator[Stage]:
     async with AsyncExitStack() as stack:
         catcher = await stack.enter_async_context(MailCatcher())
@@ -106,7 +116,7 @@ async def stage(
             environ["MONITOR_LINK_SECRET"] = secret
         app = App(
             Options(
-                config=checks, messages=MESSAGES, db=db or tmp_path / "monitor.db", listen=":0"
+                config=checks, messages=messages, db=db or tmp_path / "monitor.db", listen=":0"
             ),
             clock=clock,
             environ=environ,
@@ -423,3 +433,185 @@ async def test_list_unsubscribe_is_written_on_one_line_as_given_on_both_paths(
         assert f"\r\nList-Unsubscribe: <{url}>\r\n".encode() in message.raw
         assert b"\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" in message.raw
         assert dkim.verify(message.raw, dnsfunc=keys.dns)
+
+
+# The confirmation mail: the subscribe.j2 templates -----------------------------------------
+
+TWO_SERVICES = "email=new%40example.org&system=Online+payments&system=Signing+in+to+your+account"
+
+
+def copy_of_messages(tmp_path: Path) -> Path:
+    copy = tmp_path / "messages"
+    shutil.copytree(MESSAGES, copy)
+    return copy
+
+
+async def test_the_confirmation_mail_is_its_template_with_a_text_and_an_html_part(
+    tmp_path: Path,
+) -> None:
+    """The mail says who asked, the services by title, the link and how long it works, and
+    that nothing more comes if it was not them; its html part has lang, a title, the link as
+    a link and the support phone and email as tel: and mailto: links; neither part has a
+    manage link (nobody is subscribed yet), and the page answered never shows the link."""
+    async with stage(tmp_path) as on:
+        status, page = await on.post("/subscribe", TWO_SERVICES)
+        [mail] = await on.mail(1)
+
+        assert mail.subject == "Please confirm your subscription to Example Ltd status updates"
+        link = link_in(mail.text, "subscribe/confirm")
+        assert flat(mail.text) == flat(
+            "Hello, someone, hopefully you, asked us to write by email when there's a problem "
+            "with Signing in to your account and Online payments at Example Ltd, and again when "
+            f"it's fixed. To confirm, open this link within 48 hours: {link} If it wasn't you, "
+            "just ignore this mail: you won't hear from us again. If you have a question, call "
+            "0800 123 456 or email help@example.com. Example Ltd"
+        )
+        assert mail.message.get_content_type() == "multipart/alternative"
+        body = mail.html or ""
+        assert '<html lang="en">' in body
+        assert f"<title>{mail.subject}</title>" in body
+        assert f'<a href="{link}">{link}</a>' in body
+        assert '<a href="tel:0800123456">0800 123 456</a>' in body
+        assert '<a href="mailto:help@example.com">help@example.com</a>' in body
+        assert "/unsubscribe/" not in mail.text + body
+        assert "List-Unsubscribe" not in mail.message
+        assert (status, link in page, "subscribe/confirm" in page) == (200, False, False)
+
+
+async def test_a_german_visitor_gets_the_german_mail_and_hears_in_german_once_subscribed(
+    tmp_path: Path,
+) -> None:
+    """A browser asking for Austrian German, then German, then English gets the German mail
+    ("48 Stunden", lang="de"); the subscriber the link makes reads German (de-AT), so the
+    acknowledgement of the next outage is German too. A browser asking only for languages
+    there are no templates for gets the default language's, and keeps no language of their own
+    (so they follow a later change of default_language)."""
+    async with stage(tmp_path) as on:
+        await on.post("/subscribe", TWO_SERVICES, language="de-AT,de;q=0.9,en;q=0.8")
+        await on.post(
+            "/subscribe", "email=fr%40example.org&system=Online+payments", language="fr, es;q=0.5"
+        )
+        await on.mail(2)
+        [german], [french] = on.to("new@example.org"), on.to("fr@example.org")
+
+        assert german.subject == (
+            "Bitte bestätigen Sie Ihr Abonnement der Statusmeldungen von Example Ltd"
+        )
+        assert "Signing in to your account und Online payments" in german.text
+        assert "er gilt 48 Stunden lang:" in german.text
+        assert "Sie hören dann nicht wieder von uns" in german.text
+        assert '<html lang="de">' in (german.html or "")
+        assert french.subject.startswith("Please confirm")
+
+        link = path_of(link_in(german.text, "subscribe/confirm"))
+        assert (await on.post(link, ""))[0] == 200
+        [person] = await on.app.store.people_with_email("new@example.org")
+        assert (person.language, person.systems) == ("de-AT", ("login", "payment"))
+        assert (await on.post(path_of(link_in(french.text, "subscribe/confirm")), ""))[0] == 200
+        [other] = await on.app.store.people_with_email("fr@example.org")
+        assert other.language is None  # the default language's, as it is then
+        await on.rounds("payment", False, 8)
+        [ack] = [m for m in await on.mail(5) if m.rcpt_tos == ("new@example.org",)][1:]
+        assert ack.subject.startswith("Entschuldigung: ")
+        assert ack.text.startswith("Guten Tag,")
+        assert "/unsubscribe/" in ack.text  # subscribed now: their own link
+
+
+async def test_a_confirm_link_made_before_links_carried_a_language_still_subscribes(
+    tmp_path: Path,
+) -> None:
+    """A link of the earlier form (the address and systems, no language) confirms, and its
+    subscriber reads the default language (no language of their own)."""
+    async with stage(tmp_path) as on:
+        links = on.app.links.links
+        assert links is not None
+        old = path_of(links.confirm_url("old@example.org", ["payment"]))
+        payload = old.rsplit("/", 1)[1].split(".")[0]
+        said = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+        assert said == b'{"e":"old@example.org","s":["payment"]}'  # the earlier form
+
+        status, page = await on.post(old, "")
+        assert (status, "You're subscribed" in page) == (200, True)
+        [person] = await on.app.store.people_with_email("old@example.org")
+        assert (person.language, person.systems) == (None, ("payment",))
+
+
+async def test_someone_the_apps_know_keeps_their_own_language_when_they_confirm(
+    tmp_path: Path,
+) -> None:
+    """Bob, whom the apps know with English, confirms from a German mail: he gets the
+    service and keeps English."""
+    async with stage(tmp_path) as on:
+        await on.app.store.upsert_people([replace(BOB, language="en")])
+        await on.post("/subscribe", "email=bob%40example.com&system=Online+payments", "de")
+        [mail] = await on.mail(1)
+        assert mail.subject.startswith("Bitte bestätigen")
+        assert (await on.post(path_of(link_in(mail.text, "subscribe/confirm")), ""))[0] == 200
+        bob = await on.app.store.person("bob")
+        assert bob is not None
+        assert (bob.language, bob.systems) == ("en", ("login", "payment"))
+
+
+async def test_an_edited_subscribe_template_is_used_once_a_reload_accepts_it(
+    tmp_path: Path,
+) -> None:
+    """on-call edits messages/subscribe.j2 while the monitor runs: the mail keeps the old
+    words until a reload validates the new ones, then has the new subject and text."""
+    messages = copy_of_messages(tmp_path)
+    async with stage(tmp_path, messages=messages) as on:
+        template = messages / "subscribe.j2"
+        source = template.read_text(encoding="utf-8")
+        edited = source.replace(
+            "Please confirm your subscription to {{ org.name }} status updates",
+            "One click to hear from {{ org.name }}",
+        ).replace("Hello,\n", "Hello from the edited template,\n")
+        assert edited != source
+        template.write_text(edited, encoding="utf-8")
+
+        await on.post("/subscribe", "email=a%40example.org&system=Online+payments")
+        assert (await on.mail(1))[0].subject.startswith("Please confirm")
+        assert on.app.reload() == []
+        await on.post("/subscribe", "email=b%40example.org&system=Online+payments")
+        await on.mail(2)
+        [mail] = on.to("b@example.org")
+        assert mail.subject == "One click to hear from Example Ltd"
+        assert mail.text.startswith("Hello from the edited template,")
+        assert link_in(mail.text, "subscribe/confirm")
+
+
+BROKEN_CONFIRMATION = """{% extends "_base.j2" %}
+{% block subject %}Please confirm{% endblock %}
+{% block text %}
+Hello,
+{{ {}[subscription.confirm_url] }}
+{% endblock %}
+"""
+
+
+async def test_a_confirmation_template_that_fails_sends_nothing_and_logs_where_not_whom(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A subscribe.j2 that fails when someone asks (the monitor started with it): the
+    visitor gets the same page, nothing is sent or kept, the request is counted, and an
+    ERROR names the template and line, with neither the address nor the link (the failure
+    quoted the link: it is withheld)."""
+    messages = copy_of_messages(tmp_path)
+    (messages / "subscribe.j2").write_text(BROKEN_CONFIRMATION, encoding="utf-8")
+    async with stage(tmp_path, messages=messages) as on:
+        caplog.set_level(logging.INFO, "monitor.subscriptions")
+        status, page = await on.post("/subscribe", "email=new%40example.org&system=Online+payments")
+
+        assert (status, "Check your inbox" in page) == (200, True)
+        [failed] = [r for r in caplog.records if r.levelno == logging.ERROR]
+        problem = failed.__dict__["fields"]["problem"]
+        assert problem.startswith(f"{messages / 'subscribe.j2'}:5: text: undefined: ")
+        assert "[withheld]" in problem
+        logged = caplog.text + problem
+        assert "new@example.org" not in logged
+        assert "subscribe/confirm" not in logged
+        assert await on.app.store.outbox_items(0) == []
+        while await on.app.delivery.run_once():
+            pass
+        assert on.catcher.messages == []
+        metrics = await (await on.client.get("/metrics")).text()
+        assert 'monitor_subscriptions_total{event="requested"} 1.0' in metrics

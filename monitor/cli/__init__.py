@@ -27,7 +27,13 @@ from monitor.locales import check_language
 from monitor.logs import configure
 from monitor.maintenance import NoticeKind
 from monitor.model import MessageKind, Person, RenderedMessage, SystemInfo
-from monitor.notify.composer import Composer, TemplateError, sample_context
+from monitor.notify.composer import (
+    Composer,
+    SubscriptionKind,
+    TemplateError,
+    sample_context,
+    sample_subscription,
+)
 from monitor.notify.composer.samples import sample_planned
 from monitor.people.csv_file import UnreadableFile, read_people
 from monitor.people.rules import SYSTEM_NAME
@@ -169,7 +175,10 @@ def _validate(args: argparse.Namespace, options: Options, env: dict[str, str]) -
             print(note, file=sys.stderr)
         print(_count(len(problems), "problem"), file=sys.stderr)
         return 1
-    print(f"{_count(len(config.systems), 'system')}, 0 problems")
+    read = [_count(len(config.systems), "system")]
+    if config.maintenance:  # monitor.yaml's and checks/maintenance/'s; none: said as before
+        read.append(_count(len(config.maintenance), "maintenance window"))
+    print(f"{', '.join(read)}, 0 problems")
     return 0
 
 
@@ -253,8 +262,18 @@ def _preview(args: argparse.Namespace, options: Options, env: dict[str, str]) ->
         return 1
     info = systems_info(config)
     composer = Composer.from_settings(options.messages, config.settings, info)
+    if args.kind in set(SubscriptionKind) and args.channel == "sms":
+        print(f"--kind {args.kind} goes by email only: there is no sms", file=sys.stderr)
+        return 1
     try:
-        if args.kind in set(NoticeKind):
+        if args.kind in set(SubscriptionKind):
+            # A request for this system and another, as long as monitor.yaml lets links work.
+            asked = sample_subscription(info, args.system)
+            within = config.settings.subscriptions.confirm_within
+            message = composer.render_confirmation(
+                asked.systems, asked.confirm_url, within, language
+            )
+        elif args.kind in set(NoticeKind):
             planned = sample_planned(info, args.system, NoticeKind(args.kind), language=language)
             message = composer.render_planned(
                 planned.kind, planned.recipient, planned.occurrence, planned.now

@@ -8,6 +8,7 @@ import json
 
 from monitor.app import Options
 from monitor.cli.client import MonitorClient, ask_monitor
+from monitor.durations import short_duration
 from monitor.web.maintenance import MaintenanceList, MaintenanceOut
 
 
@@ -48,20 +49,39 @@ def window_body(args: argparse.Namespace) -> dict[str, object]:
         body["timezone"] = args.timezone
     if args.notify_before:
         body["notify_before"] = args.notify_before
+    if args.grace:
+        body["grace"] = args.grace
     return body
 
 
 def windows_table(found: MaintenanceList) -> str:
-    """One line a window: id, systems, when it is, its next occurrence (UTC), where it is
-    written; or that there is none."""
+    """One line a window: id, systems, when it is, its next occurrence (UTC), its grace (its
+    own, else the monitor's), where it is written; or that there is none. A window the monitor
+    cannot use says so in NEXT, and why below the table."""
     if not found.windows:
         return "no maintenance windows"
-    rows = [("ID", "SYSTEMS", "WHEN", "NEXT (UTC)", "SOURCE")]
-    rows += [(w.id, ", ".join(w.systems), _when(w), _next(w), w.source) for w in found.windows]
+    rows = [("ID", "SYSTEMS", "WHEN", "NEXT (UTC)", "GRACE", "SOURCE")]
+    rows += [
+        (
+            w.id,
+            ", ".join(w.systems),
+            _when(w),
+            _next(w),
+            _duration(found.grace if w.grace is None else w.grace),
+            w.source,
+        )
+        for w in found.windows
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
         for row in rows
+    ]
+    lines += [
+        f"window {w.id} cannot be used: {w.unusable} (`monitor maintenance remove {w.id}` "
+        "removes it)"
+        for w in found.windows
+        if w.unusable
     ]
     return "\n".join(line.rstrip() for line in lines)
 
@@ -74,10 +94,20 @@ def _when(window: MaintenanceOut) -> str:
 
 
 def _next(window: MaintenanceOut) -> str:
+    if window.unusable:
+        return "unusable (see below)"
     if window.next is None:
         return "past"
     said = f"{window.next.start:%Y-%m-%d %H:%M} - {window.next.end:%H:%M}"
     return f"{said} (under way)" if window.active else said
+
+
+def _duration(seconds: float) -> str:
+    """As a file would write it: ``1h``, ``15m``, ``90m``, ``0s``."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return short_duration(seconds)
 
 
 def _json(data: object) -> str:

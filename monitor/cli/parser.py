@@ -12,6 +12,7 @@ from pathlib import Path
 from monitor.locales import check_timezone
 from monitor.maintenance import NoticeKind
 from monitor.model import MessageKind
+from monitor.notify.composer import SubscriptionKind
 
 DISTRIBUTION = "customer-uptime-monitor"
 INCIDENT_COMMANDS = ("show", "note", "hold", "release", "explain")
@@ -192,6 +193,11 @@ def _add_maintenance_commands(sub: argparse._SubParsersAction[argparse.ArgumentP
         help="how long before it its customers are told, like 2d (default: the monitor's "
         "notify_before; 0s: not told)",
     )
+    add.add_argument(
+        "--grace",
+        help="how long after it a failure inside it may last before customers are told, like "
+        "30m (default: the monitor's maintenance_grace)",
+    )
     remove = actions.add_parser(
         "remove",
         parents=[_remote_parser()],
@@ -268,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("system", help="the system the message is about, as its check names it")
     preview.add_argument(
         "--kind",
-        choices=[k.value for k in (*MessageKind, *NoticeKind)],
+        choices=[k.value for k in (*MessageKind, *NoticeKind, *SubscriptionKind)],
         default="acknowledge",
         help="which message (default acknowledge)",
     )

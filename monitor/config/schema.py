@@ -453,12 +453,13 @@ class MaintenanceWindow(_Strict):
     timezone: Annotated[str, AfterValidator(check_timezone)] | None = None
     note: str = Field(min_length=1, max_length=2000)
     notify_before: Lead | None = None  # this window's, instead of monitor.yaml's; 0: no notice
+    grace: Lead | None = None  # this window's maintenance_grace, instead of monitor.yaml's
 
-    @field_serializer("notify_before")
+    @field_serializer("notify_before", "grace")
     def _lead_as_written(self, seconds: float | None) -> str | None:
         # As a file writes it, so that what is dumped (the API's windows, kept as JSON) reads
-        # back the same.
-        return None if seconds is None else f"{seconds:g}s"
+        # back the same: never with an exponent ("1.1232e+06s" is no duration).
+        return None if seconds is None else f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"
 
     @model_validator(mode="after")
     def _times_fit(self) -> MaintenanceWindow:

@@ -438,9 +438,17 @@ class _Demo:
         if answer.status != 200 or not people or not people[0].systems:
             raise DemoStuck("the confirm link did not make a subscriber")
         self.subscribed.append(VISITOR)
+        visitor = people[0].id
+
+        async def told_of_the_work() -> bool:
+            return visitor in self._notices_sent()
+
+        # Subscribed after the notice of the planned work on login went: told of it at once.
+        await self._until("the visitor was not told of the planned work", told_of_the_work)
         self._say(
-            f"{VISITOR} confirms by the mail's link: now a subscriber ({people[0].id}), told of"
-            " the next outage of those services, with a link to leave in every message."
+            f"{VISITOR} confirms by the mail's link: now a subscriber ({visitor}), told at once"
+            " of the planned work already announced, and of the next outage of those services,"
+            " with a link to leave in every message."
         )
 
     # starting -------------------------------------------------------------------------------

@@ -4,7 +4,8 @@ Failures inside a window (``covered``, ``customer_view``):
 
 1. A system of an incident is *in maintenance* when it went DOWN inside an occurrence of a
    window about it (from its start, before its end) and either it was UP again by the end plus
-   ``maintenance_grace``, or that moment has not come yet.
+   the grace (the window's own ``grace``, else ``maintenance_grace``: ``grace_of``), or that
+   moment has not come yet.
 2. Customers are told about an incident as if its systems in maintenance were not in it: the
    people of those systems alone hear nothing, and an open incident whose systems still down
    are all in maintenance tells nobody (on-call still hears of it, marked "in maintenance").
@@ -17,11 +18,22 @@ The notices (``notice_due``, ``over_due``):
 4. Each subscriber of a window's systems is told of an occurrence once, from its lead
    (``notify_before``: the window's own, else monitor.yaml's; 0, never) before it starts
    until it starts. A fan-out a crash cut off is finished while the occurrence is under way.
+   Someone who subscribes (or adds a system) after its notice went and before it starts is
+   told of it then, once (``announced_to_subscriber``).
 5. Once it has ended, everyone it was told to hears it is over, once, when none of its systems
    is DOWN; while one is, the note waits, and if one is still DOWN at the end plus the grace
    no note goes: that failure is an incident now, and its messages say the rest.
-6. An occurrence that no window has any more (removed, or moved to another time) is not told
-   as over: the work did not happen as announced.
+6. An occurrence told of that no window has any more (removed, or moved to another time: the
+   new time is another occurrence, told by its own notice) before it starts is *cancelled*:
+   everyone it was told to hears, once, that it will not happen as announced. A cancellation
+   begun is finished, whenever the next tick comes.
+7. Removed once under way (or after its end, before its note went): the work ended early, so
+   the note that it is over goes at once when none of its systems is DOWN, as at its end
+   (the notice promised it); when one is, no note: with the window gone that failure is an
+   incident, told as usual (rule 3), and its messages say the rest.
+8. An occurrence whose window is still there but cannot be read (an API window stored by an
+   older version, or in a time zone tzdata no longer has) is neither cancelled nor told as
+   over: it waits until the window is removed (then 6 or 7) or its time has passed.
 """
 
 from __future__ import annotations
@@ -39,7 +51,7 @@ def covered(
     incident: Incident, schedule: Schedule, now: float, grace: float
 ) -> dict[str, Occurrence]:
     """The systems of ``incident`` in maintenance at ``now`` (rule 1), each with the occurrence
-    it failed in."""
+    it failed in; ``grace``: the setting's (a window's own wins)."""
     if not schedule:
         return {}
     found = {}
@@ -47,7 +59,7 @@ def covered(
         occurrence = schedule.covering(member.name, member.down_at)
         if occurrence is None:
             continue
-        last = occurrence.end + grace
+        last = occurrence.end + grace_of(occurrence, grace)
         if now < last or (member.up_at is not None and member.up_at <= last):
             found[member.name] = occurrence
     return found
@@ -82,30 +94,55 @@ def notice_due(occurrence: Occurrence, lead: float, now: float, begun: bool) -> 
 
 
 class Over(StrEnum):
-    """What an occurrence told to customers owes them once it has ended (rule 5)."""
+    """What an occurrence told to customers owes them now (rules 5 to 8)."""
 
     NOT_YET = "not ended, or a system of it still down within the grace"
     TELL = "over: everyone told hears it"
-    NOTHING = "nothing: still down past the grace, or no longer planned"
+    CANCEL = "cancelled: everyone told hears it will not happen as announced"
+    NOTHING = "nothing: still down past the grace, or its time passed unreadable"
 
 
 def over_due(
-    occurrence: Occurrence | None,
-    ends_at: float,
+    planned: Occurrence | None,
+    told: Occurrence,
     now: float,
     down: Collection[str],
     grace: float,
+    *,
+    cancelling: bool = False,
+    unreadable: bool = False,
 ) -> Over:
-    """What the occurrence told of owes at ``now``: ``occurrence`` as the windows have it now
-    (None: no window has it any more, rule 6), ``ends_at`` its end as it was told, ``down`` the
-    systems DOWN now."""
-    if occurrence is None:
-        return Over.NOTHING if now >= ends_at else Over.NOT_YET
-    if now < occurrence.end:
+    """What the occurrence told of owes at ``now``: ``planned`` as the windows have it now
+    (None: no window has it), ``told`` as it was told (the record: its systems and times),
+    ``down`` the systems DOWN now, ``grace`` the setting's (a window's own wins);
+    ``cancelling``: its cancellation was begun; ``unreadable``: its window cannot be read."""
+    if cancelling:
+        return Over.CANCEL
+    if planned is None:
+        if unreadable:
+            return Over.NOT_YET if now < told.end else Over.NOTHING
+        if now < told.start:
+            return Over.CANCEL
+        return Over.NOTHING if any(s in down for s in told.systems) else Over.TELL
+    if now < planned.end:
         return Over.NOT_YET
-    if not any(system in down for system in occurrence.systems):
+    if not any(system in down for system in planned.systems):
         return Over.TELL
-    return Over.NOTHING if now >= occurrence.end + grace else Over.NOT_YET
+    last = planned.end + grace_of(planned, grace)
+    return Over.NOTHING if now >= last else Over.NOT_YET
+
+
+def announced_to_subscriber(planned: Occurrence | None, now: float, cancelling: bool) -> bool:
+    """Whether someone subscribing now is told of an occurrence whose notices went (rule 4):
+    it is still planned (``planned``, as the windows have it), not begun, not cancelled."""
+    return planned is not None and not cancelling and now < planned.start
+
+
+def grace_of(occurrence: Occurrence, default: float) -> float:
+    """How long after its end a failure inside the occurrence stays in maintenance: its
+    window's own grace, else ``default`` (monitor.yaml's ``maintenance_grace``)."""
+    own = occurrence.window.grace
+    return default if own is None else own
 
 
 def down_systems(incidents: Collection[Incident]) -> frozenset[str]:

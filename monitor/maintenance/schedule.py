@@ -10,16 +10,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from monitor.maintenance.recurrence import occurrence_at, occurrences
-from monitor.maintenance.windows import Occurrence, Window
+from monitor.maintenance.windows import Occurrence, UnusableWindow, Window, window_ref
 
 _REMEMBERED = 100_000  # answers ``covering`` keeps (a mass outage's members), then starts over
 
 
 class Schedule:
-    """The windows in force, ``windows`` in the order given (the files', then the API's)."""
+    """The windows in force, ``windows`` in the order given (the files', then the API's), and
+    the API's windows this monitor cannot read (``unusable``: none is in force)."""
 
-    def __init__(self, windows: Iterable[Window] = ()) -> None:
+    def __init__(
+        self, windows: Iterable[Window] = (), unusable: Iterable[UnusableWindow] = ()
+    ) -> None:
         self.windows: tuple[Window, ...] = tuple(windows)
+        self.unusable: tuple[UnusableWindow, ...] = tuple(unusable)
+        self._unusable_refs = frozenset(u.ref for u in self.unusable)
         self._by_system: dict[str, list[Window]] = {}
         for window in self.windows:
             for system in window.systems:
@@ -28,11 +33,21 @@ class Schedule:
         # moments (when each failed): answered once (~2 us each), then looked up.
         self._covering: dict[tuple[str, float], Occurrence | None] = {}
 
-    def same_windows(self, windows: Sequence[Window]) -> bool:
-        """Whether ``windows`` are this schedule's, the very same ones, in the same order."""
-        return len(windows) == len(self.windows) and all(
-            a is b for a, b in zip(windows, self.windows, strict=True)
+    def same_windows(
+        self, windows: Sequence[Window], unusable: Sequence[UnusableWindow] = ()
+    ) -> bool:
+        """Whether ``windows`` (and ``unusable``) are this schedule's, the very same ones, in
+        the same order."""
+        return (
+            len(windows) == len(self.windows)
+            and all(a is b for a, b in zip(windows, self.windows, strict=True))
+            and tuple(unusable) == self.unusable
         )
+
+    def unreadable(self, occurrence_ref: str) -> bool:
+        """Whether the occurrence's window is one of those this monitor cannot read (it is
+        still there: neither removed nor in force)."""
+        return bool(self._unusable_refs) and window_ref(occurrence_ref) in self._unusable_refs
 
     def __bool__(self) -> bool:
         return bool(self.windows)

@@ -9,6 +9,7 @@ date and time without an offset is in the window's ``timezone``, else monitor.ya
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time
 from enum import StrEnum
@@ -21,16 +22,18 @@ API_SOURCE = "api"  # a window's ``source`` when it was posted to the API
 
 
 class NoticeKind(StrEnum):
-    """The messages about planned work: the notice before it (``maintenance.j2``), and the note
-    once it is over (``maintenance-over.j2``), each once per person and occurrence."""
+    """The messages about planned work: the notice before it (``maintenance.j2``), the note
+    once it is over (``maintenance-over.j2``), and the word that it will not happen as
+    announced (``maintenance-cancelled.j2``), each once per person and occurrence."""
 
     NOTICE = "maintenance"
     OVER = "maintenance-over"
+    CANCELLED = "maintenance-cancelled"
 
     @property
     def label(self) -> str:
         """Its part of an outbox key: ``maintenance-weekly-202612130100.notice.u1``."""
-        return "notice" if self is NoticeKind.NOTICE else "over"
+        return "notice" if self is NoticeKind.NOTICE else self.value.removeprefix("maintenance-")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +42,8 @@ class Window:
     (``db-upgrade``: it starts with a letter), an API window's id (``7``), so the two never
     meet. Once: from ``start`` to ``end``. Recurring: on ``days`` (0 Monday .. 6 Sunday) from
     the local time ``at`` until ``until`` (the next day's when it is not after ``at``), in
-    ``zone``. ``notify_before``: this window's own lead for the notice (None: the setting's)."""
+    ``zone``. ``notify_before``: this window's own lead for the notice, ``grace``: its own
+    ``maintenance_grace`` (None: the setting's)."""
 
     ref: str
     systems: tuple[str, ...]
@@ -52,6 +56,7 @@ class Window:
     at: time | None = None
     until: time | None = None
     notify_before: float | None = None
+    grace: float | None = None
 
     @property
     def recurs(self) -> bool:
@@ -80,6 +85,38 @@ class Occurrence:
         return self.start <= at < self.end
 
 
+@dataclass(frozen=True, slots=True)
+class UnusableWindow:
+    """A window the API stored that this monitor cannot read (stored by an older version, or
+    its time zone is gone from tzdata): ``ref`` its id, ``spec`` its settings as stored,
+    ``why`` what is wrong with them. It is not applied: no failure is covered by it and no
+    notice goes for it; removing it by its id works whatever it holds."""
+
+    ref: str
+    spec: str
+    why: str
+
+
+def recorded_occurrence(ref: str, systems: Sequence[str], start: float, end: float) -> Occurrence:
+    """The occurrence ``ref`` as it was told (the database's record of it), when no window may
+    have it any more: its systems and times, no note (``note`` is "")."""
+    window = Window(
+        ref=window_ref(ref),
+        systems=tuple(systems),
+        note="",
+        zone="UTC",
+        source="",
+        start=start,
+        end=end,
+    )
+    return Occurrence(window, start, end)
+
+
+def window_ref(occurrence_ref: str) -> str:
+    """The window's ref in an occurrence's (``weekly`` of ``weekly-202612130100``)."""
+    return occurrence_ref.rsplit("-", 1)[0]
+
+
 def window_of(
     spec: MaintenanceWindow, ref: str, default_zone: str, source: str = API_SOURCE
 ) -> Window:
@@ -93,6 +130,7 @@ def window_of(
         zone=zone_name,
         source=source,
         notify_before=spec.notify_before,
+        grace=spec.grace,
     )
     start, end = spec.start, spec.end
     if spec.every is not None and isinstance(start, time) and isinstance(end, time):

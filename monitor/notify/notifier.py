@@ -25,6 +25,7 @@ from itertools import islice
 from pydantic import ValidationError
 
 from monitor.config import MaintenanceWindow, MonitorSettings
+from monitor.config.problems import dotted, reason
 from monitor.durations import format_duration
 from monitor.incidents.audience import Audience, attempts_window
 from monitor.incidents.correlation import Correlator, Incident
@@ -33,10 +34,12 @@ from monitor.maintenance import (
     API_SOURCE,
     Occurrence,
     Schedule,
+    UnusableWindow,
     Window,
     covered,
     customer_view,
     down_systems,
+    grace_of,
     in_maintenance,
     window_of,
 )
@@ -78,6 +81,7 @@ from monitor.notify.correlating import IncidentListener, correlate
 from monitor.notify.planned import PlannedWork
 from monitor.notify.resume import missed_transitions
 from monitor.store import AffectedCount, OutboxItem, Store, StoreUnavailable, count_audience
+from monitor.text import one_line
 
 __all__ = ["IncidentListener", "Notifier", "channels_of", "outbox_key"]
 
@@ -104,6 +108,17 @@ def channels_of(person: Person) -> tuple[Address, ...]:
     if person.webhook:
         found.append(Address("webhook", person.webhook))
     return tuple(found)
+
+
+def _unreadable(exc: ValueError) -> str:
+    """Why a stored window cannot be read, in one line: each field and what is wrong."""
+    if not isinstance(exc, ValidationError):
+        return one_line(str(exc))[:500]
+    said = [
+        f"{dotted(e['loc']) or 'window'}: {reason(MaintenanceWindow, e['loc'], e, None)}"
+        for e in exc.errors(include_url=False)
+    ]
+    return one_line("; ".join(said))[:500]
 
 
 @dataclass
@@ -137,7 +152,7 @@ class Notifier:
     windows: Sequence[Window] = ()
     schedule: Schedule = field(default_factory=Schedule)
     planned: PlannedWork = field(init=False)
-    _api_windows: dict[int, tuple[str, Window | None]] = field(default_factory=dict)
+    _api_windows: dict[int, tuple[str, Window | UnusableWindow]] = field(default_factory=dict)
     # Each incident's systems in maintenance at the last tick (None: none read since the start)
     _hidden_before: dict[int, frozenset[str]] | None = None
 
@@ -310,20 +325,43 @@ class Notifier:
         stored = await self.store.add_maintenance_window(spec.model_dump_json(), self.clock.now())
         return window_of(spec, str(stored.id), self.settings.default_timezone, API_SOURCE)
 
-    async def remove_window(self, window_id: int) -> Window | None:
-        """Forget a window posted to the API: the window it was, or None when there is none.
-        Customers told of it are not told it is over (it did not happen as announced)."""
+    async def remove_window(self, window_id: int) -> Window | UnusableWindow | None:
+        """Forget a window posted to the API, whatever its row holds (one this monitor cannot
+        read too): the window it was, or None when there is none. Customers told of it hear
+        it is cancelled when it had not begun, else that it is over (``maintenance.rules``)."""
         schedule = await self.read_schedule()
-        found = next((w for w in schedule.windows if w.ref == str(window_id)), None)
-        if found is None or found.source != API_SOURCE:
+        ref = str(window_id)
+        found = next((w for w in schedule.windows if w.ref == ref), None)
+        if found is not None and found.source != API_SOURCE:
             return None
-        return found if await self.store.remove_maintenance_window(window_id) else None
+        gone = found or next((u for u in schedule.unusable if u.ref == ref), None)
+        if gone is None:
+            return None
+        return gone if await self.store.remove_maintenance_window(window_id) else None
+
+    async def tell_subscriber(self, person: Person) -> None:
+        """Someone subscribed, or added systems (their confirm or manage link, on whichever
+        replica took it): planned work already announced to their systems and not yet begun
+        is told to them now, once. Never raises: they are subscribed whatever happens here."""
+        try:
+            schedule = await self.read_schedule()
+            await self.planned.tell_subscriber(person, schedule, self.clock.now())
+        except StoreUnavailable as exc:
+            event(
+                log,
+                "planned work not told to a new subscriber",
+                logging.WARNING,
+                person=person.id,
+                error=str(exc),
+            )
 
     async def read_schedule(self) -> Schedule:
         """The files' windows and the API's as the store has them now: each API window read
-        from its JSON once (a window the monitor can no longer read is left out, said once)."""
+        from its JSON once (a window the monitor can no longer read is not in force: it is
+        listed as unusable, and said once)."""
         zone = self.settings.default_timezone
         windows = list(self.windows)
+        unusable: list[UnusableWindow] = []
         seen = set()
         for stored in await self.store.maintenance_windows():
             seen.add(stored.id)
@@ -331,23 +369,30 @@ class Notifier:
             if known is None or known[0] != f"{zone} {stored.spec}":
                 try:
                     spec = MaintenanceWindow.model_validate_json(stored.spec)
-                    found: Window | None = window_of(spec, str(stored.id), zone, API_SOURCE)
+                    found: Window | UnusableWindow = window_of(
+                        spec, str(stored.id), zone, API_SOURCE
+                    )
                 except (ValidationError, ValueError) as exc:
+                    why = _unreadable(exc)
                     event(
                         log,
                         "a stored maintenance window cannot be read",
                         logging.ERROR,
                         window=stored.id,
-                        error=str(exc),
+                        error=why,
                     )
-                    found = None
+                    found = UnusableWindow(str(stored.id), stored.spec, why)
                 known = self._api_windows[stored.id] = (f"{zone} {stored.spec}", found)
-            if known[1] is not None:
+            if isinstance(known[1], Window):
                 windows.append(known[1])
+            else:
+                unusable.append(known[1])
         for gone in self._api_windows.keys() - seen:
             del self._api_windows[gone]
         # The same windows as last time: the schedule, and what it worked out, stay.
-        return self.schedule if self.schedule.same_windows(windows) else Schedule(windows)
+        if self.schedule.same_windows(windows, unusable):
+            return self.schedule
+        return Schedule(windows, unusable)
 
     async def _note_maintenance(
         self,
@@ -368,9 +413,10 @@ class Notifier:
         was = before.get(incident.id, frozenset())
         if current == was:
             return
-        grace = format_duration(self.settings.maintenance_grace)
+        default = self.settings.maintenance_grace
         for name in sorted(current - was):
             ends = f"{datetime.fromtimestamp(hidden[name].end, UTC):%Y-%m-%d %H:%M} UTC"
+            grace = format_duration(grace_of(hidden[name], default))
             await self.store.add_timeline(
                 incident.id,
                 now,
@@ -378,17 +424,20 @@ class Notifier:
                 f"{self._title(name)}: in maintenance ({hidden[name].window.ref}, until {ends}); "
                 f"customers are not told unless it is still down {grace} after",
             )
-        ended = [name for name in sorted(was - current) if (m := incident.member(name)) and m.down]
+        ended = [m for name in sorted(was - current) if (m := incident.member(name)) and m.down]
         if was - current:
             self._mark(incident.id)
-        for name in ended:
+        for member in ended:
+            # Its window's grace, while the window is there (removed: the setting's).
+            window = self.schedule.covering(member.name, member.down_at)
+            grace = format_duration(default if window is None else grace_of(window, default))
             await self.store.add_timeline(
                 incident.id,
                 now,
                 "maintenance",
-                f"{self._title(name)}: in maintenance no more (its window and {grace} after "
-                "it are over, or the window was removed) and still down; customers are told as "
-                "usual",
+                f"{self._title(member.name)}: in maintenance no more (its window and {grace} "
+                "after it are over, or the window was removed) and still down; customers are "
+                "told as usual",
             )
 
     def _title(self, name: str) -> str:

@@ -21,7 +21,7 @@ import apprise
 from monitor.durations import format_duration
 from monitor.incidents.correlation import Change, Incident
 from monitor.logs import event
-from monitor.maintenance import Occurrence
+from monitor.maintenance import Occurrence, grace_of
 from monitor.model import Explanation
 
 log = logging.getLogger("monitor.oncall")
@@ -124,18 +124,24 @@ def reminder(
 def _in_maintenance(
     planned: Mapping[str, Occurrence], titles: Mapping[str, str], grace: float
 ) -> str:
-    """Which systems failed in a maintenance window, until when, and what customers hear."""
-    by_window: dict[tuple[str, float], list[str]] = {}
+    """Which systems failed in a maintenance window, until when, and what customers hear
+    (``grace``: the setting's; a window with its own says it)."""
+    by_window: dict[tuple[str, float, float], list[str]] = {}
     for name, occurrence in planned.items():
-        by_window.setdefault((occurrence.window.ref, occurrence.end), []).append(name)
+        key = (occurrence.window.ref, occurrence.end, grace_of(occurrence, grace))
+        by_window.setdefault(key, []).append(name)
+    graces = {own for _, _, own in by_window}
+    same = len(graces) == 1
     parts = [
         f"{_named([titles.get(n, n) for n in names])} (window {ref}, until "
-        f"{datetime.fromtimestamp(end, UTC):%Y-%m-%d %H:%M} UTC)"
-        for (ref, end), names in by_window.items()
+        f"{datetime.fromtimestamp(end, UTC):%Y-%m-%d %H:%M} UTC"
+        f"{'' if same else f', grace {format_duration(own)}'})"
+        for (ref, end, own), names in by_window.items()
     ]
+    after = f"{format_duration(next(iter(graces)))} after the window" if same else "past its grace"
     return (
         f"In maintenance: {'; '.join(parts)}. Their customers are not told of it; if it is "
-        f"still down {format_duration(grace)} after the window, they are told as usual."
+        f"still down {after}, they are told as usual."
     )
 
 

@@ -1,13 +1,18 @@
 """Planned work told to customers: the notice before each occurrence of a maintenance window,
-and the note once it is over, decided by the leader at each tick by the rules of
-``monitor.maintenance.rules`` (4 to 6), each committed to the outbox before any send.
+the note once it is over, and the word that it is cancelled when its window goes before it
+starts, decided by the leader at each tick by the rules of ``monitor.maintenance.rules`` (4 to
+8), each committed to the outbox before any send; and the notice to someone who subscribes
+after it went (``tell_subscriber``, on whichever replica took the subscription).
 
 An occurrence the leader starts telling is recorded in the store once, whoever records it
 (``begin_maintenance_notice``), under an id its messages are kept under: their ``incident_id``
 is minus it, never an incident's, so a person hears of one occurrence in order (the notice
 before the note). Each message's key is unique (``maintenance-<ref>.notice.<person>``, the
-left part of its Message-ID), so a fan-out run twice (a restart, a new leader) decides nothing
-twice; who was told what is kept as for an incident (``told``), and the note goes to them.
+left part of its Message-ID; ``.over.`` and ``.cancelled.`` for the others), so a fan-out run
+twice (a restart, a new leader, two replicas telling one new subscriber) decides nothing twice;
+who was told what is kept as for an incident (``told``), and the note and the cancellation go to
+them. The note and the cancellation are worded from the record (its systems and times: the
+window may be gone), with the window's note when it is still there and "" when not.
 """
 
 from __future__ import annotations
@@ -24,14 +29,16 @@ from monitor.maintenance import (
     Occurrence,
     Over,
     Schedule,
+    announced_to_subscriber,
     lead_of,
     notice_due,
     over_due,
+    recorded_occurrence,
 )
 from monitor.model import Address, Person, Recipient, SystemInfo
 from monitor.notify.choice import key_part
 from monitor.notify.composer import Composer, TemplateError
-from monitor.store import Maintenance, Outbox, OutboxItem, People, Subscriptions
+from monitor.store import Maintenance, NoticeRecord, Outbox, OutboxItem, People, Subscriptions
 
 log = logging.getLogger("monitor.notifier")
 
@@ -61,6 +68,7 @@ class PlannedWork:
     channels: Callable[[Person], tuple[Address, ...]]
     batch_size: int = 64
     _failed: dict[str, str] = field(default_factory=dict)  # ref -> the template error said
+    _said_replanned: set[str] = field(default_factory=set)  # cancelled refs planned again
     # The last read found no occurrence open: with no window either, none can be (only a
     # leader with a window records one), so the store is not asked again until there is one.
     _none_open: bool = False
@@ -73,7 +81,8 @@ class PlannedWork:
         grace: float,
         down: frozenset[str],
     ) -> None:
-        """Decide the notices due now and the notes owed now (``down``: the systems DOWN)."""
+        """Decide the notices due now and the notes and cancellations owed now (``down``: the
+        systems DOWN; ``grace``: monitor.yaml's, a window's own wins)."""
         if not schedule and self._none_open:
             return
         records = {record.ref: record for record in await self.store.maintenance_notices()}
@@ -89,18 +98,81 @@ class PlannedWork:
             record = await self.store.begin_maintenance_notice(
                 occurrence.ref, occurrence.systems, occurrence.start, occurrence.end
             )
+            self._none_open = False  # one is open now: read again when the window is gone
+            if record.cancelled_at is not None:
+                self._replanned(occurrence)
+                continue
             records[occurrence.ref] = record
             if record.announced_at is None and await self._notify(occurrence, record.id, now):
                 await self.store.mark_maintenance_notice(record.id, announced_at=now)
         for record in records.values():
-            found = schedule.find(record.ref, (record.starts_at, record.starts_at + 1.0))
-            owed = over_due(found, record.ends_at, now, down, grace)
-            if owed is Over.NOT_YET:
+            if record.over_at is None:
+                await self._settle(record, schedule, now, grace, down)
+
+    async def _settle(
+        self,
+        record: NoticeRecord,
+        schedule: Schedule,
+        now: float,
+        grace: float,
+        down: frozenset[str],
+    ) -> None:
+        """What an occurrence told of owes now (rules 5 to 8): nothing yet, the note that it is
+        over, the word that it is cancelled, or nothing more; then it is done with."""
+        planned = schedule.find(record.ref, (record.starts_at, record.starts_at + 1.0))
+        told = recorded_occurrence(record.ref, record.systems, record.starts_at, record.ends_at)
+        owed = over_due(
+            planned,
+            told,
+            now,
+            down,
+            grace,
+            cancelling=record.cancelled_at is not None,
+            unreadable=schedule.unreadable(record.ref),
+        )
+        if owed is Over.NOT_YET:
+            return
+        if owed is Over.CANCEL:
+            if record.cancelled_at is None:
+                # Kept before the first message: a crash midway finishes it as a cancellation.
+                await self.store.mark_maintenance_notice(record.id, cancelled_at=now)
+            if not await self._tell_told(NoticeKind.CANCELLED, told, record.id, now):
+                return  # a template fails: tried again at the next tick
+        elif owed is Over.TELL and not await self._tell_told(
+            NoticeKind.OVER, planned or told, record.id, now
+        ):
+            return
+        await self.store.mark_maintenance_notice(record.id, over_at=now)
+
+    async def tell_subscriber(self, person: Person, schedule: Schedule, now: float) -> int:
+        """Someone just subscribed, or added systems: the notice of each occurrence of their
+        systems already told of and not yet begun, to them alone (rule 4); how many were new.
+        One decided before (the fan-out reached them, or another replica took the same
+        confirmation) is decided as nothing: its key is in the outbox."""
+        if not person.systems:
+            return 0
+        decided = 0
+        for record in await self.store.maintenance_notices():
+            if not set(record.systems) & set(person.systems):
                 continue
-            telling = owed is Over.TELL and found is not None
-            if telling and found and not await self._say_over(found, record.id, now):
-                continue  # a template fails: tried again at the next tick
-            await self.store.mark_maintenance_notice(record.id, over_at=now)
+            planned = schedule.find(record.ref, (record.starts_at, record.starts_at + 1.0))
+            if planned is None or not announced_to_subscriber(
+                planned, now, record.cancelled_at is not None
+            ):
+                continue
+            theirs = [n for n in planned.systems if n in person.systems]
+            if not theirs:
+                continue
+            try:
+                item = self._item(NoticeKind.NOTICE, person, theirs, planned, record.id, now)
+            except TemplateError as exc:
+                self._cannot(planned, exc)
+                continue
+            new = await self.decide([item], {person.id: frozenset(theirs)}, -record.id)
+            if new:
+                event(log, "maintenance notice decided for a subscriber", maintenance=record.ref)
+            decided += new
+        return decided
 
     async def _notify(self, occurrence: Occurrence, notice_id: int, now: float) -> bool:
         """The notice to each subscriber of the occurrence's systems; False when a template
@@ -137,8 +209,11 @@ class PlannedWork:
         )
         return True
 
-    async def _say_over(self, occurrence: Occurrence, notice_id: int, now: float) -> bool:
-        """The note that it is over, to everyone its notice was decided for."""
+    async def _tell_told(
+        self, kind: NoticeKind, occurrence: Occurrence, notice_id: int, now: float
+    ) -> bool:
+        """The note that it is over, or that it is cancelled, to everyone its notice was
+        decided for (but those who unsubscribed since); False when a template fails."""
         batch: list[OutboxItem] = []
         decided = people = 0
         try:
@@ -152,9 +227,7 @@ class PlannedWork:
                     person = known.get(person_id, Person(id=person_id))
                     theirs = [n for n in occurrence.systems if n in systems] or sorted(systems)
                     people += 1
-                    batch.append(
-                        self._item(NoticeKind.OVER, person, theirs, occurrence, notice_id, now)
-                    )
+                    batch.append(self._item(kind, person, theirs, occurrence, notice_id, now))
                     if len(batch) >= self.batch_size:
                         decided += await self.decide(batch, {}, -notice_id)
                         batch = []
@@ -163,7 +236,11 @@ class PlannedWork:
             return False
         decided += await self.decide(batch, {}, -notice_id)
         event(
-            log, "maintenance over decided", maintenance=occurrence.ref, people=people, new=decided
+            log,
+            f"maintenance {kind.label} decided",
+            maintenance=occurrence.ref,
+            people=people,
+            new=decided,
         )
         return True
 
@@ -207,3 +284,17 @@ class PlannedWork:
                 maintenance=occurrence.ref,
                 error=said,
             )
+
+    def _replanned(self, occurrence: Occurrence) -> None:
+        """An occurrence told cancelled is in a window again, at the same time: said once (its
+        people are not told again: the same key, the same messages)."""
+        if occurrence.ref in self._said_replanned:
+            return
+        self._said_replanned.add(occurrence.ref)
+        event(
+            log,
+            "planned work told as cancelled is planned again at the same time: its customers "
+            "are not told again; give the window a new name to announce it",
+            logging.WARNING,
+            maintenance=occurrence.ref,
+        )

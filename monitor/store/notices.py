@@ -9,12 +9,19 @@ from typing import Any
 
 from monitor.store.types import NoticeRecord
 
-NOTICE_COLUMNS = "id, ref, systems, starts_at, ends_at, announced_at, over_at"
+NOTICE_COLUMNS = "id, ref, systems, starts_at, ends_at, announced_at, over_at, cancelled_at"
 
 
 def notice_record(row: Sequence[Any]) -> NoticeRecord:
     """A row of ``NOTICE_COLUMNS`` as the record."""
-    id_, ref, systems, starts_at, ends_at, announced_at, over_at = row
+    id_, ref, systems, starts_at, ends_at, announced_at, over_at, cancelled_at = row
     return NoticeRecord(
-        int(id_), str(ref), tuple(json.loads(systems)), starts_at, ends_at, announced_at, over_at
+        int(id_),
+        str(ref),
+        tuple(json.loads(systems)),
+        starts_at,
+        ends_at,
+        announced_at,
+        over_at,
+        cancelled_at,
     )

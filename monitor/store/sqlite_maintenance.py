@@ -21,7 +21,8 @@ BEGIN_NOTICE = (
 )
 MARK_NOTICE = (
     "UPDATE maintenance_notices SET announced_at = COALESCE(announced_at, :announced_at), "
-    "over_at = COALESCE(over_at, :over_at) WHERE id = :id"
+    "over_at = COALESCE(over_at, :over_at), "
+    "cancelled_at = COALESCE(cancelled_at, :cancelled_at) WHERE id = :id"
 )
 PRUNABLE_NOTICES = (
     "SELECT id FROM maintenance_notices WHERE over_at IS NOT NULL AND over_at < :before "
@@ -87,10 +88,21 @@ class SQLiteMaintenance:
         return [notice_record(row) for row in rows]
 
     async def mark_maintenance_notice(
-        self, notice_id: int, *, announced_at: float | None = None, over_at: float | None = None
+        self,
+        notice_id: int,
+        *,
+        announced_at: float | None = None,
+        over_at: float | None = None,
+        cancelled_at: float | None = None,
     ) -> None:
         self._maintenance_rows(
-            MARK_NOTICE, {"id": notice_id, "announced_at": announced_at, "over_at": over_at}
+            MARK_NOTICE,
+            {
+                "id": notice_id,
+                "announced_at": announced_at,
+                "over_at": over_at,
+                "cancelled_at": cancelled_at,
+            },
         )
 
     async def prunable_maintenance_notices(self, over_before: float, limit: int = 100) -> list[int]:

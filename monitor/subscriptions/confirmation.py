@@ -1,58 +1,39 @@
-"""The confirmation mail (double opt-in): one short text, in the status page's language, with
-the confirm link; it goes through the outbox like every message (kept until sent, retried,
-sent by whichever replica holds its shard), under the outbox's ``incident_id`` 0: it is about
-no incident."""
+"""The confirmation mail (double opt-in): written by the ``subscribe.j2`` templates in the
+visitor's language, with the confirm link; it goes through the outbox like every message (kept
+until sent, retried, sent by whichever replica holds its shard), under the outbox's
+``incident_id`` 0: it is about no incident.
+
+The templates are the composer's (``monitor.notify``, a package beside this one): the desk is
+handed a ``ConfirmationWriter``, the running composer, and never imports it."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
-from monitor.model import Address
+from monitor.model import Address, RenderedMessage
 from monitor.store import OutboxItem
 from monitor.subscriptions.tokens import CONFIRM_KIND
 
-_WORDS = {
-    "en": (
-        "Please confirm your subscription to {org} status updates",
-        "Hello,\n\nsomeone, hopefully you, asked to be told by email when there is a problem "
-        "with {systems} at {org}, and when it is fixed.\n\n"
-        "To confirm, open this link within {within}:\n{url}\n\n"
-        "If it was not you, ignore this mail: you will not hear from us again.\n\n"
-        "{org}\n",
-    ),
-    "de": (
-        "Bitte bestätigen Sie Ihr Abonnement der Statusmeldungen von {org}",
-        "Hallo,\n\njemand, hoffentlich Sie, möchte per E-Mail erfahren, wenn es bei {org} eine "
-        "Störung bei {systems} gibt und wenn sie behoben ist.\n\n"
-        "Zum Bestätigen öffnen Sie innerhalb von {within} diesen Link:\n{url}\n\n"
-        "Waren Sie das nicht, ignorieren Sie diese E-Mail: "
-        "Sie hören dann nicht wieder von uns.\n\n{org}\n",
-    ),
-}
-_AND = {"en": "and", "de": "und"}
-_HOURS = {"en": "hours", "de": "Stunden"}
+
+class ConfirmationWriter(Protocol):
+    """Who writes the confirmation mail (the composer of the running configuration)."""
+
+    def language_for(self, preferred: Sequence[str]) -> str | None:
+        """The first of a visitor's languages (best first) there are templates for, else
+        None (the default language)."""
+        ...
+
+    def render_confirmation(
+        self, systems: Sequence[str], confirm_url: str, within: float, language: str | None
+    ) -> RenderedMessage:
+        """The mail for a request to subscribe to ``systems``; raises when its template
+        cannot be rendered (the exception names the file and line)."""
+        ...
 
 
-def confirmation_mail(
-    person_id: str,
-    email: str,
-    titles: Sequence[str],
-    url: str,
-    within: float,
-    org: str,
-    language: str,
-    now: float,
-) -> OutboxItem:
-    """The confirmation mail to ``email`` for the systems ``titles``, as an outbox item."""
-    words = language.split("-", 1)[0].lower()
-    subject, text = _WORDS.get(words, _WORDS["en"])
-    joined = _join(titles, _AND.get(words, "and"))
-    filled = {
-        "org": org,
-        "systems": joined,
-        "url": url,
-        "within": f"{round(within / 3600)} {_HOURS.get(words, 'hours')}",
-    }
+def confirmation_mail(person_id: str, email: str, mail: RenderedMessage, now: float) -> OutboxItem:
+    """The confirmation ``mail`` to ``email``, as an outbox item: by email only."""
     return OutboxItem(
         # The id is sub- and a hash (``limits.address_key``): a Message-ID may carry it as it is.
         key=f"subscribe-{person_id}.{int(now * 1000)}",
@@ -61,16 +42,19 @@ def confirmation_mail(
         kind=CONFIRM_KIND,
         reason="confirm",
         created_at=now,
-        subject=subject.format(**filled),
-        text=text.format(**filled),
-        html=None,
+        subject=mail.subject,
+        text=mail.text,
+        html=mail.html,
         sms="",
         channels=(Address("email", email),),
         next_try_at=now,
     )
 
 
-def _join(titles: Sequence[str], word: str) -> str:
-    if len(titles) <= 1:
-        return "".join(titles)
-    return ", ".join(titles[:-1]) + f" {word} " + titles[-1]
+def without(text: str, secrets: Sequence[str]) -> str:
+    """``text`` (an error's) with each of ``secrets`` (the address, the confirm link and its
+    token) taken out: a log line must not show whom a request was for, nor let anyone
+    confirm it."""
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        text = text.replace(secret, "[withheld]")
+    return text

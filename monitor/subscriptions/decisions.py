@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Protocol
 
@@ -20,7 +20,11 @@ from monitor.logs import event
 from monitor.model import Clock, Person, SystemInfo
 from monitor.people.rules import EMAIL
 from monitor.store import Outbox, People, Subscriptions
-from monitor.subscriptions.confirmation import confirmation_mail
+from monitor.subscriptions.confirmation import (
+    ConfirmationWriter,
+    confirmation_mail,
+    without,
+)
 from monitor.subscriptions.limits import address_key, claims
 from monitor.subscriptions.tokens import Expired, Links
 
@@ -50,6 +54,10 @@ def usable_email(email: str) -> str | None:
     return found if len(found) <= MAX_EMAIL and _EMAIL.fullmatch(found) else None
 
 
+async def _nothing_to_tell(person: Person) -> None:
+    """``Desk.subscribed`` when nothing is to be told of a new subscription."""
+
+
 @dataclass
 class Desk:
     """Decides each step, on the running configuration (``settings``, ``systems``)."""
@@ -59,8 +67,13 @@ class Desk:
     clock: Clock
     settings: Callable[[], MonitorSettings]
     systems: Callable[[], Mapping[str, SystemInfo]]
+    # Who writes the confirmation mail: the running composer (its templates, as reloaded).
+    writer: Callable[[], ConfirmationWriter]
     wake: Callable[[], None] = lambda: None  # the sender: a mail was decided
     counted: Callable[[str], None] = lambda what: None  # requested, confirmed, unsubscribed
+    # Someone was just subscribed (confirmed) or kept more systems (manage), as stored: planned
+    # work already announced to those systems is told to them (the notifier's; none here).
+    subscribed: Callable[[Person], Awaitable[None]] = field(default=_nothing_to_tell)
 
     def _links(self) -> Links:
         links = self.links()
@@ -68,32 +81,39 @@ class Desk:
             raise RuntimeError("subscriptions are off: no public_url or MONITOR_LINK_SECRET")
         return links
 
-    async def request(self, email: str, names: Sequence[str], client: str) -> None:
+    async def request(
+        self, email: str, names: Sequence[str], client: str, languages: Sequence[str] = ()
+    ) -> None:
         """Someone asks to subscribe ``email`` (usable: ``usable_email``) to ``names``: a
-        confirmation mail, unless the address or the client is over its limit (then only a
-        warning, without the address)."""
+        confirmation mail in the first of ``languages`` (theirs, best first) there are
+        templates for, unless the address or the client is over its limit (then only a
+        warning, without the address). A template that fails is logged (its file and line,
+        without the address or the link); the visitor's answer is the same."""
         settings = self.settings()
         now = self.clock.now()
         keys, limits = claims(email, client, settings.subscriptions)
         if not await self.store.claim_request(keys, now, limits):
             event(log, "subscribe request over the limit: no mail sent", logging.WARNING)
             return
-        systems = self.systems()
-        titles = [systems[n].title if n in systems else n for n in names]
-        url = self._links().confirm_url(email, names)
+        writer = self.writer()
+        language = writer.language_for(languages)
+        url = self._links().confirm_url(email, names, language)
         within = settings.subscriptions.confirm_within
-        mail = confirmation_mail(
-            subscriber_id(email),
-            email,
-            titles,
-            url,
-            within,
-            settings.org.name,
-            settings.default_language,
-            now,
-        )
-        await self.store.decide([mail], {}, 0)
-        self.wake()
+        try:
+            written = writer.render_confirmation(names, url, within, language)
+        except Exception as exc:  # the template's fault: the visitor must not learn of it
+            token = url.rsplit("/", 1)[-1]
+            event(
+                log,
+                "confirmation mail not sent: its template failed",
+                logging.ERROR,
+                problem=without(str(exc), (email, url, token)),
+            )
+        else:
+            await self.store.decide(
+                [confirmation_mail(subscriber_id(email), email, written, now)], {}, 0
+            )
+            self.wake()
         self.counted("requested")
 
     def unusable(self, token: str) -> Confirmation | None:
@@ -120,12 +140,19 @@ class Desk:
         known = await self.store.people_with_email(found.email)
         if known:
             # One person is one id: the apps' person of this address gets the systems, so
-            # nobody is told twice of one incident.
+            # nobody is told twice of one incident; they keep the language the apps gave.
             person = known[0]
             person = replace(person, systems=tuple(sorted({*person.systems, *names})))
         else:
-            person = Person(id=subscriber_id(found.email), email=found.email, systems=names)
+            # They read the confirmation in this language: their messages come in it too.
+            person = Person(
+                id=subscriber_id(found.email),
+                email=found.email,
+                systems=names,
+                language=found.language,
+            )
         await self.store.subscribe(person)
+        await self.subscribed(person)
         self.counted("confirmed")
         event(log, "subscription confirmed", person=person.id, systems=len(person.systems))
         return Confirmation.SUBSCRIBED, person
@@ -161,4 +188,5 @@ class Desk:
             return replace(held[1], systems=())
         person = replace(held[1], systems=tuple(sorted(set(names))))
         await self.store.subscribe(person)
+        await self.subscribed(person)
         return person

@@ -1,7 +1,8 @@
-"""The signed links in customer mail: a confirm link (in the confirmation mail: the address
-and its systems, expiring) and a personal manage/unsubscribe link (in every message: the
-person's id, never expiring). Signed by itsdangerous with ``MONITOR_LINK_SECRET``; each kind
-has its own salt, so a confirm token is never taken as an unsubscribe token, or the reverse.
+"""The signed links in customer mail: a confirm link (in the confirmation mail: the address,
+its systems and the language the mail was written in, expiring) and a personal
+manage/unsubscribe link (in every message: the person's id, never expiring). Signed by
+itsdangerous with ``MONITOR_LINK_SECRET``; each kind has its own salt, so a confirm token is
+never taken as an unsubscribe token, or the reverse.
 
 Several secrets, comma-separated, rotate: the first signs, every one verifies.
 """
@@ -51,10 +52,12 @@ def link_secrets(environ: Mapping[str, str]) -> tuple[tuple[str, ...], str | Non
 
 @dataclass(frozen=True, slots=True)
 class Confirmed:
-    """What a valid confirm link says: the address and the systems asked for."""
+    """What a valid confirm link says: the address and the systems asked for, and the
+    language its mail was written in (None in a link made before links carried it)."""
 
     email: str
     systems: tuple[str, ...]
+    language: str | None = None
 
 
 class Expired(Exception):
@@ -105,8 +108,11 @@ class Links:
         token = self._unsubscribe.sign(base64_encode(person_id)).decode()
         return f"{self.public_url}/unsubscribe/{token}"
 
-    def confirm_url(self, email: str, systems: Sequence[str]) -> str:
-        token = self._confirm.dumps({"e": email, "s": list(systems)})
+    def confirm_url(self, email: str, systems: Sequence[str], language: str | None = None) -> str:
+        said: dict[str, object] = {"e": email, "s": list(systems)}
+        if language is not None:
+            said["l"] = language
+        token = self._confirm.dumps(said)
         return f"{self.public_url}/subscribe/confirm/{token}"
 
     def read_unsubscribe(self, token: str) -> str | None:
@@ -129,12 +135,14 @@ class Links:
             return None
         if not isinstance(found, dict):
             return None
-        email, systems = found.get("e"), found.get("s")
+        email, systems, language = found.get("e"), found.get("s"), found.get("l")
         if not isinstance(email, str) or not isinstance(systems, list):
             return None
         if not all(isinstance(s, str) for s in systems):
             return None
-        return Confirmed(email, tuple(systems))
+        if language is not None and not isinstance(language, str):
+            return None
+        return Confirmed(email, tuple(systems), language)
 
 
 class LinkState:

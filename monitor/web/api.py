@@ -259,7 +259,8 @@ ROUTES: tuple[Route, ...] = (
         "/api/v1/maintenance",
         get_maintenance,
         "Every maintenance window: the files' and those posted here, each with the occurrence "
-        "under way or next.",
+        "under way or next; one posted here this monitor can no longer read is marked unusable, "
+        "with why.",
         {200: ("The windows.", MaintenanceList)},
     ),
     Route(
@@ -268,7 +269,8 @@ ROUTES: tuple[Route, ...] = (
         post_maintenance,
         "Plan work on some systems, once or every given day: their subscribers are told "
         "notify_before it starts and when it is over, and failures inside it are told to "
-        "customers only once they outlast it by maintenance_grace. Every replica has it.",
+        "customers only once they outlast it by its grace (else maintenance_grace). Every "
+        "replica has it.",
         {201: ("The window, under its id.", MaintenanceOut), **_BAD, **_TOO_LARGE},
         body=MaintenanceWindow,
         write=True,
@@ -277,8 +279,8 @@ ROUTES: tuple[Route, ...] = (
         "DELETE",
         "/api/v1/maintenance/{id}",
         delete_maintenance,
-        "Remove a window posted here (a file's is changed in its file). Customers told of it "
-        "are not told it is over.",
+        "Remove a window posted here, whatever it holds (a file's is changed in its file). "
+        "Customers told of it hear it is cancelled if it had not begun, else that it is over.",
         {
             200: ("The window removed.", MaintenanceRemoved),
             404: ("No window posted here has this id.", ErrorOut),

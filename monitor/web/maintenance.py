@@ -1,20 +1,22 @@
 """``/api/v1/maintenance``: on-call's maintenance windows. ``GET`` lists every window there is
-(the files' and the API's, with the occurrence under way or next), ``POST`` adds one (kept in
-the store, so every replica has it), ``DELETE /api/v1/maintenance/{id}`` removes one the API
-added; a file's window is changed in its file. The body of ``POST`` is a window as a file
-writes it, without ``name``: the API names it by its id."""
+(the files' and the API's, with the occurrence under way or next; then those the API stored
+that this monitor cannot read, marked ``unusable`` with why), ``POST`` adds one (kept in the
+store, so every replica has it), ``DELETE /api/v1/maintenance/{id}`` removes one the API added,
+whatever it holds; a file's window is changed in its file. The body of ``POST`` is a window as
+a file writes it, without ``name``: the API names it by its id."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, Field
 
 from monitor.config import MaintenanceWindow
 from monitor.config.schema import WEEKDAYS
-from monitor.maintenance import API_SOURCE, Window
+from monitor.maintenance import API_SOURCE, UnusableWindow, Window
 from monitor.maintenance.recurrence import occurrences
 from monitor.text import unknown_name
 from monitor.web.plumbing import ApiError, parse, respond
@@ -46,9 +48,19 @@ class MaintenanceOut(BaseModel):
     notify_before: float | None = Field(
         description="This window's lead for the notice, in seconds (null: monitor.yaml's)."
     )
+    grace: float | None = Field(
+        default=None,
+        description="This window's maintenance_grace, in seconds (null: monitor.yaml's).",
+    )
     active: bool = Field(description="Under way now.")
     next: OccurrenceOut | None = Field(
         description="The occurrence under way, else the next one; null once it is past."
+    )
+    unusable: str | None = Field(
+        default=None,
+        description="Why this monitor cannot use the window (stored by an older version, or "
+        "its time zone is gone from tzdata): it is not in force, and DELETE removes it. The "
+        "other fields are what could be read of it. Null for a window in force.",
     )
 
 
@@ -90,11 +102,50 @@ def window_out(window: Window, now: float) -> MaintenanceOut:
         start=start,
         end=end,
         notify_before=window.notify_before,
+        grace=window.grace,
         active=upcoming is not None and upcoming.covers(now),
         next=None
         if upcoming is None
         else OccurrenceOut(start=utc(upcoming.start), end=utc(upcoming.end)),
     )
+
+
+def unusable_out(window: UnusableWindow) -> MaintenanceOut:
+    """A stored window this monitor cannot read, as the API shows it: what can be read of its
+    settings, and why it cannot be used."""
+    try:
+        stored: Any = json.loads(window.spec)
+    except ValueError:
+        stored = {}
+    written = stored if isinstance(stored, dict) else {}
+
+    def text(key: str) -> str:
+        value = written.get(key)
+        return value if isinstance(value, str) else ""
+
+    def texts(key: str) -> list[str]:
+        value = written.get(key)
+        value = [value] if isinstance(value, str) else value
+        return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+    return MaintenanceOut(
+        id=window.ref,
+        source=API_SOURCE,
+        systems=texts("systems"),
+        note=text("note"),
+        timezone=text("timezone"),
+        every=texts("every") or None,
+        start=text("start"),
+        end=text("end"),
+        notify_before=None,
+        active=False,
+        next=None,
+        unusable=window.why,
+    )
+
+
+def _out(window: Window | UnusableWindow, now: float) -> MaintenanceOut:
+    return window_out(window, now) if isinstance(window, Window) else unusable_out(window)
 
 
 def _utc(at: float | None) -> str:
@@ -108,7 +159,10 @@ async def get_maintenance(request: web.Request) -> web.Response:
     settings = services.config().settings
     return respond(
         MaintenanceList(
-            windows=[window_out(w, now) for w in schedule.windows],
+            windows=[
+                *(window_out(w, now) for w in schedule.windows),
+                *(unusable_out(w) for w in schedule.unusable),
+            ],
             notify_before=settings.notify_before,
             grace=settings.maintenance_grace,
         )
@@ -143,7 +197,7 @@ async def delete_maintenance(request: web.Request) -> web.Response:
     number = raw.isascii() and raw.isdigit() and len(raw) <= 18  # past any id the store gives
     removed = await actions.remove_window(int(raw)) if number else None
     if removed is None:
-        ids = [w.ref for w in schedule.windows]
+        ids = [w.ref for w in schedule.windows] + [w.ref for w in schedule.unusable]
         raise ApiError(404, unknown_name("maintenance window", raw[:100], ids), "id")
     now = services.clock.now()
-    return respond(MaintenanceRemoved(removed=True, window=window_out(removed, now)))
+    return respond(MaintenanceRemoved(removed=True, window=_out(removed, now)))

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from monitor.config import Config, MaintenanceWindow, Problem
 from monitor.incidents.correlation import Incident
-from monitor.maintenance import PublicWindow, Schedule, Window
+from monitor.maintenance import PublicWindow, Schedule, UnusableWindow, Window
 from monitor.model import Attempt, Clock, Explanation, Health, Person, SystemState
 from monitor.store import ReplicaRecord, TimelineEntry
 from monitor.store.audience import AudienceReads
@@ -78,8 +78,9 @@ class MaintenanceActions(Protocol):
 
     async def read_schedule(self) -> Schedule: ...
     async def add_window(self, spec: MaintenanceWindow) -> Window: ...
-    async def remove_window(self, window_id: int) -> Window | None:
-        """The window removed; None when the API has no window of that id."""
+    async def remove_window(self, window_id: int) -> Window | UnusableWindow | None:
+        """The window removed (one the monitor cannot read too); None when the API has no
+        window of that id."""
 
 
 async def _no_planned_work() -> Sequence[PublicWindow]:

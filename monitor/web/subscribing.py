@@ -5,7 +5,9 @@ cancel it from any message (``/unsubscribe/TOKEN``: a page with a button and the
 services; a POST to it unsubscribes at once, as RFC 8058's one-click ``List-Unsubscribe-Post``
 sends it, with no cookie and no confirmation page).
 
-Pages name services by their titles, never their internal names. A request's answer is the same
+The confirmation mail is in the visitor's language when their browser's ``Accept-Language``
+names one there are templates for. Pages name services by their titles, never their internal
+names. A request's answer is the same
 page whoever asks (subscribed already, unknown, or over the limits): nothing about an address
 is read before answering. A token that is not ours gets a plain page and no detail.
 """
@@ -23,6 +25,8 @@ from monitor.web.services import SERVICES
 from monitor.web.statuspage import StatusPage
 
 UNSUBSCRIBE_PATH = "/unsubscribe/{token}"
+# A browser lists a few languages; a longer header is read this far (no person needs more).
+_MAX_LANGUAGES, _MAX_HEADER = 10, 1024
 REFUSED = "This link does not work. Use the newest link in one of our messages."
 _CHECK_INBOX = (
     "Check your inbox: if the address can be subscribed, a mail with a link to confirm is on "
@@ -120,6 +124,26 @@ def client_address(request: web.Request) -> str:
     return request.remote or "unknown"
 
 
+def accepted_languages(header: str) -> list[str]:
+    """The language tags an ``Accept-Language`` header asks for, best first: by ``q``, then
+    in the order written (RFC 9110); ``*`` and ``q=0`` left out, at most ``_MAX_LANGUAGES``.
+    Whether the monitor knows a tag is the composer's to say."""
+    weighted = []
+    for position, part in enumerate(header[:_MAX_HEADER].split(",")):
+        tag, _, parameters = part.partition(";")
+        weight = 1.0
+        for parameter in parameters.split(";"):
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        if tag.strip() not in ("", "*") and 0 < weight <= 1:  # NaN is neither
+            weighted.append((-weight, position, tag.strip()))
+    return [tag for _, _, tag in sorted(weighted)[:_MAX_LANGUAGES]]
+
+
 async def subscribe(request: web.Request) -> web.Response:
     """The status page's form: an address and services (by title; all are checked at first)."""
     try:
@@ -136,7 +160,8 @@ async def subscribe(request: web.Request) -> web.Response:
             raise _Answer(
                 400, "Choose the services to hear about", "Go back and tick at least one."
             )
-        await desk.request(email, names, client_address(request))
+        languages = accepted_languages(request.headers.get("Accept-Language", ""))
+        await desk.request(email, names, client_address(request), languages)
     except _Answer as answer:
         return _render(request, answer.status, answer.heading, answer.message)
     return _render(request, 200, "Almost done", _CHECK_INBOX)

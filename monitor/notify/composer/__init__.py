@@ -1,10 +1,12 @@
 """Customer messages: the Jinja templates in messages/, rendered in a sandbox one block at a time.
 
-``messages/<kind>.j2`` is the default for each kind; ``messages/<system>/<kind>.j2`` overrides it
-when that system is the incident's cause (or, failing that, one of the recipient's affected
-systems). ``messages/<language>/`` holds the same for a language (the top level is the default
-language's), each falling back to the default language's; times and durations are worded in the
-template's language at the person's clock (``wording``). Each template has the blocks
+``messages/<kind>.j2`` is the default for each kind (about an incident, about planned work,
+or ``subscribe.j2``: the confirmation of a subscription); ``messages/<system>/<kind>.j2``
+overrides it when that system is the incident's cause (or, failing that, one of the
+recipient's affected systems; the confirmation, for several systems at once, has none).
+``messages/<language>/`` holds the same for a language (the top level is the default
+language's), each falling back to the default language's; times and durations are worded in
+the template's language at the person's clock (``wording``). Each template has the blocks
 ``subject`` and ``text``, and optionally ``html`` and ``sms``. Files whose name starts with
 ``_`` are shared parts, never a message kind.
 
@@ -35,7 +37,14 @@ from monitor.notify.composer.facts import NO_RESPONSE, IncidentFacts, Response
 from monitor.notify.composer.filters import human_join, paragraphs, sentence
 from monitor.notify.composer.message import MAX_SMS
 from monitor.notify.composer.render import Composer
-from monitor.notify.composer.samples import REASONS, SamplePerson, sample_action, sample_context
+from monitor.notify.composer.samples import (
+    REASONS,
+    SamplePerson,
+    sample_action,
+    sample_context,
+    sample_subscription,
+)
+from monitor.notify.composer.templates import SubscriptionKind
 
 __all__ = [
     "MAX_SMS",
@@ -45,10 +54,12 @@ __all__ = [
     "IncidentFacts",
     "Response",
     "SamplePerson",
+    "SubscriptionKind",
     "TemplateError",
     "human_join",
     "paragraphs",
     "sample_action",
     "sample_context",
+    "sample_subscription",
     "sentence",
 ]

@@ -12,7 +12,7 @@ from jinja2 import Environment, TemplateNotFound, nodes
 from jinja2.exceptions import TemplateSyntaxError
 from jinja2.runtime import Context
 
-from monitor.notify.composer.errors import TemplateError, explain
+from monitor.notify.composer.errors import TemplateError, explain, names_of
 from monitor.notify.composer.html import html_frames, text_as_block
 from monitor.notify.composer.sandbox import sandbox
 from monitor.notify.composer.templates import Templates
@@ -116,7 +116,8 @@ class BlockRenderer:
                 found = re.fullmatch(r"block '(\w+)'", code.co_name)
                 block = found.group(1) if found else block
             tb = tb.tb_next
-        return TemplateError(self._path(file), line, block, explain(exc, self._templates.dir))
+        message = explain(exc, self._templates.dir, names_of(name))
+        return TemplateError(self._path(file), line, block, message)
 
     def _derive_html(self, result: Blocks, data: Mapping[str, object]) -> bool:
         """Write the html part without a second environment when the html block in use is

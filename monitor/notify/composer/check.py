@@ -4,7 +4,7 @@ with its file, line and block."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from itertools import product
 from pathlib import Path
 from typing import Protocol
@@ -16,7 +16,7 @@ from monitor.config import Problem
 from monitor.maintenance import NoticeKind, Occurrence
 from monitor.model import IncidentView, MessageKind, Reason, Recipient, SystemInfo
 from monitor.notify.composer.blocks import REQUIRED_BLOCKS, BlockRenderer, Blocks
-from monitor.notify.composer.errors import TemplateError, explain_undefined
+from monitor.notify.composer.errors import TemplateError, explain_undefined, names_of
 from monitor.notify.composer.facts import (
     CONTEXT_NAMES,
     CONTEXT_RECORDS,
@@ -24,6 +24,7 @@ from monitor.notify.composer.facts import (
     NO_RESPONSE,
     PLANNED_CONTEXT_NAMES,
     RECORD_FIELDS,
+    SUBSCRIPTION_CONTEXT_NAMES,
     Response,
 )
 from monitor.notify.composer.message import MAX_SMS, tidy
@@ -34,8 +35,15 @@ from monitor.notify.composer.samples import (
     Sample,
     sample_context,
     sample_planned,
+    sample_subscription,
 )
-from monitor.notify.composer.templates import KINDS, Templates, kind_of, language_folders
+from monitor.notify.composer.templates import (
+    KINDS,
+    SubscriptionKind,
+    Templates,
+    kind_of,
+    language_folders,
+)
 from monitor.text import one_line, unknown_name
 
 
@@ -71,6 +79,30 @@ class PlannedContextOf(Protocol):
     ) -> Mapping[str, object]: ...
 
 
+class SubscriptionContextOf(Protocol):
+    """What the confirmation of a subscription sees (``Composer.subscription_context``)."""
+
+    def __call__(
+        self,
+        systems: Sequence[str],
+        confirm_url: str,
+        within: float,
+        language: str | None = None,
+        *,
+        template: str | None = None,
+    ) -> Mapping[str, object]: ...
+
+
+NO_CONFIRM_LINK = (
+    "the text does not show subscription.confirm_url, so nobody could confirm: "
+    "write {{ subscription.confirm_url }} in it"
+)
+_NO_SMS = "never sent: a confirmation goes by email only (leave the sms block out)"
+_NO_OVERRIDE = (
+    "never used: one request to subscribe is for several systems, so the confirmation has no "
+    "template of a system's own (change subscribe.j2, or <language>/subscribe.j2)"
+)
+
 # Names Jinja gives a template itself: its blocks, a block's parent, a loop, a macro's caller.
 _JINJA_NAMES = frozenset({"self", "super", "loop", "caller", "varargs", "kwargs"})
 _GUARDS = frozenset({"defined", "undefined", "default", "d"})  # tests and filters that allow it
@@ -82,13 +114,16 @@ def validate(
     context: ContextOf,
     systems: Mapping[str, SystemInfo],
     planned: PlannedContextOf | None = None,
+    subscription: SubscriptionContextOf | None = None,
 ) -> list[Problem]:
     """Every problem with ``templates``, each with file, line and block (``field``).
 
     Renders every message template (defaults and per-system overrides, in every language)
     against sample data: with each system as the cause and as affected, for each reason its
     kind is sent for, to a named person who tried something and to a nameless subscriber; a
-    template about planned work (``planned`` words it) with each system in the work, to each.
+    template about planned work (``planned`` words it) with each system in the work, to each;
+    the confirmation of a subscription (``subscription`` words it) to each system, alone and
+    with another.
     """
     languages = language_folders(templates.sources, systems)
     problems = [*templates.unreadable, *_layout_problems(templates, systems, languages)]
@@ -104,6 +139,15 @@ def validate(
         if kind is None or (owner is not None and owner not in known):
             continue
         systems_of_sample = [owner] if owner else sorted(known)
+        if isinstance(kind, SubscriptionKind):
+            # One of a system's own is never used (``_layout_problems`` says so).
+            if owner is None and subscription is not None:
+                for system, alone in product(systems_of_sample, (True, False)):
+                    asked = sample_subscription(known, system, alone=alone)
+                    url = asked.confirm_url
+                    data = subscription(asked.systems, url, asked.confirm_within, template=name)
+                    problems.extend(_rendered_problems(renderer, name, data, longest, url))
+            continue
         if isinstance(kind, NoticeKind):
             for system, person in product(systems_of_sample, SAMPLE_PEOPLE):
                 if planned is None:
@@ -156,15 +200,27 @@ def _sample_problems(
 
 
 def _rendered_problems(
-    renderer: BlockRenderer, name: str, data: Mapping[str, object], longest: dict[Problem, int]
+    renderer: BlockRenderer,
+    name: str,
+    data: Mapping[str, object],
+    longest: dict[Problem, int],
+    confirm_url: str = "",
 ) -> list[Problem]:
-    """What rendering ``name`` with ``data`` finds wrong; an sms too long goes in ``longest``."""
+    """What rendering ``name`` with ``data`` finds wrong; an sms too long goes in ``longest``.
+    With ``confirm_url`` (a confirmation's), a text without it and an sms block are wrong."""
     errors: list[TemplateError] = []
     blocks = renderer.render(name, data, errors)
     problems = [error.problem() for error in errors]
     for block in REQUIRED_BLOCKS:
         if block in blocks.rendered and not tidy(blocks.rendered[block]):
             problems.append(_problem(renderer, blocks, block, "it is empty with sample data"))
+    if confirm_url:
+        text = tidy(blocks.rendered.get("text", ""))
+        if text and confirm_url not in text:
+            problems.append(_problem(renderer, blocks, "text", NO_CONFIRM_LINK))
+        if "sms" in blocks.defined:
+            problems.append(_problem(renderer, blocks, "sms", _NO_SMS))
+        return problems
     sms = one_line(blocks.rendered.get("sms", ""))
     if len(sms) > MAX_SMS:
         where = _problem(renderer, blocks, "sms", "")
@@ -213,6 +269,8 @@ def _layout_problems(
                     f"{unknown_name('system', owner, systems)}{language}, so never used",
                 )
             )
+        elif owner is not None and found is SubscriptionKind.CONFIRM:
+            problems.append(Problem(templates.path(name), None, "", _NO_OVERRIDE))
         elif owner is not None and "/" in owner:
             message = "too deep: a template is messages/[<language>/][<system>/]<kind>.j2"
             problems.append(Problem(templates.path(name), None, "", message))
@@ -237,13 +295,20 @@ def _undefined_names(templates: Templates, env: Environment) -> list[Problem]:
     # A name set, imported or made a macro in any template may reach another through
     # {% extends %}: only names no template gives at all are certainly undefined.
     assigned = {found for tree in trees.values() for found in _assigned_names(tree)}
-    known = {*CONTEXT_NAMES, *PLANNED_CONTEXT_NAMES, *env.globals, *_JINJA_NAMES, *assigned}
+    known = {
+        *CONTEXT_NAMES,
+        *PLANNED_CONTEXT_NAMES,
+        *SUBSCRIPTION_CONTEXT_NAMES,
+        *env.globals,
+        *_JINJA_NAMES,
+        *assigned,
+    }
     found = []
     for name, tree in trees.items():
         # ``{% if nickname is defined %}{{ nickname }}``: a name asked about is allowed.
         asked = {_dotted(t.node) for t in tree.find_all(nodes.Test) if t.name in _GUARDS}
         for line, block, said in _undefined_uses(tree, "", known | asked, assigned | asked):
-            message = f"undefined: {explain_undefined(said)}"
+            message = f"undefined: {explain_undefined(said, names_of(name))}"
             found.append(Problem(templates.path(name), line, block, message))
     return found
 

@@ -11,7 +11,14 @@ from jinja2 import TemplateNotFound
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 
 from monitor.config import Problem
-from monitor.notify.composer.facts import CONTEXT_NAMES, LABELS
+from monitor.maintenance import NoticeKind
+from monitor.notify.composer.facts import (
+    CONTEXT_NAMES,
+    LABELS,
+    PLANNED_CONTEXT_NAMES,
+    SUBSCRIPTION_CONTEXT_NAMES,
+)
+from monitor.notify.composer.templates import SubscriptionKind, kind_of
 
 
 class TemplateError(Exception):
@@ -28,23 +35,34 @@ class TemplateError(Exception):
         return Problem(self.file, self.line, self.block, self.message)
 
 
-def explain(exc: BaseException, messages_dir: Path) -> str:
-    """What went wrong, for the template's author."""
+def names_of(template: str) -> tuple[str, ...]:
+    """The names a message of ``template``'s kind sees (an incident's for a shared part)."""
+    kind, _ = kind_of(template)
+    if isinstance(kind, NoticeKind):
+        return PLANNED_CONTEXT_NAMES
+    if isinstance(kind, SubscriptionKind):
+        return SUBSCRIPTION_CONTEXT_NAMES
+    return CONTEXT_NAMES
+
+
+def explain(exc: BaseException, messages_dir: Path, names: tuple[str, ...] = CONTEXT_NAMES) -> str:
+    """What went wrong, for the template's author (``names``: what the message sees)."""
     if isinstance(exc, TemplateSyntaxError):
         return f"syntax error: {exc.message}"
     if isinstance(exc, SecurityError):
         return f"blocked by the sandbox (security): {exc}"
     if isinstance(exc, UndefinedError):
-        return f"undefined: {explain_undefined(str(exc))}"
+        return f"undefined: {explain_undefined(str(exc), names)}"
     if isinstance(exc, TemplateNotFound):
         return f"no template named {exc.name!r} in {messages_dir}"
     return f"{type(exc).__name__}: {exc}"
 
 
-def explain_undefined(message: str) -> str:
-    """Jinja's message for an undefined name or field, with the names or fields there are."""
+def explain_undefined(message: str, names: tuple[str, ...] = CONTEXT_NAMES) -> str:
+    """Jinja's message for an undefined name or field, with the names (of ``names``) or
+    fields there are."""
     if re.fullmatch(r"'\w+' is undefined", message):
-        return f"{message} (a message can use {', '.join(CONTEXT_NAMES)})"
+        return f"{message} (a message can use {', '.join(names)})"
     found = re.fullmatch(r"'(?:[\w.]+\.)?(\w+) object' has no attribute '(\w+)'", message)
     if found and found.group(1) in LABELS:
         label, cls = LABELS[found.group(1)]

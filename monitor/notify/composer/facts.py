@@ -36,6 +36,17 @@ PLANNED_CONTEXT_NAMES = (
     "manage_url",
     "unsubscribe_url",
 )
+# What the confirmation of a subscription (subscribe.j2) sees: nobody is subscribed yet, so
+# there is no ``user``, and ``manage_url`` and ``unsubscribe_url`` are "" (``_base.j2``'s html
+# and ``manage()`` read them).
+SUBSCRIPTION_CONTEXT_NAMES = (
+    "subscription",
+    "org",
+    "kind",
+    "language",
+    "manage_url",
+    "unsubscribe_url",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +133,17 @@ class MaintenanceFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class SubscriptionFacts:
+    """A request to subscribe, in its confirmation mail: ``systems`` are the ones asked for,
+    ``confirm_url`` the link that confirms it, ``confirm_within`` how long that link works
+    ("48 hours", "48 Stunden")."""
+
+    systems: tuple[SystemFacts, ...]
+    confirm_url: str
+    confirm_within: str
+
+
+@dataclass(frozen=True, slots=True)
 class OrgFacts:
     """Who is writing. ``contact`` is how to reach them, ready for a sentence: "call 0800 123 456
     or email help@example.com" ("" when neither is configured)."""
@@ -148,7 +170,15 @@ NO_RESPONSE = Response()
 
 RECORD_FIELDS: Mapping[type, frozenset[str]] = {
     cls: frozenset(f.name for f in fields(cls))
-    for cls in (SystemFacts, AttemptFacts, UserFacts, IncidentFacts, MaintenanceFacts, OrgFacts)
+    for cls in (
+        SystemFacts,
+        AttemptFacts,
+        UserFacts,
+        IncidentFacts,
+        MaintenanceFacts,
+        SubscriptionFacts,
+        OrgFacts,
+    )
 }
 """Each record's fields: the sandbox lets them through unchecked, the check knows them."""
 FIELD_TYPES: Mapping[type, Mapping[str, object]] = {
@@ -158,6 +188,7 @@ CONTEXT_RECORDS: Mapping[str, type] = {
     "user": UserFacts,
     "incident": IncidentFacts,
     "maintenance": MaintenanceFacts,
+    "subscription": SubscriptionFacts,
     "org": OrgFacts,
 }
 """The names of the context that are records, whose fields the check can know."""
@@ -167,6 +198,7 @@ LABELS: Mapping[str, tuple[str, type]] = {
         ("user", UserFacts),
         ("incident", IncidentFacts),
         ("maintenance", MaintenanceFacts),
+        ("subscription", SubscriptionFacts),
         ("a system", SystemFacts),
         ("an attempt", AttemptFacts),
         ("org", OrgFacts),

@@ -1,5 +1,5 @@
 """The filters templates may use besides Jinja's own: ``human_join``, ``sentence``,
-``paragraphs``, ``contact_links``, ``manage_link``."""
+``paragraphs``, ``contact_links``, ``manage_link``, ``link``."""
 
 from __future__ import annotations
 
@@ -111,3 +111,16 @@ def manage_link(html: object, url: str) -> Markup:
     link = f'<a href="{written}" style="color: #666;">{words}</a>'
     rest = text[at + len(written) :]
     return Markup(f'{text[:start]}<p style="{_DISCREET}">{head}{brk}{link}{rest}')
+
+
+def link(html: object, url: str) -> Markup:
+    """Html (``paragraphs``' output) with ``url`` made a link wherever the text shows it whole
+    (not inside a longer address, nor an attribute): the confirm link of the confirmation
+    mail. The html unchanged without one."""
+    text = str(html)
+    written = str(escape(url)) if url else ""
+    if not written:
+        return Markup(text)
+    anchor = f'<a href="{written}">{written}</a>'
+    pattern = re.compile(rf'(?<![\w"=/.-]){re.escape(written)}(?![\w/=-]|\.\w)')
+    return Markup(pattern.sub(lambda _: anchor, text))

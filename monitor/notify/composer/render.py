@@ -8,15 +8,16 @@ writes into every message (the incident, the moments) is worded once.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from monitor.config import MonitorSettings, Org, Problem
-from monitor.locales import same_language
+from monitor.locales import check_language, same_language
 from monitor.maintenance import NoticeKind, Occurrence
 from monitor.model import IncidentView, MessageKind, Reason, Recipient, RenderedMessage, SystemInfo
 from monitor.notify.composer.blocks import REQUIRED_BLOCKS, BlockRenderer
-from monitor.notify.composer.check import validate
+from monitor.notify.composer.check import NO_CONFIRM_LINK, validate
 from monitor.notify.composer.errors import TemplateError
 from monitor.notify.composer.facts import (
     NO_RESPONSE,
@@ -24,13 +25,18 @@ from monitor.notify.composer.facts import (
     IncidentFacts,
     MaintenanceFacts,
     Response,
+    SubscriptionFacts,
     UserFacts,
     org_facts,
     system_facts,
 )
 from monitor.notify.composer.goodwill import goodwill_by_language, goodwill_problems
 from monitor.notify.composer.message import finish
-from monitor.notify.composer.templates import language_folders, read_templates
+from monitor.notify.composer.templates import (
+    SubscriptionKind,
+    language_folders,
+    read_templates,
+)
 from monitor.notify.composer.wording import Speaker
 from monitor.text import one_line, unknown_name
 
@@ -118,6 +124,31 @@ class Composer:
         owners = sorted(info.name for info in recipient.affected)
         return self._template(kind.value, owners, recipient.person.language)
 
+    def confirmation_template_for(self, language: str | None) -> str:
+        """The template of the confirmation of a subscription: the one of ``language``'s
+        folder, else the default language's (no system has one of its own)."""
+        return self._template(SubscriptionKind.CONFIRM.value, (), language)
+
+    def language_for(self, preferred: Sequence[str]) -> str | None:
+        """The first of ``preferred`` (a visitor's languages, best first, as their browser's
+        Accept-Language lists them) that there are templates for, as a person's language is
+        matched (its own folder, its language's, or the default language's templates at the
+        top); else None: the default language, as for a person without one (who follows a
+        later change of ``default_language``). A tag Babel does not know is passed over."""
+        written = set(self._languages.values())
+        for tag in preferred:
+            try:
+                found = check_language(tag)
+            except ValueError:
+                continue
+            if (
+                same_language(found, self._default_language)
+                or found in written
+                or found.split("-", 1)[0] in written
+            ):
+                return found
+        return None
+
     def _template(self, kind: str, owners: Sequence[str], language: str | None) -> str:
         folders = self._folders.get(language)
         if folders is None:
@@ -181,8 +212,20 @@ class Composer:
         data = self.planned_context(kind, recipient, occurrence, now, template=name)
         return self._message(name, data, errors)
 
+    def render_confirmation(
+        self, systems: Sequence[str], confirm_url: str, within: float, language: str | None
+    ) -> RenderedMessage:
+        """The confirmation of a request to subscribe to ``systems`` (by name), with the link
+        that confirms it, working for ``within`` seconds, in ``language`` (``language_for``);
+        an email only (no sms). Raises TemplateError as ``render`` does, and when the text
+        does not show the link."""
+        name = self.confirmation_template_for(language)
+        data = self.subscription_context(systems, confirm_url, within, language, template=name)
+        message = self._message(name, data, [], shows=confirm_url)
+        return replace(message, sms="")
+
     def _message(
-        self, name: str, data: Mapping[str, object], errors: list[TemplateError]
+        self, name: str, data: Mapping[str, object], errors: list[TemplateError], shows: str = ""
     ) -> RenderedMessage:
         blocks = self._render_blocks(name, data, errors)
         if errors:
@@ -191,6 +234,8 @@ class Composer:
         for block in REQUIRED_BLOCKS:
             if not getattr(message, block):
                 raise TemplateError(*self._blocks.where(blocks, block), "it is empty")
+        if shows and shows not in message.text:
+            raise TemplateError(*self._blocks.where(blocks, "text"), NO_CONFIRM_LINK)
         return message
 
     def validate(self) -> list[Problem]:
@@ -202,7 +247,12 @@ class Composer:
         every undefined name.
         """
         problems = validate(
-            self._templates, self._blocks, self.context, self._systems, self.planned_context
+            self._templates,
+            self._blocks,
+            self.context,
+            self._systems,
+            self.planned_context,
+            self.subscription_context,
         )
         languages = set(self._languages.values())
         for key, wrong, known in goodwill_problems(
@@ -347,6 +397,38 @@ class Composer:
             "maintenance": self._planned_facts(occurrence, now, speaker),
             "org": self._org,
             "kind": kind.value,
+            "language": self._language_of.get(template, self._default_language),
+        }
+
+    def subscription_context(
+        self,
+        systems: Sequence[str],
+        confirm_url: str,
+        within: float,
+        language: str | None = None,
+        *,
+        template: str | None = None,
+    ) -> dict[str, object]:
+        """What the confirmation of a subscription sees: ``subscription`` (the systems asked
+        for, the confirm link, how long it works, in the template's language), ``org``,
+        ``kind``, ``language``; ``manage_url`` and ``unsubscribe_url`` are "" (nobody is
+        subscribed yet)."""
+        if template is None:
+            template = self.confirmation_template_for(language)
+        speaker = self._speaker(language, None, template)
+        subscription = SubscriptionFacts(
+            systems=tuple(
+                system_facts(self._systems.get(name) or SystemInfo(name, name)) for name in systems
+            ),
+            confirm_url=confirm_url,
+            confirm_within=speaker.period(within),
+        )
+        return {
+            "subscription": subscription,
+            "manage_url": "",
+            "unsubscribe_url": "",
+            "org": self._org,
+            "kind": SubscriptionKind.CONFIRM.value,
             "language": self._language_of.get(template, self._default_language),
         }
 

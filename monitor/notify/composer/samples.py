@@ -1,6 +1,6 @@
 """Sample messages for ``monitor validate`` and ``monitor preview``: a realistic incident, and
 a person it stopped (Alice Martin, or a nameless subscriber), at a realistic moment for each
-reason a message is sent."""
+reason a message is sent; planned work; a request to subscribe."""
 
 from __future__ import annotations
 
@@ -200,10 +200,15 @@ class PlannedSample:
     now: float
 
 
-# Planned work on a Sunday night, told the day before at lunchtime; over ten minutes after.
+# Planned work on a Sunday night, told the day before at lunchtime; over ten minutes after,
+# or cancelled that evening.
 _PLANNED_START = datetime(2025, 3, 9, 2, 0, tzinfo=UTC).timestamp()
 _PLANNED_END = _PLANNED_START + 2 * 3600
-_PLANNED_NOW = {NoticeKind.NOTICE: _PLANNED_START - 14 * 3600, NoticeKind.OVER: _PLANNED_END + 600}
+_PLANNED_NOW = {
+    NoticeKind.NOTICE: _PLANNED_START - 14 * 3600,
+    NoticeKind.OVER: _PLANNED_END + 600,
+    NoticeKind.CANCELLED: _PLANNED_START - 6 * 3600,
+}
 _PLANNED_NOTE = "We are moving our database to a faster server."
 
 
@@ -224,7 +229,8 @@ def sample_planned(
     window = Window(
         ref="db-move",
         systems=tuple(info.name for info in involved),
-        note=_PLANNED_NOTE,
+        # Cancelled: the window is gone, and its note with it.
+        note="" if kind is NoticeKind.CANCELLED else _PLANNED_NOTE,
         zone="UTC",
         source="sample",
         start=_PLANNED_START,
@@ -250,3 +256,31 @@ def sample_planned(
         )
         recipient = Recipient(subscriber, involved, (), _PLANNED_START)
     return PlannedSample(kind, recipient, occurrence, _PLANNED_NOW[kind])
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionSample:
+    """Everything ``Composer.render_confirmation`` needs for one realistic confirmation."""
+
+    systems: tuple[str, ...]
+    confirm_url: str
+    confirm_within: float
+
+
+# The shape of a real link (``/subscribe/confirm/`` and a signed token), never one that works.
+SAMPLE_CONFIRM_URL = (
+    "https://status.example.com/subscribe/confirm/"
+    "eyJlIjoib3JkZXJzQG5vcnRod2luZC5leGFtcGxlIn0.Z9cT1A.sample-token-not-a-real-one"
+)
+SAMPLE_CONFIRM_WITHIN = 48 * 3600.0  # subscriptions.confirm_within's default
+
+
+def sample_subscription(
+    systems: Mapping[str, SystemInfo], system: str, *, alone: bool = False
+) -> SubscriptionSample:
+    """A realistic request to subscribe to ``system`` and another (``alone``: to it only),
+    confirmed within ``subscriptions.confirm_within``'s default."""
+    known = dict(systems) or dict(SAMPLE_SYSTEMS)
+    others = [name for name in sorted(known) if name != system]
+    names = (system,) if alone else (system, *others[:1])
+    return SubscriptionSample(names, SAMPLE_CONFIRM_URL, SAMPLE_CONFIRM_WITHIN)

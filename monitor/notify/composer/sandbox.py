@@ -14,6 +14,7 @@ from monitor.notify.composer.facts import RECORD_FIELDS
 from monitor.notify.composer.filters import (
     contact_links,
     human_join,
+    link,
     manage_link,
     paragraphs,
     sentence,
@@ -43,6 +44,7 @@ def sandbox(loader: BaseLoader, *, autoescape: bool) -> Environment:
     env.filters["paragraphs"] = paragraphs
     env.filters["contact_links"] = contact_links
     env.filters["manage_link"] = manage_link
+    env.filters["link"] = link
     return env
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from jinja2 import BaseLoader, Environment, TemplateNotFound
@@ -18,9 +19,19 @@ from monitor.locales import check_language
 from monitor.maintenance import NoticeKind
 from monitor.model import MessageKind
 
-# Every kind of message a template may be: about an incident, or about planned work.
-AnyKind = MessageKind | NoticeKind
-KINDS: tuple[AnyKind, ...] = (*MessageKind, *NoticeKind)
+
+class SubscriptionKind(StrEnum):
+    """The message someone asks for on the status page: the confirmation of a subscription
+    (``subscribe.j2``, the outbox kind of ``monitor.subscriptions``), by email only, with no
+    per-system template (one request is for several systems)."""
+
+    CONFIRM = "subscribe"
+
+
+# Every kind of message a template may be: about an incident, about planned work, or the
+# confirmation of a subscription.
+AnyKind = MessageKind | NoticeKind | SubscriptionKind
+KINDS: tuple[AnyKind, ...] = (*MessageKind, *NoticeKind, *SubscriptionKind)
 
 
 @dataclass(frozen=True, slots=True)

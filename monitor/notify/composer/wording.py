@@ -115,6 +115,10 @@ class Speaker:
         """When the next word comes at the latest: ``within 24 hours``, ``in 24 Stunden``."""
         return say_within(self.language, seconds)
 
+    def period(self, seconds: float) -> str:
+        """How long something lasts, as a time limit: ``48 hours``, ``48 Stunden``."""
+        return say_period(self.language, seconds)
+
     def span(self, start: float, end: float, now: float) -> str:
         """From ``start`` to ``end``, as of ``now``: "tomorrow from 2:00 AM to 3:00 AM",
         "from 11:00 PM today to 1:00 AM tomorrow", "am Sonntag, 13. Dezember, von 02:00 Uhr
@@ -204,17 +208,31 @@ def say_duration(language: str, seconds: int) -> str:
     return joined.translate(_PLAIN_SPACES)
 
 
+def _whole_units(seconds: float) -> tuple[str, int]:
+    """A span in one unit, as people say a time limit: whole hours up to two days ("48
+    hours"), else whole days, else minutes."""
+    whole = round(seconds)
+    if whole % 3600 == 0 and 3600 <= whole <= 48 * 3600:
+        return "hour", whole // 3600
+    if whole % 86400 == 0 and whole:
+        return "day", whole // 86400
+    return "minute", max(1, round(whole / 60))
+
+
+@functools.lru_cache(maxsize=256)
+def say_period(language: str, seconds: float) -> str:
+    """A time limit in one unit: ``48 hours``, ``48 Stunden``, ``3 days``, ``90 minutes``."""
+    unit, count = _whole_units(seconds)
+    locale = Locale.parse(language, sep="-")
+    said = format_unit(count, f"duration-{unit}", length="long", locale=locale)
+    return said.translate(_PLAIN_SPACES)
+
+
 @functools.lru_cache(maxsize=256)
 def say_within(language: str, seconds: float) -> str:
     """``within 24 hours`` in English, as before; in another language CLDR's "in 24 hours"
     ("in 24 Stunden"): in whole hours up to two days, else whole days, else minutes."""
-    whole = round(seconds)
-    if whole % 3600 == 0 and 3600 <= whole <= 48 * 3600:
-        unit, count = "hour", whole // 3600
-    elif whole % 86400 == 0 and whole:
-        unit, count = "day", whole // 86400
-    else:
-        unit, count = "minute", max(1, round(whole / 60))
+    unit, count = _whole_units(seconds)
     locale = Locale.parse(language, sep="-")
     if locale.language == "en":
         return f"within {format_unit(count, f'duration-{unit}', length='long', locale=locale)}"

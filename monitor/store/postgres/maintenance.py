@@ -22,7 +22,8 @@ _BEGIN_NOTICE = (
 )
 _MARK_NOTICE = (
     "UPDATE maintenance_notices SET announced_at = COALESCE(announced_at, %(announced_at)s), "
-    "over_at = COALESCE(over_at, %(over_at)s) WHERE id = %(id)s"
+    "over_at = COALESCE(over_at, %(over_at)s), "
+    "cancelled_at = COALESCE(cancelled_at, %(cancelled_at)s) WHERE id = %(id)s"
 )
 _OVER = (
     "EXISTS (SELECT 1 FROM maintenance_notices WHERE id = %(id)s AND over_at IS NOT NULL "
@@ -79,10 +80,21 @@ class Maintenance:
         return [notice_record(row) for row in rows]
 
     async def mark_maintenance_notice(
-        self, notice_id: int, *, announced_at: float | None = None, over_at: float | None = None
+        self,
+        notice_id: int,
+        *,
+        announced_at: float | None = None,
+        over_at: float | None = None,
+        cancelled_at: float | None = None,
     ) -> None:
         await self.db.run(
-            _MARK_NOTICE, {"id": notice_id, "announced_at": announced_at, "over_at": over_at}
+            _MARK_NOTICE,
+            {
+                "id": notice_id,
+                "announced_at": announced_at,
+                "over_at": over_at,
+                "cancelled_at": cancelled_at,
+            },
         )
 
     async def prunable_maintenance_notices(self, over_before: float, limit: int = 100) -> list[int]:
