@@ -29,7 +29,13 @@ from monitor.delivery.channels.letterhead import letterhead_for, sender_from_env
 from monitor.delivery.sender import Channels, Delivery
 from monitor.incidents.correlation import Change, Correlator, Incident
 from monitor.logs import event
-from monitor.maintenance import PublicWindow, Schedule, config_windows, public_windows
+from monitor.maintenance import (
+    PublicWindow,
+    Schedule,
+    config_windows,
+    public_windows,
+    windows_digest,
+)
 from monitor.metrics import Metrics, ReplicaFigures
 from monitor.model import Address, Clock, SystemClock, SystemInfo
 from monitor.notify.composer import Composer
@@ -305,6 +311,7 @@ class App:
             await self.store.close()
             raise
         self.monitor.holder = self.membership.name
+        self.notifier.files_agree = self.membership.files_agree
         self.web_services = self._web_services()
         self._connect()
         # The first tick applies what a crash cut off before anything else.
@@ -362,6 +369,7 @@ class App:
             name=name,
             timing=timing,
             declared=lambda: [*self.config.systems, *SHARD_UNITS],
+            windows=lambda: windows_digest(self.config),
             gained=self._take_up,
             losing=self._let_go,
             host=host,

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
 from test_maintenance_app import END, PUBLIC, REF, START, WINDOW, Replica, Stage, flat, stage
 
 from monitor.store import SQLiteStore
@@ -78,6 +79,30 @@ async def test_work_removed_before_it_starts_is_told_cancelled_once_to_each_pers
         await on.at(END + 86400)
         assert len(await on.quiet()) == 5
         assert on.mail("over") == {}
+
+
+async def test_a_window_gone_from_the_leaders_files_only_is_not_told_cancelled_until_all_agree(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """During a rolling update the leader's files lack a window the other replica's still have:
+    nobody is told it is cancelled (the leader says why, once); once the other's files lack it
+    too, everyone told hears it, once."""
+    async with stage(tmp_path) as on:
+        await on.at(START - 86400)
+        await on.sent(3)
+        (on.leader.app.options.config / "maintenance" / "db.yaml").unlink()
+        assert on.leader.app.reload() == []  # the other replica still has the window
+        # Heartbeats a few seconds apart, as they are: both replicas stay alive.
+        for seconds in (10, 20, 30):
+            await on.at(START - 86400 + seconds)
+        assert len(await on.quiet()) == 3
+        waiting = [r for r in caplog.records if "replicas' files differ" in r.getMessage()]
+        assert len(waiting) == 1
+        assert on.other.app.reload() == []
+        for seconds in (40, 50):
+            await on.at(START - 86400 + seconds)
+        await on.sent(6)
+        assert sorted(on.mail("cancelled")) == EVERYONE_TOLD
 
 
 async def test_a_cancellation_a_crash_cut_off_is_finished_as_one_once_the_work_would_have_begun(

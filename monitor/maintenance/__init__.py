@@ -41,6 +41,7 @@ from monitor.maintenance.windows import (
     file_window,
     recorded_occurrence,
     window_of,
+    windows_digest,
 )
 
 __all__ = [
@@ -66,4 +67,5 @@ __all__ = [
     "public_windows",
     "recorded_occurrence",
     "window_of",
+    "windows_digest",
 ]

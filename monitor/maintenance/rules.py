@@ -31,7 +31,11 @@ The notices (``notice_due``, ``over_due``):
    the note that it is over goes at once when none of its systems is DOWN, as at its end
    (the notice promised it); when one is, no note: with the window gone that failure is an
    incident, told as usual (rule 3), and its messages say the rest.
-8. An occurrence whose window is still there but cannot be read (an API window stored by an
+8. A removal is told (6 or 7) only while every live replica's files declare the same as the
+   leader's (``agreed``): during a rolling update a leader whose files lack a window another
+   replica still has cannot tell a removal from a file that has not reached it yet, so the
+   occurrence waits (as at its end, rule 5, the note goes by a leader that has it).
+9. An occurrence whose window is still there but cannot be read (an API window stored by an
    older version, or in a time zone tzdata no longer has) is neither cancelled nor told as
    over: it waits until the window is removed (then 6 or 7) or its time has passed.
 """
@@ -94,7 +98,7 @@ def notice_due(occurrence: Occurrence, lead: float, now: float, begun: bool) -> 
 
 
 class Over(StrEnum):
-    """What an occurrence told to customers owes them now (rules 5 to 8)."""
+    """What an occurrence told to customers owes them now (rules 5 to 9)."""
 
     NOT_YET = "not ended, or a system of it still down within the grace"
     TELL = "over: everyone told hears it"
@@ -111,14 +115,18 @@ def over_due(
     *,
     cancelling: bool = False,
     unreadable: bool = False,
+    agreed: bool = True,
 ) -> Over:
     """What the occurrence told of owes at ``now``: ``planned`` as the windows have it now
     (None: no window has it), ``told`` as it was told (the record: its systems and times),
     ``down`` the systems DOWN now, ``grace`` the setting's (a window's own wins);
-    ``cancelling``: its cancellation was begun; ``unreadable``: its window cannot be read."""
+    ``cancelling``: its cancellation was begun; ``unreadable``: its window cannot be read;
+    ``agreed``: every live replica's files declare what the leader's do (rule 8)."""
     if cancelling:
         return Over.CANCEL
     if planned is None:
+        if not agreed:
+            return Over.NOT_YET
         if unreadable:
             return Over.NOT_YET if now < told.end else Over.NOTHING
         if now < told.start:

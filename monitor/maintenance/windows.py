@@ -9,6 +9,8 @@ date and time without an offset is in the window's ``timezone``, else monitor.ya
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time
@@ -155,6 +157,16 @@ def config_windows(config: Config) -> tuple[Window, ...]:
         file_window(spec, zone, config.maintenance_files.get(spec.name, ""))
         for spec in config.maintenance
     )
+
+
+def windows_digest(config: Config) -> str:
+    """A short name for the windows the files of ``config`` write, as they are read ("" for
+    none): replicas whose files write the same windows have the same one."""
+    if not config.maintenance:
+        return ""
+    written = [spec.model_dump_json() for spec in config.maintenance]
+    said = json.dumps([config.settings.default_timezone, sorted(written)])
+    return hashlib.blake2b(said.encode(), digest_size=12).hexdigest()
 
 
 def _aware(moment: datetime, zone: ZoneInfo) -> datetime:

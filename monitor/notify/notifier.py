@@ -151,6 +151,9 @@ class Notifier:
     # API's read from the store, so that every replica has them).
     windows: Sequence[Window] = ()
     schedule: Schedule = field(default_factory=Schedule)
+    # Whether every live replica's files declare what this one's do (the membership's): a
+    # window gone from this leader's files is told gone only then (maintenance rule 8).
+    files_agree: Callable[[], bool] = lambda: True
     planned: PlannedWork = field(init=False)
     _api_windows: dict[int, tuple[str, Window | UnusableWindow]] = field(default_factory=dict)
     # Each incident's systems in maintenance at the last tick (None: none read since the start)
@@ -310,6 +313,7 @@ class Notifier:
                 settings.notify_before,
                 settings.maintenance_grace,
                 down_systems(known),
+                self.files_agree,
             )
 
     # planned work ---------------------------------------------------------------------------

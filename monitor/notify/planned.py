@@ -1,7 +1,7 @@
 """Planned work told to customers: the notice before each occurrence of a maintenance window,
 the note once it is over, and the word that it is cancelled when its window goes before it
 starts, decided by the leader at each tick by the rules of ``monitor.maintenance.rules`` (4 to
-8), each committed to the outbox before any send; and the notice to someone who subscribes
+9), each committed to the outbox before any send; and the notice to someone who subscribes
 after it went (``tell_subscriber``, on whichever replica took the subscription).
 
 An occurrence the leader starts telling is recorded in the store once, whoever records it
@@ -69,6 +69,7 @@ class PlannedWork:
     batch_size: int = 64
     _failed: dict[str, str] = field(default_factory=dict)  # ref -> the template error said
     _said_replanned: set[str] = field(default_factory=set)  # cancelled refs planned again
+    _said_waiting: set[str] = field(default_factory=set)  # removals waiting for the replicas
     # The last read found no occurrence open: with no window either, none can be (only a
     # leader with a window records one), so the store is not asked again until there is one.
     _none_open: bool = False
@@ -80,9 +81,11 @@ class PlannedWork:
         lead: float,
         grace: float,
         down: frozenset[str],
+        files_agree: Callable[[], bool] = lambda: True,
     ) -> None:
         """Decide the notices due now and the notes and cancellations owed now (``down``: the
-        systems DOWN; ``grace``: monitor.yaml's, a window's own wins)."""
+        systems DOWN; ``grace``: monitor.yaml's, a window's own wins; ``files_agree``: every
+        live replica's files declare what this one's do, so a window gone is gone: rule 8)."""
         if not schedule and self._none_open:
             return
         records = {record.ref: record for record in await self.store.maintenance_notices()}
@@ -107,7 +110,7 @@ class PlannedWork:
                 await self.store.mark_maintenance_notice(record.id, announced_at=now)
         for record in records.values():
             if record.over_at is None:
-                await self._settle(record, schedule, now, grace, down)
+                await self._settle(record, schedule, now, grace, down, files_agree)
 
     async def _settle(
         self,
@@ -116,11 +119,14 @@ class PlannedWork:
         now: float,
         grace: float,
         down: frozenset[str],
+        files_agree: Callable[[], bool],
     ) -> None:
-        """What an occurrence told of owes now (rules 5 to 8): nothing yet, the note that it is
+        """What an occurrence told of owes now (rules 5 to 9): nothing yet, the note that it is
         over, the word that it is cancelled, or nothing more; then it is done with."""
         planned = schedule.find(record.ref, (record.starts_at, record.starts_at + 1.0))
         told = recorded_occurrence(record.ref, record.systems, record.starts_at, record.ends_at)
+        # Asked only of an occurrence its window is gone for: it reads the files' windows.
+        agreed = planned is not None or files_agree()
         owed = over_due(
             planned,
             told,
@@ -129,8 +135,11 @@ class PlannedWork:
             grace,
             cancelling=record.cancelled_at is not None,
             unreadable=schedule.unreadable(record.ref),
+            agreed=agreed,
         )
         if owed is Over.NOT_YET:
+            if not agreed:
+                self._waiting_for_replicas(record.ref)
             return
         if owed is Over.CANCEL:
             if record.cancelled_at is None:
@@ -284,6 +293,20 @@ class PlannedWork:
                 maintenance=occurrence.ref,
                 error=said,
             )
+
+    def _waiting_for_replicas(self, ref: str) -> None:
+        """A window told of is gone from this leader's files while the live replicas' files
+        differ (a rolling update): said once; told when they agree (rule 8)."""
+        if ref in self._said_waiting:
+            return
+        self._said_waiting.add(ref)
+        event(
+            log,
+            "planned work told of is not in this replica's files, and the replicas' files differ: "
+            "its customers are told it is cancelled or over once every replica's files agree",
+            logging.WARNING,
+            maintenance=ref,
+        )
 
     def _replanned(self, occurrence: Occurrence) -> None:
         """An occurrence told cancelled is in a window again, at the same time: said once (its

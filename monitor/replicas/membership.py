@@ -70,9 +70,13 @@ class Timing:
         return self.takeover - self.heartbeat
 
 
-def digest_of(systems: Collection[str]) -> str:
-    """A short name for a set of checks: replicas re-read another's list only when it changes."""
-    return hashlib.blake2b(json.dumps(sorted(systems)).encode(), digest_size=12).hexdigest()
+def digest_of(systems: Collection[str], windows: str = "") -> str:
+    """A short name for what a replica's files declare, its checks and (``windows``, their
+    own short name) its maintenance windows: replicas re-read another's list of checks only
+    when it changes, and the leader tells a window's removal only when every live replica's is
+    the same as its own (``files_agree``)."""
+    said = json.dumps([sorted(systems), windows] if windows else sorted(systems))
+    return hashlib.blake2b(said.encode(), digest_size=12).hexdigest()
 
 
 @dataclass(eq=False)
@@ -86,6 +90,8 @@ class Membership:
     losing: ChecksListener  # stop probing these; save their state first
     on_lead: list[LeadListener] = field(default_factory=list)  # told when leading starts/ends
     host: str = field(default_factory=socket.gethostname)  # where this process runs
+    # A short name for the maintenance windows this replica's files declare now ("": none).
+    windows: Callable[[], str] = lambda: ""
     pid: int = field(default_factory=os.getpid)
     started_at: float = field(init=False)
     held: set[str] = field(default_factory=set, init=False)
@@ -93,6 +99,10 @@ class Membership:
     lead_valid_until: float = field(default=0.0, init=False)  # on this replica's clock
     hold_valid_until: float = field(default=0.0, init=False)  # the same, for what it holds
     live: int = field(default=0, init=False)  # live replicas at the last heartbeat
+    # Whether every live replica's files declared what this one's did at the last heartbeat
+    # (checks and maintenance windows), and which windows this one's declared then.
+    _agreed: bool = field(default=True, init=False)
+    _beat_windows: str = field(default="", init=False)
     store_error: str | None = field(default=None, init=False)
     _known: dict[str, tuple[str, frozenset[str]]] = field(default_factory=dict, init=False)
     _assignment: dict[str, str] = field(default_factory=dict, init=False)
@@ -108,6 +118,12 @@ class Membership:
         database recently enough that no other replica can have taken anything over since.
         A replica cut off stops sending (and leading) by this, before another may start."""
         return self.clock.now() < self.hold_valid_until
+
+    def files_agree(self) -> bool:
+        """Whether every live replica's files declared what this one's did at the last
+        heartbeat (checks and maintenance windows: not so during a rolling update that changes
+        them), and this one's windows are still those (a reload since waits for the next)."""
+        return self._agreed and self.windows() == self._beat_windows
 
     def leads(self) -> bool:
         """Whether this replica leads now: it took or kept the lead at a heartbeat recent
@@ -137,11 +153,14 @@ class Membership:
         now = self.clock.now()
         systems = sorted(self.declared())
         mine = frozenset(systems)
-        digest = digest_of(systems)
+        windows = self.windows()
+        digest = digest_of(systems, windows)
         await self.store.beat(self.name, self.started_at, now, digest, systems, self.host, self.pid)
         alive_since = now - self.timing.dead_after
         live = await self.store.live_replicas(alive_since)
         self.live = len(live)
+        self._agreed = all(replica.digest == digest for replica in live)
+        self._beat_windows = windows
         known: dict[str, tuple[str, frozenset[str]]] = {self.name: (digest, mine)}
         for replica in live:
             if replica.name == self.name:
