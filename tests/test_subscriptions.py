@@ -460,7 +460,7 @@ async def test_the_confirmation_mail_is_its_template_with_a_text_and_an_html_par
         assert mail.subject == "Please confirm your subscription to Example Ltd status updates"
         link = link_in(mail.text, "subscribe/confirm")
         assert flat(mail.text) == flat(
-            "Hello, someone, hopefully you, asked us to write by email when there's a problem "
+            "Hello, Someone, hopefully you, asked us to write by email when there's a problem "
             "with Signing in to your account and Online payments at Example Ltd, and again when "
             f"it's fixed. To confirm, open this link within 48 hours: {link} If it wasn't you, "
             "just ignore this mail: you won't hear from us again. If you have a question, call "

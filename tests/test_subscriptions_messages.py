@@ -28,7 +28,7 @@ HOURS_48 = 48 * 3600.0
 # What each language says: who asked, to ignore it if it was not them, and nothing more then.
 SAYS = {
     "en": (
-        "someone, hopefully you, asked us to write by email when there's a problem with "
+        "Someone, hopefully you, asked us to write by email when there's a problem with "
         "Online payments and Signing in to your account at Example Ltd",
         "open this link within 48 hours:",
         "If it wasn't you, just ignore this mail: you won't hear from us again.",
