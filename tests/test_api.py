@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import re
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 from clock import FakeClock
 from fake_twilio import WebhookReceiver
+from running import Replica, start_replica
 from world import MESSAGES, write_config
 
 from monitor.app import App, Options
@@ -25,7 +23,6 @@ from monitor.demo.mailcatcher import MailCatcher
 from monitor.model import Address, ProbeResult
 from monitor.store import OutboxItem
 from monitor.web.api import ROUTES
-from monitor.web.server import build_web_app
 
 TOKEN = "t0ken-for-tests"
 FAILURE = "status 503, expected 200: body said 'db-password-expired'"
@@ -37,31 +34,18 @@ WRITE_ROUTES = [
 
 
 @dataclass
-class Running:
-    """A started App and an HTTP client on its web application."""
+class Running(Replica):
+    """A started App and an HTTP client on its web application, with its clock and checks."""
 
-    app: App
-    client: TestClient[web.Request, web.Application]
     clock: FakeClock
     checks: Path
     outcomes: list[tuple[OutboxItem, str]] = field(default_factory=list)
     _delivered: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def get(self, path: str) -> Any:
-        response = await self.client.get(path)
-        assert response.status == 200, await response.text()
-        return await response.json()
-
     async def post(
         self, path: str, body: object = None, *, token: str | None = TOKEN
     ) -> aiohttp.ClientResponse:
-        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
-        if body is None:
-            return await self.client.post(path, headers=headers)
-        headers["Content-Type"] = "application/json"
-        # A file-like body: aiohttp warns (an error here) about large bytes sent in one go.
-        data = io.BytesIO(json.dumps(body).encode())
-        return await self.client.post(path, data=data, headers=headers)
+        return await self.call("POST", path, body, token=token)
 
     def result(self, system: str, ok: bool) -> None:
         reason = "status 200 in 12ms" if ok else FAILURE
@@ -105,24 +89,22 @@ async def running(
     checks = tmp_path / "checks"
     write_config(checks, **config)
     clock = FakeClock()
-    app = App(
-        Options(config=checks, messages=MESSAGES, db=tmp_path / "monitor.db", listen="127.0.0.1:0"),
-        clock=clock,
-        environ=dict(environ) if environ is not None else {"MONITOR_API_TOKEN": TOKEN},
-        serve_http=False,
-    )
-    # The clock starts in 2027, so the real scheduler's first probe is years away: state moves
-    # only by the results the tests feed in.
-    await app.start()
-    client = TestClient(TestServer(build_web_app(app.web_services)))
-    await client.start_server()
-    world = Running(app, client, clock, checks)
-    app.delivery.on_outcome.append(world._outcome)
-    try:
+    async with AsyncExitStack() as stack:
+        # The clock starts in 2027, so the real scheduler's first probe is years away: state
+        # moves only by the results the tests feed in. The App's own loops run as they would
+        # in production: it ticks each second and reloads edited files.
+        started = await start_replica(
+            stack,
+            checks,
+            tmp_path / "monitor.db",
+            clock,
+            {"MONITOR_API_TOKEN": TOKEN} if environ is None else environ,
+            tick_every=1.0,
+            watch_files=True,
+        )
+        world = Running(started.app, started.client, clock, checks)
+        world.app.delivery.on_outcome.append(world._outcome)
         yield world
-    finally:
-        await client.close()
-        await app.stop()
 
 
 # the real server -------------------------------------------------------------------------------
@@ -166,7 +148,7 @@ async def test_systems_show_state_since_last_reason_interval_and_uptime(tmp_path
         await w.results("payment", False, 3)  # DOWN at the third failure
         down_at = w.clock.now() - 15
         w.clock.advance(1200 - 15)
-        systems = {s["name"]: s for s in (await w.get("/api/v1/systems"))["systems"]}
+        systems = {s["name"]: s for s in (await w.get_json("/api/v1/systems"))["systems"]}
         payment = systems["payment"]
         assert payment["title"] == "Online payments"
         assert payment["state"] == "DOWN"
@@ -188,16 +170,16 @@ async def test_incidents_are_listed_newest_first_and_filtered_by_status(tmp_path
         await w.results("payment", True, 2)
         w.clock.advance(3600)
         second = await w.outage("crm")
-        listed = (await w.get("/api/v1/incidents"))["incidents"]
+        listed = (await w.get_json("/api/v1/incidents"))["incidents"]
         assert [i["id"] for i in listed] == [second, first]
         assert listed[1]["status"] == "resolved"
         assert listed[1]["resolved_at"] is not None
         assert listed[0]["cause"] == {"name": "crm", "title": "Your order history"}
-        open_only = (await w.get("/api/v1/incidents?status=open"))["incidents"]
+        open_only = (await w.get_json("/api/v1/incidents?status=open"))["incidents"]
         assert [i["id"] for i in open_only] == [second]
-        resolved = (await w.get("/api/v1/incidents?status=resolved"))["incidents"]
+        resolved = (await w.get_json("/api/v1/incidents?status=resolved"))["incidents"]
         assert [i["id"] for i in resolved] == [first]
-        assert len((await w.get("/api/v1/incidents?limit=1"))["incidents"]) == 1
+        assert len((await w.get_json("/api/v1/incidents?limit=1"))["incidents"]) == 1
 
 
 @pytest.mark.parametrize(
@@ -254,7 +236,7 @@ async def test_incident_detail_counts_people_told_and_undeliverable(tmp_path: Pa
             assert (await w.post("/api/v1/users", {"users": users})).status == 200
             incident = await w.outage("payment")
             await w.delivered(2)
-            detail = await w.get(f"/api/v1/incidents/{incident}")
+            detail = await w.get_json(f"/api/v1/incidents/{incident}")
         assert detail["counts"] == {
             "acknowledged": 1,
             "updated": 0,
@@ -677,7 +659,7 @@ async def test_hold_keeps_messages_back_and_release_lets_them_go(tmp_path: Path)
         assert (await response.json())["held"] is False
         await w.tick()
         assert [i.kind for i in await w.app.store.outbox_items(incident)] == ["acknowledge"]
-        kinds = [e["kind"] for e in (await w.get(f"/api/v1/incidents/{incident}"))["timeline"]]
+        kinds = [e["kind"] for e in (await w.get_json(f"/api/v1/incidents/{incident}"))["timeline"]]
         assert "held" in kinds
         assert "released" in kinds
 
@@ -702,7 +684,7 @@ async def test_a_good_reload_applies_the_edited_check_files(tmp_path: Path) -> N
         response = await w.post("/-/reload")
         assert response.status == 200
         assert await response.json() == {"reloaded": True}
-        systems = {s["name"]: s["title"] for s in (await w.get("/api/v1/systems"))["systems"]}
+        systems = {s["name"]: s["title"] for s in (await w.get_json("/api/v1/systems"))["systems"]}
         assert systems["crm"] == "Your past orders"
 
 
@@ -734,7 +716,7 @@ async def test_a_refused_reload_is_422_with_where_and_the_monitor_stays_ready(
             f"warning: the last reload was refused (the previous configuration is running): "
             f"{path}:{line}: every:" in text
         )
-        status = await w.get("/api/v1/status")
+        status = await w.get_json("/api/v1/status")
         assert status["ready"] is True
         assert status["config"]["last_reload_successful"] is False
         assert status["config"]["refused_at"] is not None
@@ -742,12 +724,12 @@ async def test_a_refused_reload_is_422_with_where_and_the_monitor_stays_ready(
         metrics = await (await w.client.get("/metrics")).text()
         assert "monitor_config_last_reload_successful 0.0" in metrics
         assert 'monitor_config_reloads_total{result="failure"} 1.0' in metrics
-        systems = {s["name"]: s["title"] for s in (await w.get("/api/v1/systems"))["systems"]}
+        systems = {s["name"]: s["title"] for s in (await w.get_json("/api/v1/systems"))["systems"]}
         assert systems["payment"] == "Online payments"
         path.write_text(good)
         assert (await w.post("/-/reload")).status == 200
         assert "warning: the last reload" not in await (await w.client.get("/readyz")).text()
-        status = await w.get("/api/v1/status")
+        status = await w.get_json("/api/v1/status")
         assert status["config"]["last_reload_successful"] is True
         assert status["config"]["problems"] == []
         metrics = await (await w.client.get("/metrics")).text()
@@ -811,7 +793,7 @@ async def test_an_incident_lists_who_could_not_be_told_and_why(
             assert (await w.post("/api/v1/users", {"users": users})).status == 200
             incident = await w.outage("payment")
             await w.delivered(2)
-            detail = await w.get(f"/api/v1/incidents/{incident}")
+            detail = await w.get_json(f"/api/v1/incidents/{incident}")
         assert detail["undeliverable"] == [
             {"person": "sam", "kind": "acknowledge", "error": "no configured channel (had: sms)"}
         ]
@@ -856,7 +838,7 @@ async def test_openapi_marks_exactly_the_write_routes_with_bearer_auth(tmp_path:
     """Write operations carry bearerAuth security and 401/403 answers; reads carry none;
     every schema reference resolves inside the document."""
     async with running(tmp_path) as w:
-        document = await w.get("/api/v1/openapi.json")
+        document = await w.get_json("/api/v1/openapi.json")
     assert document["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     secured = {
         (method.upper(), path)
@@ -901,9 +883,9 @@ async def test_systems_say_since_when_their_uptime_counts(tmp_path: Path) -> Non
     async with running(tmp_path) as w:
         await w.results("payment", True, 2)  # UP at the second pass, 08:00:15
         w.clock.advance(15)
-        recent = {s["name"]: s for s in (await w.get("/api/v1/systems"))["systems"]}
+        recent = {s["name"]: s for s in (await w.get_json("/api/v1/systems"))["systems"]}
         w.clock.advance(8 * 86400)
-        week = {s["name"]: s for s in (await w.get("/api/v1/systems"))["systems"]}
+        week = {s["name"]: s for s in (await w.get_json("/api/v1/systems"))["systems"]}
     assert recent["payment"]["uptime_since"] == "2027-01-15T08:00:15Z"
     assert recent["payment"]["uptime_7d"] == 1.0
     assert week["payment"]["uptime_since"] == "2027-01-16T08:00:45Z"  # now, less 7 days
@@ -914,7 +896,7 @@ async def test_systems_say_since_when_their_uptime_counts(tmp_path: Path) -> Non
 async def test_the_openapi_document_describes_uptime_since(tmp_path: Path) -> None:
     """The published schema of a system lists uptime_since as a date-time or null."""
     async with running(tmp_path) as w:
-        document = await w.get("/api/v1/openapi.json")
+        document = await w.get_json("/api/v1/openapi.json")
     field = document["components"]["schemas"]["SystemOut"]["properties"]["uptime_since"]
     assert {"type": "string", "format": "date-time"} in field["anyOf"]
     assert "7 days" in field["description"]
@@ -924,7 +906,7 @@ async def test_status_names_the_channels_and_warns_when_there_is_none(tmp_path: 
     """With no channel configured, /api/v1/status lists none and warns that customers cannot
     be told (as /readyz does, still 200); with SMTP configured it lists email and no warning."""
     async with running(tmp_path / "bare") as w:
-        status = await w.get("/api/v1/status")
+        status = await w.get_json("/api/v1/status")
         readyz = await w.client.get("/readyz")
         assert readyz.status == 200
         assert "warning: no channel is configured" in await readyz.text()
@@ -934,7 +916,7 @@ async def test_status_names_the_channels_and_warns_when_there_is_none(tmp_path: 
     assert [w for w in status["warnings"] if "no channel is configured" in w]
     environ = {"MONITOR_API_TOKEN": TOKEN, "MONITOR_SMTP_URL": "smtp://127.0.0.1:1"}
     async with running(tmp_path / "mail", environ) as w:
-        status = await w.get("/api/v1/status")
+        status = await w.get_json("/api/v1/status")
     assert status["channels"] == ["email"]
     # Only that subscriptions are off: no public_url, no MONITOR_LINK_SECRET.
     assert [w.split(":")[0] for w in status["warnings"]] == [

@@ -15,21 +15,22 @@ import os
 import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from clock import FakeClock
 from killable import Killable, LogLine, until
 from process import REPO, free_port, run_cli
+from running import sending_to, start_replica
 from targets import Mode, Target
-from world import ALICE, BOB, DANA, MESSAGES, decided, world, write_config
+from world import ALICE, BOB, DANA, decided, world, write_config
 
-from monitor.app import App, Options
+from monitor.app import App
 from monitor.config import load_config
 from monitor.delivery.channels import EmailChannel
 from monitor.delivery.sender import Channels, Delivery
@@ -37,7 +38,6 @@ from monitor.demo.mailcatcher import CaughtMessage, MailCatcher
 from monitor.incidents.correlation import Incident, Member
 from monitor.model import Health, ProbeResult, SystemState, Transition
 from monitor.store import SENT, SQLiteStore, StoreUnavailable
-from monitor.web.server import build_web_app
 
 TOKEN = "fault-test-token"
 SYSTEMS = ("payment", "login", "crm")
@@ -670,21 +670,12 @@ async def app_on_a_fake_clock(
     checks = tmp_path / "checks"
     write_config(checks)
     clock = clock or FakeClock()
-    app = App(
-        Options(config=checks, messages=MESSAGES, db=tmp_path / "monitor.db", listen="-"),
-        clock=clock,
-        environ={"MONITOR_SMTP_URL": catcher.url, "MONITOR_SMTP_FROM": "status@example.com"},
-        serve_http=False,
-        watch_files=False,
-    )
-    await app.start()
-    client = TestClient(TestServer(build_web_app(app.web_services)))
-    await client.start_server()
-    try:
-        yield app, client, clock
-    finally:
-        await client.close()
-        await app.stop()
+    async with AsyncExitStack() as stack:
+        # Its own tick loop runs beside the test's ticks, each second as in production.
+        started = await start_replica(
+            stack, checks, tmp_path / "monitor.db", clock, sending_to(catcher), tick_every=1.0
+        )
+        yield started.app, started.client, clock
 
 
 async def test_store_refusing_writes_keeps_probing_in_memory_and_recovers_by_itself(

@@ -8,7 +8,6 @@ are in maintenance; a bad window file is refused by line and the monitor keeps r
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import textwrap
 from collections.abc import AsyncIterator
@@ -20,19 +19,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import feedparser
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 from clock import FakeClock
 from fake_twilio import WebhookReceiver
-from world import ALICE, BOB, DANA, MESSAGES, write_config
+from running import TOKEN, Replica, sending_to, start_replica
+from world import ALICE, BOB, DANA, write_config
 
-from monitor.app import App, Options
 from monitor.demo.mailcatcher import CaughtMessage, MailCatcher
 from monitor.model import Address, Person, ProbeResult
 from monitor.store import OutboxItem
-from monitor.web.server import build_web_app
 
-TOKEN = "t0ken-for-maintenance"
 BERLIN = ZoneInfo("Europe/Berlin")
 HANNA = Person(
     "hanna", "Hanna Schmidt", "hanna@example.com", None, None, ("payment",), "Europe/Berlin", "de"
@@ -50,24 +45,6 @@ WINDOW = """\
     timezone: Europe/Berlin
     note: We are moving the payment database to a faster server.
     """
-
-
-@dataclass
-class Replica:
-    app: App
-    client: TestClient[web.Request, web.Application]
-
-    async def call(
-        self, method: str, path: str, body: object = None, token: str | None = TOKEN
-    ) -> Any:
-        headers = {"Content-Type": "application/json"}
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
-        data = None if body is None else io.BytesIO(json.dumps(body).encode())
-        return await self.client.request(method, path, data=data, headers=headers)
-
-    async def metrics(self) -> str:
-        return await (await self.client.get("/metrics")).text()
 
 
 @dataclass
@@ -170,28 +147,15 @@ async def stage(
             (checks / "maintenance").mkdir()
             (checks / "maintenance" / "db.yaml").write_text(textwrap.dedent(window))
         clock = FakeClock()
-        replicas = []
-        for name in ("a", "b"):
-            app = App(
-                Options(config=checks, messages=MESSAGES, db=tmp_path / "monitor.db", listen=":0"),
-                clock=clock,
-                environ={
-                    "MONITOR_API_TOKEN": TOKEN,
-                    "MONITOR_SMTP_URL": catcher.url,
-                    "MONITOR_SMTP_FROM": "status@example.com",
-                    "MONITOR_REPLICA": name,
-                    **({"MONITOR_LINK_SECRET": LINK_SECRET} if links else {}),
-                },
-                serve_http=False,
-                watch_files=False,
-                tick_every=3600.0,  # the tests tick by hand
-            )
-            await app.start()
-            stack.push_async_callback(app.stop)
-            client = TestClient(TestServer(build_web_app(app.web_services)))
-            await client.start_server()
-            stack.push_async_callback(client.close)
-            replicas.append(Replica(app, client))
+        environ = {
+            "MONITOR_API_TOKEN": TOKEN,
+            **sending_to(catcher),
+            **({"MONITOR_LINK_SECRET": LINK_SECRET} if links else {}),
+        }
+        replicas = [
+            await start_replica(stack, checks, tmp_path / "monitor.db", clock, environ, name=name)
+            for name in ("a", "b")
+        ]
         leader, other = sorted(replicas, key=lambda r: not r.app.membership.leads())
         await leader.app.store.upsert_people([ALICE, BOB, DANA, HANNA])
         yield Stage(clock, catcher, team, leader, other)

@@ -16,7 +16,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from test_maintenance_app import END, PUBLIC, REF, START, WINDOW, Replica, Stage, flat, stage
+from running import Replica
+from test_maintenance_app import END, PUBLIC, REF, START, WINDOW, Stage, flat, stage
 
 from monitor.store import SQLiteStore
 

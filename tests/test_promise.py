@@ -6,7 +6,6 @@ real SQLite (and PostgreSQL for the store's part), on a fake clock."""
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -15,23 +14,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestServer
 from clock import FakeClock
 from fake_twilio import WebhookReceiver
 from killable import Killable, until
 from process import free_port, run_cli
+from running import TOKEN, Replica, sending_to, start_replica
 from targets import Mode, Target
 from world import ALICE, BOB, DANA, MESSAGES, write_config
 
-from monitor.app import App, Options
 from monitor.demo.mailcatcher import CaughtMessage, MailCatcher
 from monitor.incidents.correlation import Incident, Member
 from monitor.model import ProbeResult
 from monitor.store import ExplanationFinal, Store
 from monitor.web.server import build_web_app
 
-TOKEN = "t0ken-for-promises"
 DAY = 86400.0
 EXPLANATION = (
     "A card processor update we installed sent every payment to a server that had been "
@@ -106,31 +103,6 @@ async def test_a_pruned_incident_takes_its_explanation_and_promise_with_it(store
 
 
 @dataclass
-class Replica:
-    """A started App on the shared database, with an HTTP client on its web application."""
-
-    app: App
-    client: TestClient[web.Request, web.Application]
-
-    async def post(self, path: str, body: object, token: str | None = TOKEN) -> Any:
-        headers = {"Content-Type": "application/json"}
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
-        data = io.BytesIO(json.dumps(body).encode())
-        return await self.client.post(path, data=data, headers=headers)
-
-    async def get(self, path: str) -> Any:
-        response = await self.client.get(path)
-        assert response.status == 200, await response.text()
-        return await response.json()
-
-    async def metric(self, name: str) -> float:
-        page = await (await self.client.get("/metrics")).text()
-        line = next(x for x in page.splitlines() if x.startswith(name + " "))
-        return float(line.split()[1])
-
-
-@dataclass
 class Stage:
     """Two replicas of the monitor on one database, one fake clock, a mail catcher and the
     team's apprise endpoint."""
@@ -190,27 +162,11 @@ async def stage(tmp_path: Path) -> AsyncIterator[Stage]:
             url = team.url("/team").replace("http://", "json://")
             settings.write(f'oncall: ["{url}"]\nexplain_within: 3d\n')
         clock = FakeClock()
-        replicas = []
-        for name in ("a", "b"):
-            app = App(
-                Options(config=checks, messages=MESSAGES, db=tmp_path / "monitor.db", listen=":0"),
-                clock=clock,
-                environ={
-                    "MONITOR_API_TOKEN": TOKEN,
-                    "MONITOR_SMTP_URL": catcher.url,
-                    "MONITOR_SMTP_FROM": "status@example.com",
-                    "MONITOR_REPLICA": name,
-                },
-                serve_http=False,
-                watch_files=False,
-                tick_every=3600.0,  # the tests tick by hand
-            )
-            await app.start()
-            stack.push_async_callback(app.stop)
-            client = TestClient(TestServer(build_web_app(app.web_services)))
-            await client.start_server()
-            stack.push_async_callback(client.close)
-            replicas.append(Replica(app, client))
+        environ = {"MONITOR_API_TOKEN": TOKEN, **sending_to(catcher)}
+        replicas = [
+            await start_replica(stack, checks, tmp_path / "monitor.db", clock, environ, name=name)
+            for name in ("a", "b")
+        ]
         leader, other = sorted(replicas, key=lambda r: not r.app.membership.leads())
         assert (leader.app.membership.leads(), other.app.membership.leads()) == (True, False)
         await leader.app.store.upsert_people([ALICE, BOB, DANA])
@@ -243,7 +199,7 @@ async def test_a_promise_made_at_the_fix_is_reminded_then_kept_once_for_everyone
             assert "I'll write to you once we know" in message.text
             assert "If you'd like to know what we find" not in message.text
             assert "If you need us meanwhile, call 0800 123 456" in message.text
-        shown = await on.other.get(f"/api/v1/incidents/{number}")
+        shown = await on.other.get_json(f"/api/v1/incidents/{number}")
         assert shown["explanation"]["promise"] == "open"
         assert await on.other.metric("monitor_promises_open") == 1
 
@@ -265,8 +221,8 @@ async def test_a_promise_made_at_the_fix_is_reminded_then_kept_once_for_everyone
         reminders = [n for n in await on.notices() if "still owed" in n["title"]]
         assert len(reminders) == 2
 
-        posted = await on.other.post(
-            f"/api/v1/incidents/{number}/explanation", {"text": EXPLANATION}
+        posted = await on.other.call(
+            "POST", f"/api/v1/incidents/{number}/explanation", {"text": EXPLANATION}
         )
         assert posted.status == 200, await posted.text()
         await on.tick()
@@ -280,12 +236,14 @@ async def test_a_promise_made_at_the_fix_is_reminded_then_kept_once_for_everyone
         }
         assert all(EXPLANATION[:60] in " ".join(m.text.split()) for m in explained)
         assert [m for m in on.catcher.messages if "bob@example.com" in m.rcpt_tos] == []
-        shown = await on.other.get(f"/api/v1/incidents/{number}")
+        shown = await on.other.get_json(f"/api/v1/incidents/{number}")
         assert shown["explanation"]["promise"] == "kept"
         assert shown["messages"]["explanation"] == {"sent": 2}
         assert await on.leader.metric("monitor_promises_open") == 0
 
-        again = await on.other.post(f"/api/v1/incidents/{number}/explanation", {"text": "other"})
+        again = await on.other.call(
+            "POST", f"/api/v1/incidents/{number}/explanation", {"text": "other"}
+        )
         assert again.status == 409
         assert "can no longer be replaced" in (await again.json())["error"]
         on.clock.advance(5 * DAY)
@@ -306,9 +264,13 @@ async def test_an_explanation_before_the_fix_goes_into_the_resolved_message_and_
         await on.sent(2)
         number = (await on.leader.app.store.latest_incidents(1))[0].id
         given = f"{EXPLANATION} <b>Sorry</b>"
-        posted = await on.other.post(f"/api/v1/incidents/{number}/explanation", {"text": "draft"})
+        posted = await on.other.call(
+            "POST", f"/api/v1/incidents/{number}/explanation", {"text": "draft"}
+        )
         assert posted.status == 200
-        posted = await on.other.post(f"/api/v1/incidents/{number}/explanation", {"text": given})
+        posted = await on.other.call(
+            "POST", f"/api/v1/incidents/{number}/explanation", {"text": given}
+        )
         assert (await posted.json())["explanation"]["text"] == given  # replaced: not yet sent
         await on.results("payment", True, 2)
         await on.tick()
@@ -318,10 +280,12 @@ async def test_an_explanation_before_the_fix_goes_into_the_resolved_message_and_
                 "what we're changing so it doesn't happen again: A card processor" in message.text
             )
             assert "I'll write to you once we know" not in message.text
-        shown = await on.other.get(f"/api/v1/incidents/{number}")
+        shown = await on.other.get_json(f"/api/v1/incidents/{number}")
         assert (shown["explanation"]["promise"], shown["explanation"]["final"]) == ("none", True)
         assert await on.leader.metric("monitor_promises_open") == 0
-        refused = await on.other.post(f"/api/v1/incidents/{number}/explanation", {"text": "new"})
+        refused = await on.other.call(
+            "POST", f"/api/v1/incidents/{number}/explanation", {"text": "new"}
+        )
         assert refused.status == 409
 
         on.clock.advance(5 * DAY)
@@ -343,17 +307,21 @@ async def test_the_explanation_route_refuses_what_it_cannot_use(tmp_path: Path) 
         await on.results("payment", False, 3)
         number = (await on.leader.app.store.latest_incidents(1))[0].id
         path = f"/api/v1/incidents/{number}/explanation"
-        assert (await on.other.post(path, {"text": EXPLANATION}, token=None)).status == 401
-        assert (await on.other.post(path, {"text": EXPLANATION}, token="wrong")).status == 401
-        missing = await on.other.post("/api/v1/incidents/999/explanation", {"text": EXPLANATION})
+        assert (await on.other.call("POST", path, {"text": EXPLANATION}, token=None)).status == 401
+        assert (
+            await on.other.call("POST", path, {"text": EXPLANATION}, token="wrong")
+        ).status == 401
+        missing = await on.other.call(
+            "POST", "/api/v1/incidents/999/explanation", {"text": EXPLANATION}
+        )
         assert missing.status == 404
         assert (await missing.json())["error"] == "no incident 999"
-        empty = await on.other.post(path, {"text": "  \n "})
+        empty = await on.other.call("POST", path, {"text": "  \n "})
         assert empty.status == 422
         body = await empty.json()
         assert body["field"] == "text"
         assert "empty" in body["error"]
-        shaped = await on.other.post(path, {"text": EXPLANATION, "send": True})
+        shaped = await on.other.call("POST", path, {"text": EXPLANATION, "send": True})
         assert shaped.status == 400
         assert await on.leader.app.store.explanation(number) is None
 

@@ -25,23 +25,22 @@ from urllib.parse import urlsplit
 import dkim
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from clock import FakeClock
 from postgres import Database
+from running import TOKEN, sending_to, start_replica
 from test_mail_hygiene import SELECTOR, Keys, ed25519_keys, letterhead, sent, signed_fields
 from world import ALICE, BOB, DANA, MESSAGES, write_config
 
-from monitor.app import App, Options
+from monitor.app import App
 from monitor.delivery.channels import Email
 from monitor.delivery.channels.email import unsubscribe_headers
 from monitor.demo.mailcatcher import CaughtMessage, MailCatcher
 from monitor.model import Attempt, ProbeResult
-from monitor.web.server import build_web_app
 
 SECRET = "a-link-secret-of-forty-characters-000000"
 OLD_SECRET = "the-secret-before-it-was-rotated-1111111"
 PUBLIC = "https://status.example.com"
-TOKEN = "t0ken-for-subscriptions"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
@@ -107,30 +106,14 @@ async def stage(
                 f"email: {{dkim: {{selector: {SELECTOR}, key_file: {key}}}}}\n{yaml}"
             )
         clock = FakeClock()
-        environ = {
-            "MONITOR_API_TOKEN": TOKEN,
-            "MONITOR_SMTP_URL": catcher.url,
-            "MONITOR_SMTP_FROM": "status@example.com",
-        }
+        environ = {"MONITOR_API_TOKEN": TOKEN, **sending_to(catcher)}
         if secret is not None:
             environ["MONITOR_LINK_SECRET"] = secret
-        app = App(
-            Options(
-                config=checks, messages=messages, db=db or tmp_path / "monitor.db", listen=":0"
-            ),
-            clock=clock,
-            environ=environ,
-            serve_http=False,
-            watch_files=False,
-            tick_every=3600.0,  # the tests tick by hand
+        started = await start_replica(
+            stack, checks, db or tmp_path / "monitor.db", clock, environ, messages=messages
         )
-        await app.start()
-        stack.push_async_callback(app.stop)
-        client = TestClient(TestServer(build_web_app(app.web_services)))
-        await client.start_server()
-        stack.push_async_callback(client.close)
-        await app.store.upsert_people([ALICE, BOB, DANA])
-        yield Stage(app, client, clock, catcher, keys)
+        await started.app.store.upsert_people([ALICE, BOB, DANA])
+        yield Stage(started.app, started.client, clock, catcher, keys)
 
 
 def path_of(url: str) -> str:
@@ -511,7 +494,8 @@ async def test_a_german_visitor_gets_the_german_mail_and_hears_in_german_once_su
         [other] = await on.app.store.people_with_email("fr@example.org")
         assert other.language is None  # the default language's, as it is then
         await on.rounds("payment", False, 8)
-        [ack] = [m for m in await on.mail(5) if m.rcpt_tos == ("new@example.org",)][1:]
+        # The two confirmations, then the acknowledgements: Alice, Dana and both new subscribers.
+        [ack] = [m for m in await on.mail(6) if m.rcpt_tos == ("new@example.org",)][1:]
         assert ack.subject.startswith("Entschuldigung: ")
         assert ack.text.startswith("Guten Tag,")
         assert "/unsubscribe/" in ack.text  # subscribed now: their own link
