@@ -15,7 +15,10 @@ def one_line(text: str) -> str:
     # them: ``isprintable`` is false for every control and whitespace character but " ".
     if text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
         return text
-    return _BREAKS.sub(" ", text).strip()
+    # A rendered subject or sms is several lines of plain words: splitting on whitespace is
+    # the regex's answer, several times faster, unless a control character is left.
+    joined = " ".join(text.split())
+    return joined if joined.isprintable() else _BREAKS.sub(" ", text).strip()
 
 
 def unknown_name(kind: str, name: str, known: Iterable[str]) -> str:

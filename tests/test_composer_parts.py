@@ -12,6 +12,7 @@ from monitor.model import MessageKind
 from monitor.notify.composer.html import HtmlFrame, Slot, html_frames, html_from_text
 from monitor.notify.composer.sandbox import sandbox
 from monitor.notify.composer.templates import kind_of, read_templates
+from monitor.text import one_line
 
 MESSAGES = Path(__file__).resolve().parent.parent / "messages"
 
@@ -146,3 +147,22 @@ def test_the_shipped_html_is_written_directly_for_base_alone() -> None:
     assert str(middle[2]).startswith("</title>\n</head>\n<body")
     assert english.pieces[-2:] == (Slot.MANAGED_TEXT, "\n</body>\n</html>\n")
     assert german == english
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("Alice Martin", "Alice Martin"),
+        ("\n  Planned work on\n  Online payments\n", "Planned work on Online payments"),
+        ("a\tb\r\nc\x0bd\x85e\u2028f\xa0g", "a b c d e f g"),
+        ("Bcc:\x00 x@evil.example\x1bz", "Bcc: x@evil.example z"),
+        ("x\x7f\x9fy", "x y"),
+        ("  ", ""),
+    ],
+)
+def test_one_line_makes_every_run_of_whitespace_or_control_characters_one_space(
+    text: str, line: str
+) -> None:
+    """A subject, name or sms is one line: line breaks, tabs, Unicode spaces and control
+    characters (which splitting on whitespace alone would keep) each run one space, trimmed."""
+    assert one_line(text) == line
