@@ -572,6 +572,8 @@ ESCAPES = [
     "{{ lipsum.__globals__['os'] }}",
     "{{ (user|attr('__class__')).__init__ }}",
     "{{ '{0.__class__}'.format(user) }}",
+    "{{ subscription.__class__.__init__ }}",
+    "{{ maintenance.__class__.__mro__ }}",
 ]
 
 
@@ -585,6 +587,8 @@ TEMPLATES = [
     "crm/resolved.j2",
     "payment/update.j2",
     "login/acknowledge.j2",
+    "subscribe.j2",
+    "maintenance-cancelled.j2",
 ]
 OVERRIDE = """{% extends "_base.j2" %}
 {% block subject %}Sorry{% endblock %}

@@ -25,8 +25,8 @@ CONTEXT_NAMES = (
     "manage_url",
     "unsubscribe_url",
 )
-# What the messages about planned work (maintenance.j2, maintenance-over.j2) see instead of
-# ``incident``, ``reason`` and ``next_update``.
+# What the messages about planned work (maintenance.j2, maintenance-over.j2,
+# maintenance-cancelled.j2) see instead of ``incident``, ``reason`` and ``next_update``.
 PLANNED_CONTEXT_NAMES = (
     "user",
     "maintenance",
