@@ -7,9 +7,9 @@ sends it, with no cookie and no confirmation page).
 
 The confirmation mail is in the visitor's language when their browser's ``Accept-Language``
 names one there are templates for. Pages name services by their titles, never their internal
-names. A request's answer is the same
-page whoever asks (subscribed already, unknown, or over the limits): nothing about an address
-is read before answering. A token that is not ours gets a plain page and no detail.
+names. A request's answer is the same page whoever asks (subscribed already, unknown, or over
+the limits): nothing about an address is read before answering. A token that is not ours gets
+a plain page and no detail.
 """
 
 from __future__ import annotations
