@@ -7,11 +7,9 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
-
-import sqlite_utils
 
 from monitor.store.notices import NOTICE_COLUMNS, notice_record
+from monitor.store.sqlite_rows import SQLiteRows
 from monitor.store.types import PENDING, NoticeRecord, StoredWindow, StoreUnavailable
 
 # Made unless there: an occurrence is recorded once, whoever records it first.
@@ -31,20 +29,11 @@ PRUNABLE_NOTICES = (
 )
 
 
-class SQLiteMaintenance:
+class SQLiteMaintenance(SQLiteRows):
     """Planned work in this file."""
 
-    db: sqlite_utils.Database
-
-    def _maintenance_rows(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
-        try:
-            with self.db.atomic():  # RETURNING's rows are read before the commit
-                return self.db.execute(sql, params).fetchall()
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailable(str(exc)) from exc
-
     async def add_maintenance_window(self, spec: str, now: float) -> StoredWindow:
-        [(id_,)] = self._maintenance_rows(
+        [(id_,)] = self._rows(
             "INSERT INTO maintenance_windows (spec, created_at) VALUES (?, ?) RETURNING id",
             (spec, now),
         )
@@ -57,9 +46,7 @@ class SQLiteMaintenance:
         return [StoredWindow(int(id_), str(spec), float(at)) for id_, spec, at in rows]
 
     async def remove_maintenance_window(self, window_id: int) -> bool:
-        gone = self._maintenance_rows(
-            "DELETE FROM maintenance_windows WHERE id = ? RETURNING id", (window_id,)
-        )
+        gone = self._rows("DELETE FROM maintenance_windows WHERE id = ? RETURNING id", (window_id,))
         return bool(gone)
 
     async def begin_maintenance_notice(
@@ -95,7 +82,7 @@ class SQLiteMaintenance:
         over_at: float | None = None,
         cancelled_at: float | None = None,
     ) -> None:
-        self._maintenance_rows(
+        self._rows(
             MARK_NOTICE,
             {
                 "id": notice_id,

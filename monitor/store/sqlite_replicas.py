@@ -8,10 +8,8 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any
 
-import sqlite_utils
-
+from monitor.store.sqlite_rows import SQLiteRows
 from monitor.store.types import ReplicaRecord, StoreUnavailable
 
 _TAKE = (
@@ -33,17 +31,8 @@ _LEAD = (
 )
 
 
-class SQLiteReplicas:
+class SQLiteReplicas(SQLiteRows):
     """The replicas sharing this file, the checks each holds, and the leader."""
-
-    db: sqlite_utils.Database
-
-    def _rows(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
-        try:
-            with self.db.atomic():  # RETURNING's rows are read before the commit
-                return self.db.execute(sql, params).fetchall()
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailable(str(exc)) from exc
 
     async def beat(
         self,
