@@ -25,6 +25,13 @@ def attempts_window(incident: Incident, lookback: float) -> float:
     return incident.opened_at - lookback
 
 
+def attempts_span(incident: Incident, lookback: float) -> tuple[float, float]:
+    """From when to when an attempt counts for ``incident`` (``People.audience_count``'s
+    moments): from ``attempts_window`` to its fix, or for good while it is open."""
+    until = incident.resolved_at if incident.resolved_at is not None else float("inf")
+    return attempts_window(incident, lookback), until
+
+
 class Audience:
     """Everyone ``incident`` affects, each once, as the subscribers come in pages: first each
     page of subscribers (``subscribed``), then the people known only from attempts

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from monitor.config import MaintenanceWindow, MonitorSettings
 from monitor.config.problems import dotted, reason
 from monitor.durations import format_duration
-from monitor.incidents.audience import Audience, attempts_window
+from monitor.incidents.audience import Audience, attempts_span, attempts_window
 from monitor.incidents.correlation import Correlator, Incident
 from monitor.logs import event
 from monitor.maintenance import (
@@ -547,15 +547,12 @@ class Notifier:
 
     async def audience_size(self, incident: Incident) -> int:
         """How many people ``incident`` affects now."""
-        until = incident.resolved_at if incident.resolved_at is not None else float("inf")
-        return await self.store.audience_count(
-            incident.systems, attempts_window(incident, self.settings.attempt_lookback), until
-        )
+        span = attempts_span(incident, self.settings.attempt_lookback)
+        return await self.store.audience_count(incident.systems, *span)
 
     async def _audience_of(self, incident: Incident) -> AffectedCount:
-        until = incident.resolved_at if incident.resolved_at is not None else float("inf")
-        window = attempts_window(incident, self.settings.attempt_lookback)
-        return await count_audience(self.store, incident.systems, window, until)
+        span = attempts_span(incident, self.settings.attempt_lookback)
+        return await count_audience(self.store, incident.systems, *span)
 
     async def _fan_out(
         self, incident: Incident, now: float, hidden: Collection[str] = ()

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from monitor.incidents.audience import attempts_window
+from monitor.incidents.audience import attempts_span
 from monitor.incidents.correlation import Incident
 from monitor.reporting import Report, build_report, report_html, report_markdown
 from monitor.store import count_audience
@@ -49,12 +49,11 @@ async def incident_report(services: Services, incident: Incident) -> Report:
     """The report of ``incident`` as of now, from the store."""
     store = services.store
     config = services.config()
-    until = incident.resolved_at if incident.resolved_at is not None else float("inf")
-    window = attempts_window(incident, config.settings.attempt_lookback)
+    span = attempts_span(incident, config.settings.attempt_lookback)
     # Of these reads only the audience is one long statement (~30 ms for 100,000 people on
     # SQLite, whose calls hold the loop); the tally after it yields between its parts.
     kept = await store.audience(incident.id) if incident.resolved_at is not None else None
-    affected = kept or await count_audience(store, incident.systems, window, until)
+    affected = kept or await count_audience(store, incident.systems, *span)
     tally = await store.message_tally(incident.id)
     return build_report(
         incident,
