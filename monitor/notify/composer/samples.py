@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -46,6 +46,14 @@ class Sample:
 
 
 SamplePerson = Literal["alice", "subscriber"]
+# The two people samples are written to: Alice, who tried something, and a nameless subscriber.
+_ALICE = Person(
+    id="u-1042",
+    name="Alice Martin",
+    email="alice.martin@example.com",
+    phone="+44 7700 900123",
+)
+_SUBSCRIBER = Person(id="u-2208", email="orders@northwind.example")
 SAMPLE_PEOPLE: tuple[SamplePerson, ...] = ("alice", "subscriber")
 SAMPLE_SYSTEMS = {
     "payment": SystemInfo(
@@ -161,25 +169,13 @@ def sample_context(
         explanation=_SAMPLE_EXPLANATION if reason in _EXPLAINED_FOR[person] else "",
     )
     if person == "alice":
-        alice = Person(
-            id="u-1042",
-            name="Alice Martin",
-            email="alice.martin@example.com",
-            phone="+44 7700 900123",
-            language=language,
-        )
+        alice = replace(_ALICE, language=language)
         tried = Attempt(focus.name, alice.id, sample_action(focus), _SAMPLE_START + 120)
         grown = involved if reason is Reason.GREW else (focus,)
         recipient = Recipient(alice, grown, (tried,), tried.at)
     else:
         names = tuple(info.name for info in involved)
-        subscriber = Person(
-            id="u-2208",
-            name="",
-            email="orders@northwind.example",
-            systems=names,
-            language=language,
-        )
+        subscriber = replace(_SUBSCRIBER, systems=names, language=language)
         recipient = Recipient(subscriber, involved, (), _SAMPLE_START)
     # Alice's team has on-call routes and offers goodwill (in the day-long periodic update);
     # the subscriber's has neither, so both wordings are rendered.
@@ -238,22 +234,10 @@ def sample_planned(
     )
     occurrence = Occurrence(window, _PLANNED_START, _PLANNED_END)
     if person == "alice":
-        alice = Person(
-            id="u-1042",
-            name="Alice Martin",
-            email="alice.martin@example.com",
-            phone="+44 7700 900123",
-            systems=(focus.name,),
-            language=language,
-        )
+        alice = replace(_ALICE, systems=(focus.name,), language=language)
         recipient = Recipient(alice, (focus,), (), _PLANNED_START)
     else:
-        subscriber = Person(
-            id="u-2208",
-            email="orders@northwind.example",
-            systems=window.systems,
-            language=language,
-        )
+        subscriber = replace(_SUBSCRIBER, systems=window.systems, language=language)
         recipient = Recipient(subscriber, involved, (), _PLANNED_START)
     return PlannedSample(kind, recipient, occurrence, _PLANNED_NOW[kind])
 
